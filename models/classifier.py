@@ -1,0 +1,44 @@
+"""Encoder + linear head + temperature: the model that is served."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.config import ModelConfig
+from models.encoders import build_encoder
+
+
+class Classifier(nn.Module):
+    """Maps ``(B, *input_shape)`` to calibrated logits ``(B, num_classes)``.
+
+    The temperature is a buffer, so it travels in the weights file; ``forward``
+    divides by it, which is what makes ``softmax(forward(x))`` a calibrated
+    probability (see `models.calibration`).
+
+    >>> m = Classifier(ModelConfig(encoder="mlp", input_shape=(4,), num_classes=3)).eval()
+    >>> logits, emb = m.forward_with_embedding(torch.zeros(2, 4))
+    >>> tuple(logits.shape), tuple(emb.shape)
+    ((2, 3), (2, 128))
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = build_encoder(config)
+        self.head = nn.Linear(config.embed_dim, config.num_classes)
+        self.register_buffer("temperature", torch.ones(()))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def raw_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits before temperature scaling (what training optimises)."""
+        return self.head(self.encoder(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x)) / self.temperature
+
+    def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encoder(x)
+        return self.head(z) / self.temperature, z
