@@ -1,0 +1,247 @@
+"""The versioned model registry: ``ROOT/<name>/<version>/`` plus a ``CURRENT`` pointer.
+
+Each version directory holds ``weights.safetensors``, ``manifest.json``,
+``reference.safetensors`` (statistics the drift monitor compares against) and
+``anchors.safetensors`` (the small labeled set guardrails and replay use).
+Nothing is ever pickled.
+
+Publishing writes into a hidden temporary directory and renames it into place, so
+a crash mid-publish leaves no half-written version visible; ``CURRENT`` is
+replaced by an atomic rename, so readers always see a whole pointer.
+
+>>> import tempfile, torch
+>>> from models.classifier import Classifier
+>>> from models.config import ModelConfig
+>>> reg = Registry(tempfile.mkdtemp())
+>>> model = Classifier(ModelConfig(encoder="mlp", input_shape=(4,), num_classes=3))
+>>> v1 = reg.publish("demo", model, reason="pretrain")
+>>> v2 = reg.publish("demo", model, reason="adapt", parent=1)
+>>> reg.current("demo").version, reg.rollback("demo").version
+(2, 1)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file as load_numpy
+from safetensors.numpy import save_file as save_numpy
+from safetensors.torch import load_file as load_torch
+from safetensors.torch import save_file as save_torch
+
+from models.classifier import Classifier
+from models.config import ModelConfig
+
+WEIGHTS = "weights.safetensors"
+MANIFEST = "manifest.json"
+REFERENCE = "reference.safetensors"
+ANCHORS = "anchors.safetensors"
+CURRENT = "CURRENT"
+ACTIVATIONS = "ACTIVATIONS.json"
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that cannot be done (unknown version, rejected candidate...)."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One published version: where it lives and what its manifest says."""
+
+    name: str
+    version: int
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        return str(self.manifest.get("status", "approved"))
+
+
+@dataclass
+class LoadedModel:
+    """A version's modules and arrays, ready to serve or to adapt."""
+
+    info: ModelVersion
+    model: Classifier
+    reference: dict[str, np.ndarray] = field(default_factory=dict)
+    anchors_x: np.ndarray | None = None
+    anchors_y: np.ndarray | None = None
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Registry:
+    """Publish, list, load, activate and roll back model versions under ``root``."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    # -- reading -------------------------------------------------------------
+    def names(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        base = self.root / name
+        if not base.is_dir():
+            return []
+        found = [p for p in base.iterdir() if p.is_dir() and p.name.isdigit()]
+        return [self.get(name, int(p.name)) for p in sorted(found, key=lambda p: int(p.name))]
+
+    def get(self, name: str, version: int) -> ModelVersion:
+        path = self.root / name / str(version)
+        try:
+            manifest = json.loads((path / MANIFEST).read_text())
+        except FileNotFoundError:
+            raise RegistryError(f"model {name!r} has no version {version}") from None
+        return ModelVersion(name, int(version), path, manifest)
+
+    def current(self, name: str) -> ModelVersion | None:
+        pointer = self.root / name / CURRENT
+        if not pointer.exists():
+            return None
+        return self.get(name, int(pointer.read_text().strip()))
+
+    def load(self, name: str, version: int | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+        """Rebuild the model from its manifest and load tensors with safetensors (no pickle)."""
+        info = self.current(name) if version is None else self.get(name, version)
+        if info is None:
+            raise RegistryError(f"model {name!r} has no current version")
+        model = Classifier(ModelConfig.from_dict(info.manifest["config"]))
+        model.load_state_dict(load_torch(str(info.path / WEIGHTS), device=str(device)), strict=True)
+        model.to(device).eval()
+        reference = load_numpy(str(info.path / REFERENCE)) if (info.path / REFERENCE).exists() else {}
+        anchors = load_numpy(str(info.path / ANCHORS)) if (info.path / ANCHORS).exists() else {}
+        return LoadedModel(info, model, reference, anchors.get("x"), anchors.get("y"))
+
+    # -- writing -------------------------------------------------------------
+    def publish(
+        self,
+        name: str,
+        model: Classifier,
+        *,
+        reason: str,
+        parent: int | None = None,
+        metrics: dict[str, Any] | None = None,
+        reference: dict[str, np.ndarray] | None = None,
+        anchors: tuple[np.ndarray, np.ndarray] | None = None,
+        objective: str | None = None,
+        classes: list[int] | None = None,
+        extra: dict[str, Any] | None = None,
+        status: str = "approved",
+        activate: bool = True,
+    ) -> ModelVersion:
+        """Write a new version atomically; make it CURRENT unless told not to.
+
+        A ``status="rejected"`` candidate is kept for inspection and can never be
+        activated.
+        """
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"invalid model name {name!r}")
+        if status == "rejected" and activate:
+            raise ValueError("a rejected candidate cannot be activated")
+        base = self.root / name
+        base.mkdir(parents=True, exist_ok=True)
+        staging = base / f".staging-{uuid.uuid4().hex}"
+        staging.mkdir()
+        try:
+            state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+            save_torch(state, str(staging / WEIGHTS))
+            if reference:
+                save_numpy({k: np.ascontiguousarray(v) for k, v in reference.items()}, str(staging / REFERENCE))
+            if anchors is not None:
+                ax, ay = anchors
+                save_numpy({"x": np.ascontiguousarray(ax, dtype=np.float32),
+                            "y": np.ascontiguousarray(ay, dtype=np.int64)}, str(staging / ANCHORS))
+            config = model.config
+            manifest: dict[str, Any] = {
+                "name": name,
+                "parent": parent,
+                "created": datetime.now(timezone.utc).isoformat(),
+                "reason": reason,
+                "status": status,
+                "config": config.to_dict(),
+                "input_shape": list(config.input_shape),
+                "classes": classes if classes is not None else list(range(config.num_classes)),
+                "objective": objective,
+                "metrics": metrics or {},
+                **(extra or {}),
+            }
+            for attempt in range(100):
+                version = max((v.version for v in self.versions(name)), default=0) + 1 + attempt
+                manifest["version"] = version
+                _write_json_atomic(staging / MANIFEST, manifest)
+                _fsync_dir(staging)
+                try:
+                    os.rename(staging, base / str(version))  # fails if another publisher took it
+                    break
+                except OSError:
+                    continue
+            else:  # pragma: no cover - would need 100 concurrent publishers
+                raise RegistryError("could not allocate a version number")
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        _fsync_dir(base)
+        info = self.get(name, version)
+        if activate:
+            self.activate(name, version)
+        return info
+
+    def activate(self, name: str, version: int) -> ModelVersion:
+        """Point CURRENT at ``version`` (atomic rename) and remember it for rollback."""
+        info = self.get(name, version)
+        if info.status == "rejected":
+            raise RegistryError(f"version {version} of {name!r} was rejected by its guardrails; it is never served")
+        base = self.root / name
+        history = self.activation_history(name)
+        if not history or history[-1] != version:
+            history.append(version)
+        _write_json_atomic(base / ACTIVATIONS, history)
+        tmp = base / f".{CURRENT}.{uuid.uuid4().hex}"
+        tmp.write_text(f"{version}\n")
+        os.replace(tmp, base / CURRENT)
+        return info
+
+    def activation_history(self, name: str) -> list[int]:
+        path = self.root / name / ACTIVATIONS
+        return [int(v) for v in json.loads(path.read_text())] if path.exists() else []
+
+    def rollback(self, name: str) -> ModelVersion:
+        """Re-activate the version that was current before this one."""
+        history = self.activation_history(name)
+        current = self.current(name)
+        if current is None:
+            raise RegistryError(f"model {name!r} has no current version")
+        while history and history[-1] == current.version:
+            history.pop()
+        if not history:
+            raise RegistryError(f"model {name!r} has nothing to roll back to")
+        previous = history[-1]
+        _write_json_atomic(self.root / name / ACTIVATIONS, history)
+        return self.activate(name, previous)
