@@ -1,0 +1,115 @@
+"""The registry: atomic publish, CURRENT pointer, rollback, and no pickle anywhere."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.classifier import Classifier
+from models.config import ModelConfig
+from models.registry import Registry, RegistryError
+
+
+def _model(seed: int = 0) -> Classifier:
+    torch.manual_seed(seed)
+    return Classifier(ModelConfig(encoder="cnn", input_shape=(1, 8, 8), num_classes=10, embed_dim=16, width=4)).eval()
+
+
+def test_publish_then_load_gives_identical_predictions(tmp_path: Path) -> None:
+    reg = Registry(tmp_path)
+    model = _model()
+    model.temperature.fill_(1.7)
+    ref = {"embeddings": np.random.default_rng(0).normal(size=(8, 16)).astype(np.float32)}
+    ax, ay = np.zeros((3, 1, 8, 8), np.float32), np.array([0, 1, 2])
+    reg.publish("digits", model, reason="pretrain", reference=ref, anchors=(ax, ay), metrics={"acc": 0.9})
+    loaded = reg.load("digits")
+    x = torch.rand(5, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(model(x), loaded.model(x))
+    assert float(loaded.model.temperature) == pytest.approx(1.7)
+    np.testing.assert_array_equal(loaded.reference["embeddings"], ref["embeddings"])
+    np.testing.assert_array_equal(loaded.anchors_y, ay)
+    assert loaded.info.manifest["metrics"] == {"acc": 0.9}
+    assert loaded.info.manifest["input_shape"] == [1, 8, 8]
+
+
+def test_versions_increase_and_manifest_records_lineage(tmp_path: Path) -> None:
+    reg = Registry(tmp_path)
+    reg.publish("m", _model(), reason="pretrain")
+    v2 = reg.publish("m", _model(1), reason="drift: embedding", parent=1)
+    assert [v.version for v in reg.versions("m")] == [1, 2]
+    assert v2.manifest["parent"] == 1 and v2.manifest["reason"] == "drift: embedding"
+    assert reg.current("m").version == 2
+
+
+def test_crash_mid_publish_leaves_previous_current_loadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reg = Registry(tmp_path)
+    reg.publish("m", _model(), reason="pretrain")
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise OSError("disk died mid-write")
+
+    monkeypatch.setattr("models.registry.save_numpy", crash)  # fails after the weights are written
+    with pytest.raises(OSError):
+        reg.publish("m", _model(1), reason="adapt", reference={"a": np.zeros(2, np.float32)})
+    monkeypatch.undo()
+    assert [v.version for v in reg.versions("m")] == [1]
+    assert reg.current("m").version == 1
+    assert reg.load("m").info.version == 1
+    assert not [p for p in (tmp_path / "m").iterdir() if p.name.startswith(".staging")]
+
+
+def test_rollback_returns_to_previous_version_and_then_refuses(tmp_path: Path) -> None:
+    reg = Registry(tmp_path)
+    reg.publish("m", _model(), reason="pretrain")
+    reg.publish("m", _model(1), reason="adapt", parent=1)
+    assert reg.rollback("m").version == 1
+    assert reg.current("m").version == 1
+    with pytest.raises(RegistryError, match="nothing to roll back"):
+        reg.rollback("m")
+
+
+def test_rejected_candidate_is_kept_but_never_activated(tmp_path: Path) -> None:
+    reg = Registry(tmp_path)
+    reg.publish("m", _model(), reason="pretrain")
+    rejected = reg.publish("m", _model(1), reason="adapt", status="rejected", activate=False)
+    assert rejected.version == 2 and reg.current("m").version == 1
+    with pytest.raises(RegistryError, match="rejected"):
+        reg.activate("m", 2)
+
+
+def test_loading_never_unpickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    reg = Registry(tmp_path)
+    reg.publish("m", _model(), reason="pretrain", anchors=(np.zeros((1, 1, 8, 8), np.float32), np.array([0])))
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("unpickling attempted")
+
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(torch, "load", forbidden)
+    reg.load("m")
+    files = {p.name for p in (tmp_path / "m" / "1").iterdir()}
+    assert files == {"weights.safetensors", "manifest.json", "anchors.safetensors"}
+    for p in (tmp_path / "m" / "1").iterdir():
+        assert not p.read_bytes().startswith(b"\x80"), f"{p.name} looks like a pickle"
+
+
+def test_current_pointer_is_replaced_atomically(tmp_path: Path) -> None:
+    reg = Registry(tmp_path)
+    reg.publish("m", _model(), reason="pretrain")
+    reg.publish("m", _model(1), reason="adapt")
+    pointer = tmp_path / "m" / "CURRENT"
+    assert pointer.read_text().strip() == "2"
+    assert not [p for p in os.listdir(tmp_path / "m") if p.startswith(".CURRENT")]
+
+
+def test_invalid_names_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        Registry(tmp_path).publish("../evil", _model(), reason="x")
