@@ -1,0 +1,138 @@
+"""The service's settings: one class, read from arguments and ``DRIFTWISE_*`` variables.
+
+Every field can come from the environment (``DRIFTWISE_PORT=9000``,
+``DRIFTWISE_BOOTSTRAP_SERVERS=127.0.0.1:9092``); explicit arguments win. Unsafe
+values are refused here, once, instead of failing later in a request: a public
+bind address needs ``allow_public_bind`` *and* an admin token, limits must be
+positive, topic names must be legal Kafka names.
+
+>>> s = Settings(registry="/tmp/reg", name="digits", port=9000)
+>>> s.host, s.port, s.max_batch
+('127.0.0.1', 9000, 64)
+>>> try:
+...     Settings(registry="/tmp/reg", name="digits", host="0.0.0.0")
+... except ValueError as exc:
+...     print("refused:", "allow_public_bind" in str(exc))
+refused: True
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SERVER = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
+
+
+def _default_torch_threads() -> int:
+    """Half the cores, at most 4: the event loop (and Kafka) need the rest."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+class Settings(BaseSettings):
+    """Everything ``driftwise serve`` can be told; see the module docstring."""
+
+    model_config = SettingsConfigDict(env_prefix="DRIFTWISE_", extra="ignore", frozen=True, hide_input_in_errors=True)
+
+    # What to serve, and where.
+    registry: Path
+    name: str
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    allow_public_bind: bool = False
+    admin_token: SecretStr | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    torch_threads: int = Field(default_factory=_default_torch_threads, ge=1, le=256)
+    access_log: bool = False
+
+    # HTTP limits and micro-batching.
+    max_instances: int = Field(1024, ge=1, le=1_000_000)
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    max_batch: int = Field(64, ge=1, le=65536)
+    max_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
+
+    # Kafka.
+    bootstrap_servers: str | None = None
+    group_id: str = "driftwise"
+    events_topic: str = "driftwise.events"
+    predictions_topic: str = "driftwise.predictions"
+    dlq_topic: str = "driftwise.events.dlq"
+    labels_topic: str = "driftwise.labels"
+    models_topic: str = "driftwise.models"
+
+    # Drift and adaptation (read by the adaptation controller).
+    no_adapt: bool = False
+    confidence_threshold: float = Field(0.99, gt=0.0, le=1.0)
+    cooldown_seconds: float = Field(30.0, ge=0.0)
+    min_pseudo_labels: int = Field(200, ge=1)
+    anchor_max_drop: float = Field(0.01, ge=0.0, le=1.0)
+    rollback_window: int = Field(500, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_directory_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be letters, digits, '.', '_' or '-', starting with a letter or digit")
+        return value
+
+    @field_validator("group_id", "events_topic", "predictions_topic", "dlq_topic", "labels_topic", "models_topic")
+    @classmethod
+    def _legal_kafka_name(cls, value: str) -> str:
+        if not _TOPIC.match(value) or value in (".", ".."):
+            raise ValueError("must be 1-249 of letters, digits, '.', '_' or '-'")
+        return value
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_port_list(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        servers = [s.strip() for s in value.split(",")]
+        for server in servers:
+            if not _SERVER.match(server) or not 0 < int(server.rsplit(":", 1)[1]) < 65536:
+                raise ValueError(f"expected HOST:PORT[,HOST:PORT...], got {server!r}")
+        return ",".join(servers)
+
+    @field_validator("admin_token")
+    @classmethod
+    def _token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _bind_safely(self) -> "Settings":
+        if not _is_loopback(self.host):
+            if not self.allow_public_bind:
+                raise ValueError(
+                    f"host {self.host!r} is not a loopback address; set allow_public_bind=true to expose the service"
+                )
+            if self.admin_token is None:
+                raise ValueError("a public bind needs an admin_token, or anyone could swap the served model")
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings from the environment, read once (the app's default when none are passed)."""
+    return Settings()  # type: ignore[call-arg]  # registry and name come from DRIFTWISE_*
