@@ -7,18 +7,23 @@
 #   kafka.sh jars                          resolve jars into lib/ (skipped when current)
 #   kafka.sh start   [--port 9092] [--watch-pid PID]
 #                                          format a fresh log dir, start, wait until ready
-#   kafka.sh stop    [--port 9092]         SIGTERM (clean shutdown), then SIGKILL after a grace period
+#   kafka.sh stop    [--port 9092] [--purge]
+#                                          SIGTERM (clean shutdown), then SIGKILL after a grace period;
+#                                          --purge also deletes the broker's state dir
 #   kafka.sh kill    [--port 9092]         SIGKILL (a crash, for fault tests)
 #   kafka.sh restart [--port 9092]         stop if running, start again on the SAME data
 #   kafka.sh status  [--port 9092]         exit 0 when running, 3 when not
-#   kafka.sh cluster-start [--watch-pid PID]  3 brokers on ports N9092/N9093, N = 1..3
-#   kafka.sh cluster-stop | cluster-status
-#   kafka.sh node-stop N | node-kill N | node-start N   one cluster node; node-start keeps its data
+#   kafka.sh cluster-start [--port 19092] [--watch-pid PID]
+#                                          3 brokers; node N (1..3) on port P + 10000*(N-1), so
+#                                          19092, 29092, 39092 by default (as in KAFKA.md)
+#   kafka.sh cluster-stop [--purge] | cluster-status [--port 19092]
+#   kafka.sh node-stop N | node-kill N | node-start N [--port 19092]
+#                                          one cluster node; node-start keeps its data
 #
 # Controller port = broker port + 1. State lives in deploy/kafka/run/ (gitignored):
-# run/<port>/ for a single broker, run/cluster/node<N>/ for cluster nodes, each with
+# run/<port>/ for a single broker, run/cluster-<port>/node<N>/ for cluster nodes, each with
 # server.properties, data/, broker.log and kafka.pid. With --watch-pid the broker(s)
-# are stopped when that process exits, so a crashed test run leaves nothing behind.
+# are stopped and purged when that process exits, so a crashed test run leaves nothing behind.
 # Environment: JAVA (default java), KAFKA_HEAP (default -Xmx512m -Xms256m),
 # KAFKA_START_TIMEOUT seconds (default 120), KAFKA_STOP_TIMEOUT seconds (default 30).
 set -euo pipefail
@@ -184,7 +189,7 @@ start_single() {  # port watch_pid
         wait_ready "$dir" "$port"
         say "started on 127.0.0.1:$port (pid $(live_pid "$dir"), log $dir/broker.log)"
     fi
-    [[ -n "${WATCH_PID:-}" ]] && watch "$WATCH_PID" "$SELF" stop --port "$port"
+    [[ -n "${WATCH_PID:-}" ]] && watch "$WATCH_PID" "$SELF" stop --port "$port" --purge
     return 0
 }
 
@@ -208,51 +213,61 @@ status_dir() {  # dir label
 
 # --- three brokers on one host ---------------------------------------------------------
 
-node_dir() { echo "$RUN/cluster/node$1"; }
-node_port() { echo "${1}9092"; }
+# Cluster node N's state dir and broker port, for the cluster whose node 1 is on $PORT.
+node_dir() { echo "$RUN/cluster-$PORT/node$1"; }
+node_port() { echo $((PORT + 10000 * ($1 - 1))); }
 check_node() { [[ "$1" =~ ^[123]$ ]] || die "cluster nodes are 1, 2 and 3, got '$1'"; }
 
 cluster_start() {
-    local n voters="" cid dir running=0
+    local n voters="" cid dir running=0 port
+    ((PORT + 20001 < 65536)) || die "cluster --port must be below 45535 (node 3 uses port + 20000)"
     for n in "${CLUSTER_NODES[@]}"; do
         [[ -n "$(live_pid "$(node_dir "$n")")" ]] && running=$((running + 1))
     done
     if ((running == ${#CLUSTER_NODES[@]})); then
         say "cluster already running"
+    elif ((running > 0)); then
+        for n in "${CLUSTER_NODES[@]}"; do node_start "$n"; done
     else
-        ((running == 0)) || die "cluster partly running; run cluster-stop first"
         jars
         check_java
-        for n in "${CLUSTER_NODES[@]}"; do voters+="${voters:+,}$n@127.0.0.1:${n}9093"; done
+        for n in "${CLUSTER_NODES[@]}"; do voters+="${voters:+,}$n@127.0.0.1:$(($(node_port "$n") + 1))"; done
         cid="$("$JAVA" -cp "$LIB/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"
         for n in "${CLUSTER_NODES[@]}"; do
-            dir="$(node_dir "$n")"
+            dir="$(node_dir "$n")" port="$(node_port "$n")"
             mkdir -p "$dir"
-            write_props "$dir" "$n" "${n}9092" "${n}9093" "$voters" \
+            write_props "$dir" "$n" "$port" "$((port + 1))" "$voters" \
                 default.replication.factor=3 min.insync.replicas=2 \
                 offsets.topic.replication.factor=3 transaction.state.log.replication.factor=3 \
                 transaction.state.log.min.isr=2 share.coordinator.state.topic.replication.factor=3 \
                 share.coordinator.state.topic.min.isr=2
             format_dir "$dir" "$cid"
         done
-        for n in "${CLUSTER_NODES[@]}"; do launch "$(node_dir "$n")" "${n}9092" "${n}9093"; done
-        for n in "${CLUSTER_NODES[@]}"; do wait_ready "$(node_dir "$n")" "${n}9092"; done
-        say "cluster started: bootstrap 127.0.0.1:19092,127.0.0.1:29092,127.0.0.1:39092"
+        for n in "${CLUSTER_NODES[@]}"; do port="$(node_port "$n")"; launch "$(node_dir "$n")" "$port" "$((port + 1))"; done
+        for n in "${CLUSTER_NODES[@]}"; do wait_ready "$(node_dir "$n")" "$(node_port "$n")"; done
+        say "cluster started: bootstrap $(cluster_bootstrap)"
     fi
-    [[ -n "${WATCH_PID:-}" ]] && watch "$WATCH_PID" "$SELF" cluster-stop
+    [[ -n "${WATCH_PID:-}" ]] && watch "$WATCH_PID" "$SELF" cluster-stop --port "$PORT" --purge
     return 0
+}
+
+cluster_bootstrap() {
+    local n out=""
+    for n in "${CLUSTER_NODES[@]}"; do out+="${out:+,}127.0.0.1:$(node_port "$n")"; done
+    echo "$out"
 }
 
 cluster_stop() {
     local n
     for n in "${CLUSTER_NODES[@]}"; do stop_dir "$(node_dir "$n")" TERM & done
     wait
+    ((PURGE)) && rm -rf "$RUN/cluster-$PORT"
     say "cluster stopped"
 }
 
 cluster_status() {
     local n rc=0
-    for n in "${CLUSTER_NODES[@]}"; do status_dir "$(node_dir "$n")" "node $n (127.0.0.1:${n}9092)" || rc=3; done
+    for n in "${CLUSTER_NODES[@]}"; do status_dir "$(node_dir "$n")" "node $n (127.0.0.1:$(node_port "$n"))" || rc=3; done
     return "$rc"
 }
 
@@ -261,8 +276,8 @@ node_start() {
     dir="$(node_dir "$1")"
     [[ -f "$dir/server.properties" && -d "$dir/data" ]] || die "node $1 was never formatted: run cluster-start"
     if [[ -n "$(live_pid "$dir")" ]]; then say "node $1 already running"; return 0; fi
-    launch "$dir" "${1}9092" "${1}9093"
-    wait_ready "$dir" "${1}9092"
+    launch "$dir" "$(node_port "$1")" "$(($(node_port "$1") + 1))"
+    wait_ready "$dir" "$(node_port "$1")"
     say "node $1 started (pid $(live_pid "$dir"))"
 }
 
@@ -270,23 +285,29 @@ node_start() {
 
 cmd="${1:-}"
 [[ -n "$cmd" ]] && shift
-PORT=9092
+PORT=""
 WATCH_PID=""
 NODE=""
+PURGE=0
 while (($#)); do
     case "$1" in
         --port) PORT="${2:?--port needs a number}"; shift 2 ;;
         --watch-pid) WATCH_PID="${2:?--watch-pid needs a pid}"; shift 2 ;;
+        --purge) PURGE=1; shift ;;
         [0-9]*) NODE="$1"; shift ;;
         *) die "unknown argument '$1' (see the header of $SELF)" ;;
     esac
 done
+case "$cmd" in cluster-* | node-*) PORT="${PORT:-19092}" ;; *) PORT="${PORT:-9092}" ;; esac
 [[ "$PORT" =~ ^[0-9]+$ ]] && ((PORT > 0 && PORT < 65535)) || die "--port must be a port number, got '$PORT'"
 
 case "$cmd" in
     jars) jars ;;
     start) start_single "$PORT" ;;
-    stop) stop_dir "$(single_dir "$PORT")" TERM; say "stopped (port $PORT)" ;;
+    stop)
+        stop_dir "$(single_dir "$PORT")" TERM
+        ((PURGE)) && rm -rf "$(single_dir "$PORT")"
+        say "stopped (port $PORT)" ;;
     kill) stop_dir "$(single_dir "$PORT")" KILL; say "killed (port $PORT)" ;;
     restart) restart_single "$PORT" ;;
     status) status_dir "$(single_dir "$PORT")" "broker on 127.0.0.1:$PORT" ;;
