@@ -1,0 +1,130 @@
+"""The FastAPI application: wiring only.
+
+The lifespan builds the `ServiceState` (registry, runtime, batcher, metrics),
+loads the registry's CURRENT version if there is one (until then ``/predict`` and
+``/readyz`` answer 503), starts the Kafka stream and the control-topic follower
+when bootstrap servers are configured, attaches drift adaptation, and stops all
+of it on shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from service.metrics import Metrics
+from service.routes import drift, health, models, predict
+from service.runtime import SWAP_REASONS, load_from_registry
+from service.settings import Settings, get_settings
+from service.state import ServiceState
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("http", "kafka")
+DLQ_REASONS = ("undecodable", "invalid")
+ADAPTATION_OUTCOMES = ("promoted", "rejected", "failed")
+PSEUDO_LABEL_OUTCOMES = ("accepted", "rejected")
+ROLLBACK_TRIGGERS = ("auto", "manual")
+HTTP_ERRORS = ("401", "413", "422", "503")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app for ``settings`` (default: from ``DRIFTWISE_*``); nothing starts until its lifespan runs."""
+    app = FastAPI(
+        title="driftwise",
+        summary="Predictions from a model that watches for drift and adapts itself, safely.",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings or get_settings()
+    app.include_router(predict.router)
+    app.include_router(models.router)
+    app.include_router(drift.router)
+    app.include_router(health.router)
+    return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    torch.set_num_threads(settings.torch_threads)
+    state = ServiceState.build(settings)
+    init_metric_series(state.metrics)
+    await run_in_threadpool(load_current_model, state)
+    await state.batcher.start()
+    app.state.service = state
+    try:
+        if settings.bootstrap_servers:
+            await run_in_threadpool(start_stream, state)
+        attach_adaptation(state)
+        yield
+    finally:
+        await run_in_threadpool(stop_background, state)
+        await state.batcher.stop()
+        app.state.service = None
+
+
+def init_metric_series(metrics: Metrics) -> None:
+    """Create every labelled series at zero, so dashboards and rate() see them before the first event."""
+    for source in SOURCES:
+        metrics.predictions.labels(source)
+        metrics.batch_latency.labels(source)
+        metrics.batch_size.labels(source)
+    for reason in SWAP_REASONS:
+        metrics.model_swaps.labels(reason)
+    for reason in DLQ_REASONS:
+        metrics.dlq.labels(reason)
+    for outcome in ADAPTATION_OUTCOMES:
+        metrics.adaptations.labels(outcome)
+    for outcome in PSEUDO_LABEL_OUTCOMES:
+        metrics.pseudo_labels.labels(outcome)
+    for trigger in ROLLBACK_TRIGGERS:
+        metrics.rollbacks.labels(trigger)
+    for status in HTTP_ERRORS:
+        metrics.bad_requests.labels(status)
+    metrics.model_version.set(0)
+
+
+def load_current_model(state: ServiceState) -> None:
+    """Serve the registry's CURRENT version; with none, wait for an activation (503 meanwhile)."""
+    name = state.settings.name
+    if state.registry.current(name) is None:
+        log.warning("model %r has no current version in %s: serving 503 until one is activated",
+                    name, state.settings.registry)
+        return
+    snapshot = load_from_registry(state.registry, name, device=state.runtime.device)
+    state.runtime.swap(snapshot, reason="startup")
+    log.info("serving %s version %s on %s", name, snapshot.version, snapshot.device)
+
+
+def start_stream(state: ServiceState) -> None:
+    """The Kafka stream (events -> predictions) and the control-topic follower."""
+    from service.stream import ModelFollower, StreamWorker
+
+    s = state.settings
+    state.stream = StreamWorker(state.runtime, state.metrics, bootstrap=s.bootstrap_servers, group_id=s.group_id,
+                                events_topic=s.events_topic, predictions_topic=s.predictions_topic,
+                                dlq_topic=s.dlq_topic, on_batch=state.notify)
+    state.stream.start()
+    state.follower = ModelFollower(state, bootstrap=s.bootstrap_servers, topic=s.models_topic)
+    state.follower.start()
+
+
+def attach_adaptation(state: ServiceState) -> None:
+    """Hook the drift monitor and adaptation controller into ``state`` (observers, ``state.controller``)."""
+    # adaptation: wired by service/adaptation.py
+
+
+def stop_background(state: ServiceState) -> None:
+    """Stop what runs beside the HTTP server, newest first; one failure does not stop the others."""
+    for part in (state.controller, state.follower, state.stream):
+        if part is None:
+            continue
+        try:
+            part.stop()
+        except Exception:  # noqa: BLE001 - keep shutting the rest down
+            log.exception("stopping %r failed", part)

@@ -1,0 +1,34 @@
+"""Run the app under uvicorn: one worker, uvloop and httptools (from ``uvicorn[standard]``).
+
+One worker on purpose: the process holds the model, the micro-batcher and the
+Kafka consumer; scale out with more processes that share a consumer group.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import uvicorn
+
+from service.app import create_app
+from service.settings import Settings
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The server options ``driftwise serve`` uses (the benchmark serves its baseline with the same)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "workers": 1,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": "info",
+        "access_log": settings.access_log,
+        "lifespan": "on",
+        "timeout_graceful_shutdown": 10,
+    }
+
+
+def run(settings: Settings) -> None:
+    """Serve until interrupted (Ctrl-C or SIGTERM stop the stream and batcher cleanly)."""
+    uvicorn.run(create_app(settings), **uvicorn_options(settings))
