@@ -40,7 +40,8 @@ def test_alert_rules_fire_as_their_unit_tests_expect(promtool: str) -> None:
 def test_prometheus_scrapes_the_compose_service() -> None:
     config = yaml.safe_load(CONFIG.read_text())
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "driftwise"]
-    assert job["static_configs"][0]["targets"] == ["driftwise:8000"]
+    (discovery,) = job["dns_sd_configs"]  # every replica of the compose service `driftwise`, on port 8000
+    assert discovery["names"] == ["driftwise"] and discovery["type"] == "A" and discovery["port"] == 8000
     assert job.get("metrics_path", "/metrics") == "/metrics"
 
 
