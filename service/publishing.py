@@ -1,0 +1,83 @@
+"""From a training file to a published, servable version: what `driftwise pretrain` does.
+
+It joins `models` (fit the model) and `drift` (the reference statistics the monitor
+compares live traffic against), which is why it lives in `service`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from drift.embedding_drift import reference_statistics
+from models.classifier import Classifier
+from models.config import ModelConfig
+from models.data import Dataset
+from models.pipeline import fit_model
+from models.registry import ModelVersion, Registry
+
+
+@dataclass(frozen=True)
+class PretrainRequest:
+    dataset: Dataset
+    name: str
+    registry: Path
+    objective: str | None = "simclr"
+    encoder: str | None = None
+    input_shape: tuple[int, ...] | None = None
+    head: str = "finetune"
+    epochs: int | None = None
+    device: str = "auto"
+    seed: int = 0
+
+
+def model_config_for(dataset: Dataset, encoder: str | None, input_shape: tuple[int, ...] | None) -> ModelConfig:
+    """Pick the architecture: a CNN for images, an MLP for flat vectors, unless told."""
+    shape = input_shape or dataset.input_shape
+    if int(np.prod(shape)) != int(np.prod(dataset.input_shape)):
+        raise ValueError(f"--input-shape {shape} does not match the data's {dataset.input_shape}")
+    kind = encoder or ("cnn" if len(shape) == 3 else "mlp")
+    return ModelConfig(encoder=kind, input_shape=tuple(shape), num_classes=dataset.num_classes)
+
+
+@torch.inference_mode()
+def embed_reference(model: Classifier, X: np.ndarray, batch_size: int = 512) -> dict[str, np.ndarray]:
+    """The statistics of clean data that the drift monitor compares live traffic to."""
+    model = model.eval().cpu()
+    embeddings, confidences = [], []
+    for start in range(0, len(X), batch_size):
+        logits, z = model.forward_with_embedding(torch.as_tensor(X[start:start + batch_size]))
+        confidences.append(torch.softmax(logits, dim=1).amax(dim=1).numpy())
+        embeddings.append(z.numpy())
+    return reference_statistics(np.concatenate(embeddings), np.concatenate(confidences))
+
+
+def pretrain_and_publish(request: PretrainRequest, console: Console | None = None) -> ModelVersion:
+    """Fit (SSL pretrain + head + temperature), compute reference statistics, publish and activate."""
+    console = console or Console()
+    config = model_config_for(request.dataset, request.encoder, request.input_shape)
+    X = request.dataset.X.reshape(len(request.dataset.X), *config.input_shape)
+    kwargs = {"pretrain_epochs": request.epochs} if request.epochs is not None else {}
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), console=console,
+                  transient=False) as progress:
+        task = progress.add_task(f"pretrain {request.objective or 'supervised'}", total=None, loss=float("nan"))
+
+        def report(done: int, total: int, loss: float) -> None:
+            progress.update(task, completed=done, total=total, loss=loss)
+
+        result = fit_model(X, request.dataset.y, config, objective=request.objective, head=request.head,
+                           device=request.device, seed=request.seed, progress=report, **kwargs)
+    reference = embed_reference(result.model, X)
+    metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float, str))}
+    registry = Registry(request.registry)
+    current = registry.current(request.name)
+    return registry.publish(
+        request.name, result.model, reason="pretrain", parent=current.version if current else None,
+        metrics=metrics, reference=reference, anchors=result.anchors, objective=request.objective,
+    )
