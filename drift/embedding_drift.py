@@ -1,0 +1,313 @@
+"""Multivariate drift test on embeddings: MMD between a sliding window and a reference sample.
+
+Scalar signals miss drifts that leave the model confident (it is confidently
+wrong). The encoder's embeddings see every change of the inputs, so this
+detector compares the distribution of the last ``window`` embeddings with a
+sample of reference embeddings saved with the model, using the maximum mean
+discrepancy (Gretton et al., 2012) with an RBF kernel whose bandwidth is the
+median squared distance in the reference sample.
+
+The threshold is calibrated on the reference data itself: windows are drawn
+(bootstrap) from reference rows held out of the sample, their MMD gives the null
+distribution, a Gamma law is fitted to it (Gretton et al., 2009) and the
+threshold is its ``1 - false_alarm_rate`` quantile. So the false-alarm rate per
+test is known instead of guessed.
+
+The window's kernel sums are kept up to date row by row, so each event costs one
+kernel row against the window and the reference, ``O((window + sample) * dim)``;
+the test itself runs every ``stride`` events. Pairs of identical embeddings (a
+stream that repeats an input) are left out of the within-window mean, both live
+and in the calibration, so repeats neither raise nor hide drift.
+
+Pass embeddings of *held-out* data (the calibration split), not the training
+set: a model embeds its own training data more tightly than fresh data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from drift.signals import compute_signals
+
+_SAME = 1e-8  # squared distance, relative to the bandwidth, below which two embeddings count as one input
+
+
+def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.maximum(d2, 0.0)
+
+
+def _distinct_mean(k: np.ndarray, distinct: np.ndarray) -> float:
+    """Mean of ``k`` over off-diagonal pairs flagged distinct (upper triangle is enough, k is symmetric)."""
+    n = distinct.sum()
+    return float((k * distinct).sum() / n) if n else 1.0
+
+
+class EmbeddingDriftDetector:
+    """Sliding-window MMD test of recent embeddings against a reference sample.
+
+    Parameters
+    ----------
+    window
+        Number of most recent embeddings compared with the reference.
+    stride
+        Run the test every ``stride`` events (once the window is full).
+    sample_size
+        Reference rows kept as the comparison sample (the rest calibrate the threshold).
+    false_alarm_rate
+        Probability that one test on stationary data exceeds the threshold.
+    n_null
+        Bootstrap windows drawn to estimate the null distribution.
+    seed
+        Seeds the reference split and the bootstrap.
+
+    ``drift_detected`` says whether the latest test was over the threshold (it
+    stays so while the drift lasts); ``n_detections`` counts the tests that went
+    from under to over it.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> det = EmbeddingDriftDetector(window=100, stride=10).fit(rng.normal(size=(600, 8)))
+    >>> stream = np.r_[rng.normal(size=(500, 8)), rng.normal(size=(300, 8)) + 0.25]
+    >>> for i in range(0, len(stream), 10):
+    ...     det.update_many(stream[i:i + 10])
+    ...     if det.drift_detected:
+    ...         print(f"drift at index {i + 9}, score {det.score:.1f}")
+    ...         break
+    drift at index 549, score 1.0
+    """
+
+    def __init__(
+        self,
+        window: int = 200,
+        stride: int = 10,
+        sample_size: int = 512,
+        false_alarm_rate: float = 1e-5,
+        n_null: int = 300,
+        seed: int = 0,
+    ) -> None:
+        if window < 10:
+            raise ValueError(f"window must be >= 10, got {window}")
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        if sample_size < 10:
+            raise ValueError(f"sample_size must be >= 10, got {sample_size}")
+        if not 0.0 < false_alarm_rate < 0.5:
+            raise ValueError(f"false_alarm_rate must be in (0, 0.5), got {false_alarm_rate}")
+        if n_null < 20:
+            raise ValueError(f"n_null must be >= 20, got {n_null}")
+        self.window = window
+        self.stride = stride
+        self.sample_size = sample_size
+        self.false_alarm_rate = false_alarm_rate
+        self.n_null = n_null
+        self.seed = seed
+        self.n_detections = 0
+        self.reference: np.ndarray | None = None
+        self.bandwidth = float("nan")
+        self.threshold = float("nan")
+
+    # -- reference ---------------------------------------------------------------------------------------------
+    def fit(self, reference_embeddings: np.ndarray, window: int | None = None, seed: int | None = None) -> "EmbeddingDriftDetector":
+        """Split the reference into a comparison sample and a calibration pool; calibrate the threshold.
+
+        ``window`` and ``seed``, when given, replace the constructor's values.
+        """
+        if window is not None:
+            if window < 10:
+                raise ValueError(f"window must be >= 10, got {window}")
+            self.window = window
+        if seed is not None:
+            self.seed = seed
+        x = np.asarray(reference_embeddings, dtype=np.float64)
+        if x.ndim != 2 or len(x) < 64:
+            raise ValueError(f"reference embeddings must have shape (n >= 64, dim), got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("reference embeddings must be finite")
+        rng = np.random.default_rng(self.seed)
+        perm = rng.permutation(len(x))
+        m = min(self.sample_size, len(x) // 2)
+        sample, pool = x[perm[:m]], x[perm[m:]]
+        d2 = _sq_dists(sample, sample)
+        bandwidth = float(np.median(d2[np.triu_indices(m, 1)]))
+        self._set_reference(sample, bandwidth if bandwidth > 0 else 1.0, threshold=float("nan"))
+        self.threshold = self._calibrate(pool, rng)
+        return self
+
+    def _set_reference(self, sample: np.ndarray, bandwidth: float, threshold: float) -> None:
+        self.reference = sample
+        self.bandwidth = bandwidth
+        self.threshold = threshold
+        k, distinct = self._kernel(sample, sample)
+        self._k_ref = _distinct_mean(k, np.triu(distinct, 1))
+        self._reset()
+
+    def _kernel(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        d2 = _sq_dists(a, b)
+        return np.exp(-d2 / self.bandwidth), d2 > _SAME * self.bandwidth
+
+    def _mmd2(self, k_win: float, k_cross: float, w: int) -> float:
+        """Biased (V-statistic) MMD^2 of a window of ``w`` distinct points, from its mean kernel values."""
+        m = len(self.reference)
+        return (1 + (w - 1) * k_win) / w + (1 + (m - 1) * self._k_ref) / m - 2.0 * k_cross
+
+    def _calibrate(self, pool: np.ndarray, rng: np.random.Generator) -> float:
+        k_pool, distinct = self._kernel(pool, pool)
+        cross = self._kernel(pool, self.reference)[0].mean(axis=1)
+        w = self.window
+        null = np.empty(self.n_null)
+        for b in range(self.n_null):
+            idx = rng.integers(0, len(pool), size=w)
+            pair = np.triu(distinct[np.ix_(idx, idx)], 1)
+            null[b] = self._mmd2(_distinct_mean(k_pool[np.ix_(idx, idx)], pair), float(cross[idx].mean()), w)
+        mean, var = float(null.mean()), float(null.var(ddof=1))
+        self.null_mean, self.null_std = mean, var**0.5
+        gamma_q = stats.gamma.ppf(1.0 - self.false_alarm_rate, a=mean * mean / var, scale=var / mean)
+        return float(max(gamma_q, null.max()))
+
+    def reference_arrays(self) -> dict[str, np.ndarray]:
+        """What `from_reference` needs, as float32 arrays (safetensors-ready)."""
+        self._check_fitted()
+        f32 = lambda v: np.asarray([v], dtype=np.float32)  # noqa: E731
+        return {
+            "embedding_sample": self.reference.astype(np.float32),
+            "mmd_bandwidth": f32(self.bandwidth),
+            "mmd_threshold": f32(self.threshold),
+            "mmd_window": f32(self.window),
+            "mmd_false_alarm_rate": f32(self.false_alarm_rate),
+        }
+
+    @classmethod
+    def from_reference(cls, arrays: dict[str, np.ndarray], stride: int = 10) -> "EmbeddingDriftDetector":
+        """Rebuild a calibrated detector from the arrays saved with a model version."""
+        missing = {"embedding_sample", "mmd_bandwidth", "mmd_threshold", "mmd_window"} - set(arrays)
+        if missing:
+            raise ValueError(f"reference arrays lack {sorted(missing)}")
+        sample = np.asarray(arrays["embedding_sample"], dtype=np.float64)
+        far = float(np.asarray(arrays.get("mmd_false_alarm_rate", [1e-5])).ravel()[0])
+        det = cls(window=int(np.asarray(arrays["mmd_window"]).ravel()[0]), stride=stride, sample_size=len(sample),
+                  false_alarm_rate=far)
+        det._set_reference(sample, float(np.asarray(arrays["mmd_bandwidth"]).ravel()[0]),
+                           float(np.asarray(arrays["mmd_threshold"]).ravel()[0]))
+        return det
+
+    # -- stream ------------------------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if self.reference is None:
+            raise RuntimeError("EmbeddingDriftDetector needs fit() or from_reference() first")
+
+    def _reset(self) -> None:
+        w, dim = self.window, self.reference.shape[1]
+        self._rows = np.zeros((w, dim))
+        self._k = np.zeros((w, w))  # kernel between window slots
+        self._distinct = np.zeros((w, w), dtype=bool)  # off-diagonal pairs of different inputs
+        self._cross = np.zeros(w)  # each slot's mean kernel value against the reference
+        self._filled = 0
+        self._next = 0
+        self._since_test = 0
+        self.n_events = 0
+        self.statistic = 0.0
+        self.drift_detected = False
+        self.last_detection_index: int | None = None
+
+    def reset(self) -> None:
+        """Forget the window (keep the reference and ``n_detections``)."""
+        self._check_fitted()
+        self._reset()
+
+    def update_many(self, embeddings: np.ndarray) -> None:
+        """Add a batch ``(n, dim)`` of embeddings, in stream order; test every ``stride`` events."""
+        self._check_fitted()
+        z = np.asarray(embeddings, dtype=np.float64)
+        if z.ndim != 2 or z.shape[1] != self.reference.shape[1]:
+            raise ValueError(f"embeddings must have shape (n, {self.reference.shape[1]}), got {z.shape}")
+        if not np.all(np.isfinite(z)):
+            raise ValueError("embeddings must be finite")
+        self.n_events += len(z)
+        self._since_test += len(z)
+        z = z[-self.window:]
+        slots = (self._next + np.arange(len(z))) % self.window
+        self._rows[slots] = z
+        self._filled = min(self.window, self._filled + len(z))
+        self._next = int((self._next + len(z)) % self.window)
+        self._cross[slots] = self._kernel(z, self.reference)[0].mean(axis=1)
+        k, distinct = self._kernel(z, self._rows)
+        self._k[slots], self._k[:, slots] = k, k.T
+        self._distinct[slots], self._distinct[:, slots] = distinct, distinct.T
+        if self._filled == self.window and self._since_test >= self.stride:
+            self._test()
+
+    def _test(self) -> None:
+        self._since_test = 0
+        pairs = np.triu(self._distinct, 1)
+        self.statistic = self._mmd2(_distinct_mean(self._k, pairs), float(self._cross.mean()), self.window)
+        was = self.drift_detected
+        self.drift_detected = self.statistic > self.threshold
+        if self.drift_detected and not was:
+            self.n_detections += 1
+            self.last_detection_index = self.n_events - 1
+
+    @property
+    def score(self) -> float:
+        """Latest MMD^2 over the calibrated threshold (>= 1 means drift); 0 before the window fills."""
+        if self.reference is None or not np.isfinite(self.threshold):
+            return 0.0
+        return self.statistic / self.threshold
+
+
+CONFIDENCE_LEVELS = np.linspace(0.0, 1.0, 21)
+
+
+def reference_statistics(
+    embeddings: np.ndarray,
+    confidences: np.ndarray,
+    *,
+    window: int = 200,
+    sample_size: int = 512,
+    false_alarm_rate: float = 1e-5,
+    n_null: int = 300,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """The reference statistics saved with a model version: named float32 arrays.
+
+    ``embeddings`` ``(n, dim)`` and ``confidences`` ``(n,)`` come from the model
+    on held-out clean data. ``confidences`` may also be the ``(n, k)``
+    probabilities, and then the entropy and margin statistics are saved too
+    (the monitor scales its Page-Hinkley test by them).
+
+    Keys: ``embedding_sample`` ``(m, dim)``, ``embedding_mean``/``embedding_std``
+    ``(dim,)``, the ``mmd_*`` calibration (``(1,)`` each, see
+    `EmbeddingDriftDetector`), ``confidence_quantiles`` at `CONFIDENCE_LEVELS`,
+    and ``<signal>_mean``/``<signal>_std`` ``(1,)`` per available signal.
+
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.dirichlet([0.2] * 4, size=300)
+    >>> ref = reference_statistics(rng.normal(size=(300, 16)), p, window=50)
+    >>> sorted(ref)[:4], ref["embedding_sample"].shape, ref["mmd_threshold"].dtype
+    (['confidence_mean', 'confidence_quantiles', 'confidence_std', 'embedding_mean'], (150, 16), dtype('float32'))
+    >>> EmbeddingDriftDetector.from_reference(ref).threshold == float(ref["mmd_threshold"][0])
+    True
+    """
+    z = np.asarray(embeddings, dtype=np.float64)
+    c = np.asarray(confidences, dtype=np.float64)
+    if c.ndim not in (1, 2) or len(c) != len(z):
+        raise ValueError(f"confidences must be (n,) or (n, k) with n = {len(z)} rows, got {c.shape}")
+    detector = EmbeddingDriftDetector(
+        window=window, sample_size=sample_size, false_alarm_rate=false_alarm_rate, n_null=n_null, seed=seed
+    ).fit(z)
+    arrays = detector.reference_arrays()
+    arrays["embedding_mean"] = z.mean(axis=0)
+    arrays["embedding_std"] = z.std(axis=0)
+    signals = {"confidence": c}
+    if c.ndim == 2:
+        s = compute_signals(c)
+        signals = {"confidence": s.confidence, "entropy": s.entropy, "margin": s.margin}
+    elif not np.all((c >= 0) & (c <= 1)):
+        raise ValueError("confidences must lie in [0, 1]")
+    arrays["confidence_quantiles"] = np.quantile(signals["confidence"], CONFIDENCE_LEVELS)
+    for name, values in signals.items():
+        arrays[f"{name}_mean"] = np.asarray([values.mean()])
+        arrays[f"{name}_std"] = np.asarray([values.std()])
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
