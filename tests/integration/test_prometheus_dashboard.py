@@ -27,7 +27,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_digits
 
 from deploy.grafana.dashboard import build_dashboard, queries
-from tests.kafka_support import kafka_bootstrap  # noqa: F401
+from service.topics import ensure_topics
+from tests.kafka_support import unique_topics
 from tests.prometheus_support import (  # noqa: F401
     PrometheusServer,
     free_port,
@@ -73,30 +74,22 @@ def registry(tmp_path: Path, digits: tuple[np.ndarray, np.ndarray]) -> Path:
 
 
 @pytest.fixture
-def topics(kafka_bootstrap: str) -> dict[str, str]:  # noqa: F811
-    """Fresh topics for this test, so nothing else on the broker interferes."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-
-    prefix = f"promtest-{uuid.uuid4().hex[:8]}"
-    names = {
-        "DRIFTWISE_EVENTS_TOPIC": f"{prefix}.events",
-        "DRIFTWISE_PREDICTIONS_TOPIC": f"{prefix}.predictions",
-        "DRIFTWISE_DLQ_TOPIC": f"{prefix}.events.dlq",
-        "DRIFTWISE_LABELS_TOPIC": f"{prefix}.labels",
-        "DRIFTWISE_MODELS_TOPIC": f"{prefix}.models",
+def topics(kafka_bootstrap: str) -> dict[str, str]:
+    """Fresh topics and consumer group for this test, as ``DRIFTWISE_*`` settings."""
+    names = unique_topics()
+    ensure_topics(kafka_bootstrap, names.all, partitions=2, compacted=names.compacted)
+    return {
+        "DRIFTWISE_EVENTS_TOPIC": names.events,
+        "DRIFTWISE_PREDICTIONS_TOPIC": names.predictions,
+        "DRIFTWISE_DLQ_TOPIC": names.dlq,
+        "DRIFTWISE_LABELS_TOPIC": names.labels,
+        "DRIFTWISE_MODELS_TOPIC": names.models,
+        "DRIFTWISE_GROUP_ID": f"promtest-{uuid.uuid4().hex[:8]}",
     }
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    try:
-        admin.create_topics([NewTopic(name, num_partitions=2 if key.endswith(("EVENTS_TOPIC", "LABELS_TOPIC"))
-                                      else 1, replication_factor=1) for key, name in names.items()])
-    finally:
-        admin.close()
-    return {**names, "DRIFTWISE_GROUP_ID": f"{prefix}-group"}
 
 
 @pytest.fixture
-def service(registry: Path, topics: dict[str, str], kafka_bootstrap: str,  # noqa: F811
-            tmp_path: Path) -> Iterator[str]:
+def service(registry: Path, topics: dict[str, str], kafka_bootstrap: str, tmp_path: Path) -> Iterator[str]:
     """``driftwise serve`` on a free loopback port with HTTP and the Kafka stream; yields its base URL."""
     port = free_port()
     log = tmp_path / "serve.log"
@@ -186,7 +179,7 @@ def _wait_for_stream(url: str, timeout: float = 90.0) -> str:
 
 
 def test_every_dashboard_query_returns_data_from_real_prometheus(
-    service: str, topics: dict[str, str], kafka_bootstrap: str,  # noqa: F811
+    service: str, topics: dict[str, str], kafka_bootstrap: str,
     prometheus_server, promtool: str, digits: tuple[np.ndarray, np.ndarray],  # noqa: F811
 ) -> None:
     X, y = digits
