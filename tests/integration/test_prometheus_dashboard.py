@@ -66,7 +66,7 @@ def registry(tmp_path: Path, digits: tuple[np.ndarray, np.ndarray]) -> Path:
     root = tmp_path / "registry"
     result = subprocess.run(
         _cli("pretrain", "--data", str(data), "--name", NAME, "--registry", str(root), "--encoder", "mlp",
-             "--objective", "ae", "--epochs", "1", "--device", "cpu"),
+             "--objective", "ae", "--epochs", "1", "--head", "linear", "--device", "cpu"),
         capture_output=True, text=True, timeout=240, env={**os.environ, "DRIFTWISE_TORCH_THREADS": "1"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
