@@ -1,0 +1,249 @@
+"""When to adapt, when to stop and ask for labels, and when to undo a swap.
+
+Pure decisions, no I/O: the service (or the benchmark's simulation) tells the
+policy what happened and reads back what to do.
+
+* **Adapt** when drift is confirmed, no adaptation is running, the cooldown since
+  the last one has passed, and the buffer holds ``min_pseudo_labels`` (or drift has
+  been waiting ``max_wait_seconds``: then the guardrails decide, and a starved
+  candidate is rejected for its low yield rather than waited on forever).
+* **Labels needed** (concept drift): pseudo-labels can only fix a change of the
+  inputs, not of what the right answer is. When ``max_consecutive_rejections``
+  candidates in a row are rejected (or rolled back), or the feedback labels show
+  live accuracy under ``min_live_accuracy``, the policy stops adapting and says
+  labels are needed, until `resolve_labels_needed` (new labels arrived).
+* **Rollback**: after a promotion, the mean confidence of the next
+  ``rollback_window`` predictions is compared with what the candidate showed on
+  the drifted window; if it is lower by more than ``rollback_tolerance``,
+  `rollback_needed` turns on.
+
+Examples
+--------
+>>> t = [0.0]
+>>> policy = AdaptationPolicy(cooldown_seconds=60, min_pseudo_labels=50, rollback_window=3, clock=lambda: t[0])
+>>> policy.should_adapt(drift_confirmed=True, pseudo_count=10)  # too few pseudo-labels yet
+False
+>>> policy.should_adapt(drift_confirmed=True, pseudo_count=80)
+True
+>>> policy.adaptation_started(); policy.record_outcome("promoted", expected_confidence=0.9)
+>>> t[0] = 30.0
+>>> policy.should_adapt(drift_confirmed=True, pseudo_count=80)  # cooling down
+False
+>>> policy.observe([0.5, 0.6, 0.55]); policy.rollback_needed
+True
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any, Callable, Iterable, Literal
+
+import numpy as np
+
+Outcome = Literal["promoted", "rejected", "failed"]
+OUTCOMES = ("promoted", "rejected", "failed")
+
+
+class AdaptationPolicy:
+    """The adaptation state machine; every hyperparameter is a public, validated attribute.
+
+    Parameters
+    ----------
+    cooldown_seconds
+        Least time between the end of one adaptation (or a rollback) and the start of the next.
+    min_pseudo_labels
+        Pseudo-labels the buffer must hold before adapting.
+    max_wait_seconds
+        After drift has been confirmed this long, adapt even with fewer pseudo-labels.
+    max_consecutive_rejections
+        Rejected (or rolled-back) candidates in a row that mean "labels needed".
+    rollback_window
+        Predictions watched after a promotion.
+    rollback_tolerance
+        Drop of mean confidence, below the candidate's expectation, that triggers a rollback.
+    feedback_window
+        Most recent (prediction, label) feedback pairs that live accuracy is taken over.
+    min_feedback
+        Feedback pairs needed before live accuracy is trusted.
+    min_live_accuracy
+        Live accuracy under which labels are needed.
+    clock
+        Seconds, monotone; ``time.monotonic`` unless a simulation supplies its own.
+    """
+
+    def __init__(
+        self,
+        cooldown_seconds: float = 120.0,
+        min_pseudo_labels: int = 50,
+        max_consecutive_rejections: int = 3,
+        rollback_window: int = 500,
+        rollback_tolerance: float = 0.05,
+        *,
+        max_wait_seconds: float = 60.0,
+        feedback_window: int = 200,
+        min_feedback: int = 50,
+        min_live_accuracy: float = 0.6,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if cooldown_seconds < 0 or max_wait_seconds < 0:
+            raise ValueError("cooldown_seconds and max_wait_seconds must be >= 0")
+        if min_pseudo_labels < 0:
+            raise ValueError(f"min_pseudo_labels must be >= 0, got {min_pseudo_labels}")
+        if max_consecutive_rejections < 1:
+            raise ValueError(f"max_consecutive_rejections must be >= 1, got {max_consecutive_rejections}")
+        if rollback_window < 1 or feedback_window < 1 or min_feedback < 1:
+            raise ValueError("rollback_window, feedback_window and min_feedback must be >= 1")
+        if min_feedback > feedback_window:
+            raise ValueError(f"min_feedback ({min_feedback}) cannot exceed feedback_window ({feedback_window})")
+        if not 0.0 <= rollback_tolerance <= 1.0 or not 0.0 <= min_live_accuracy <= 1.0:
+            raise ValueError("rollback_tolerance and min_live_accuracy must be in [0, 1]")
+        self.cooldown_seconds = cooldown_seconds
+        self.min_pseudo_labels = min_pseudo_labels
+        self.max_consecutive_rejections = max_consecutive_rejections
+        self.rollback_window = rollback_window
+        self.rollback_tolerance = rollback_tolerance
+        self.max_wait_seconds = max_wait_seconds
+        self.feedback_window = feedback_window
+        self.min_feedback = min_feedback
+        self.min_live_accuracy = min_live_accuracy
+        self.clock = clock
+        self._reset()
+
+    def _reset(self) -> None:
+        self.counts = {**{o: 0 for o in OUTCOMES}, "rolled_back": 0}
+        self.consecutive_rejections = 0
+        self.in_flight = False
+        self.labels_needed = False
+        self.labels_needed_reason: str | None = None
+        self._last_finished: float | None = None
+        self._drift_since: float | None = None
+        self._feedback: deque[bool] = deque(maxlen=self.feedback_window)
+        self._watch_expected: float | None = None
+        self._watch_sum = 0.0
+        self._watch_seen = 0
+        self.rollback_needed = False
+
+    # -- adapting --------------------------------------------------------------------
+    def _now(self, now: float | None) -> float:
+        return self.clock() if now is None else float(now)
+
+    def cooldown_remaining(self, now: float | None = None) -> float:
+        if self._last_finished is None:
+            return 0.0
+        return max(0.0, self.cooldown_seconds - (self._now(now) - self._last_finished))
+
+    def should_adapt(self, now: float | None = None, *, drift_confirmed: bool, pseudo_count: int) -> bool:
+        """Whether to start an adaptation now (call `adaptation_started` when you do)."""
+        now = self._now(now)
+        if not drift_confirmed:
+            self._drift_since = None
+            return False
+        if self._drift_since is None:
+            self._drift_since = now
+        if self.in_flight or self.labels_needed or self._watch_expected is not None or self.rollback_needed:
+            return False
+        if self.cooldown_remaining(now) > 0:
+            return False
+        waited = now - self._drift_since
+        return pseudo_count >= self.min_pseudo_labels or waited >= self.max_wait_seconds
+
+    def adaptation_started(self, now: float | None = None) -> None:
+        if self.in_flight:
+            raise RuntimeError("an adaptation is already running")
+        self.in_flight = True
+
+    def record_outcome(self, outcome: Outcome, now: float | None = None, *,
+                       expected_confidence: float | None = None) -> None:
+        """What became of the adaptation; a promotion starts the post-swap watch.
+
+        ``expected_confidence`` is the candidate's mean confidence on the drifted
+        window (from the guardrail report); without it nothing is watched.
+        """
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
+        self.in_flight = False
+        self._last_finished = self._now(now)
+        self._drift_since = None
+        self.counts[outcome] += 1
+        if outcome == "promoted":
+            self.consecutive_rejections = 0
+            if expected_confidence is not None:
+                self._watch_expected, self._watch_sum, self._watch_seen = float(expected_confidence), 0.0, 0
+        elif outcome == "rejected":
+            self._count_rejection("guardrails rejected")
+
+    def _count_rejection(self, what: str) -> None:
+        self.consecutive_rejections += 1
+        if self.consecutive_rejections >= self.max_consecutive_rejections and not self.labels_needed:
+            self._need_labels(f"{what} {self.consecutive_rejections} candidates in a row")
+
+    def _need_labels(self, reason: str) -> None:
+        self.labels_needed = True
+        self.labels_needed_reason = reason
+
+    def resolve_labels_needed(self) -> None:
+        """Labels arrived (or an operator decided): adapting may resume."""
+        self.labels_needed = False
+        self.labels_needed_reason = None
+        self.consecutive_rejections = 0
+        self._feedback.clear()
+
+    # -- post-swap watch ---------------------------------------------------------------
+    def observe(self, confidences: Iterable[float]) -> None:
+        """Confidences of served predictions; only counted while a promotion is being watched."""
+        if self._watch_expected is None:
+            return
+        c = np.asarray(list(confidences), dtype=np.float64)[: self.rollback_window - self._watch_seen]
+        self._watch_sum += float(c.sum())
+        self._watch_seen += len(c)
+        if self._watch_seen >= self.rollback_window:
+            if self._watch_sum / self._watch_seen < self._watch_expected - self.rollback_tolerance:
+                self.rollback_needed = True
+            self._watch_expected = None
+
+    @property
+    def watching(self) -> bool:
+        return self._watch_expected is not None
+
+    def record_rollback(self, now: float | None = None) -> None:
+        """The swap was undone; the cooldown restarts and the candidate counts as rejected."""
+        self.rollback_needed = False
+        self._watch_expected = None
+        self._last_finished = self._now(now)
+        self.counts["rolled_back"] += 1
+        self._count_rejection("rolled back")
+
+    # -- feedback labels ----------------------------------------------------------------
+    def record_feedback(self, predictions: Iterable[int], labels: Iterable[int]) -> None:
+        """(served prediction, true label) pairs from the feedback topic."""
+        p, y = np.asarray(list(predictions)), np.asarray(list(labels))
+        if p.shape != y.shape:
+            raise ValueError(f"got {p.size} predictions but {y.size} labels")
+        self._feedback.extend((p == y).tolist())
+        accuracy = self.live_accuracy
+        if accuracy is not None and accuracy < self.min_live_accuracy and not self.labels_needed:
+            self._need_labels(f"live accuracy {accuracy:.3f} < {self.min_live_accuracy} on feedback labels")
+
+    @property
+    def live_accuracy(self) -> float | None:
+        """Accuracy over the last ``feedback_window`` feedback pairs; None before ``min_feedback``."""
+        if len(self._feedback) < self.min_feedback:
+            return None
+        return float(np.mean(self._feedback))
+
+    def snapshot(self, now: float | None = None) -> dict[str, Any]:
+        """Plain JSON types, for ``GET /drift`` and metrics."""
+        return {
+            "labels_needed": self.labels_needed,
+            "labels_needed_reason": self.labels_needed_reason,
+            "in_flight": self.in_flight,
+            "cooldown_remaining_s": self.cooldown_remaining(now),
+            "consecutive_rejections": self.consecutive_rejections,
+            "outcomes": dict(self.counts),
+            "live_accuracy": self.live_accuracy,
+            "feedback_count": len(self._feedback),
+            "watch": {"active": self.watching, "seen": self._watch_seen, "expected_confidence": self._watch_expected,
+                      "mean_confidence": self._watch_sum / self._watch_seen if self._watch_seen else None},
+            "rollback_needed": self.rollback_needed,
+        }

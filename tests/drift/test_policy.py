@@ -1,0 +1,133 @@
+"""The adaptation state machine: cooldown, labels needed, rollback."""
+
+from __future__ import annotations
+
+import pytest
+
+from drift.policy import AdaptationPolicy
+
+
+class FakeClock:
+    """Simulated seconds (the benchmark drives the policy the same way)."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _policy(**kwargs) -> tuple[AdaptationPolicy, FakeClock]:
+    clock = FakeClock()
+    defaults = dict(cooldown_seconds=60, min_pseudo_labels=20, max_consecutive_rejections=2,
+                    rollback_window=4, rollback_tolerance=0.05, max_wait_seconds=30, clock=clock)
+    return AdaptationPolicy(**{**defaults, **kwargs}), clock
+
+
+def test_no_adaptation_without_confirmed_drift():
+    policy, _ = _policy()
+    assert not policy.should_adapt(drift_confirmed=False, pseudo_count=1000)
+
+
+def test_waits_for_pseudo_labels_then_adapts_anyway_after_max_wait():
+    policy, clock = _policy()
+    assert not policy.should_adapt(drift_confirmed=True, pseudo_count=5)
+    clock.t = 29.0
+    assert not policy.should_adapt(drift_confirmed=True, pseudo_count=5)
+    clock.t = 30.0
+    assert policy.should_adapt(drift_confirmed=True, pseudo_count=5)
+
+
+def test_cooldown_blocks_a_second_adaptation_until_it_expires():
+    policy, clock = _policy()
+    assert policy.should_adapt(drift_confirmed=True, pseudo_count=50)
+    policy.adaptation_started()
+    assert not policy.should_adapt(drift_confirmed=True, pseudo_count=50), "one at a time"
+    clock.t = 10.0
+    policy.record_outcome("failed")
+    clock.t = 69.0
+    assert not policy.should_adapt(drift_confirmed=True, pseudo_count=50)
+    assert policy.snapshot()["cooldown_remaining_s"] == pytest.approx(1.0)
+    clock.t = 70.0
+    assert policy.should_adapt(drift_confirmed=True, pseudo_count=50)
+    with pytest.raises(RuntimeError):
+        policy.adaptation_started()
+        policy.adaptation_started()
+
+
+def test_repeated_rejections_raise_labels_needed_and_stop_adapting():
+    policy, clock = _policy(cooldown_seconds=0)
+    for _ in range(2):
+        assert policy.should_adapt(drift_confirmed=True, pseudo_count=50)
+        policy.adaptation_started()
+        policy.record_outcome("rejected")
+    assert policy.labels_needed and "rejected 2 candidates" in policy.labels_needed_reason
+    assert not policy.should_adapt(drift_confirmed=True, pseudo_count=500)
+    policy.resolve_labels_needed()
+    assert policy.should_adapt(drift_confirmed=True, pseudo_count=50)
+
+
+def test_a_promotion_resets_the_rejection_streak():
+    policy, _ = _policy(cooldown_seconds=0)
+    for outcome in ["rejected", "promoted", "rejected"]:
+        policy.adaptation_started()
+        policy.record_outcome(outcome)
+    assert not policy.labels_needed and policy.consecutive_rejections == 1
+
+
+def test_feedback_disagreeing_with_predictions_means_labels_needed():
+    policy, _ = _policy(min_feedback=10, feedback_window=20, min_live_accuracy=0.7)
+    policy.record_feedback([1] * 9, [1] * 9)
+    assert policy.live_accuracy is None, "too few pairs to judge"
+    policy.record_feedback(range(10), [(i + 1) % 10 for i in range(10)])  # a permuted concept
+    assert policy.live_accuracy == pytest.approx(9 / 19)
+    assert policy.labels_needed and "live accuracy" in policy.labels_needed_reason
+    assert not policy.should_adapt(drift_confirmed=True, pseudo_count=500)
+
+
+def test_rollback_when_confidence_after_swap_falls_below_expectation():
+    policy, clock = _policy()
+    policy.adaptation_started()
+    policy.record_outcome("promoted", expected_confidence=0.9)
+    assert policy.watching
+    policy.observe([0.8, 0.8])
+    assert not policy.rollback_needed, "window not full yet"
+    policy.observe([0.8, 0.8, 0.99])  # the 5th value falls outside the 4-event window
+    assert policy.rollback_needed and not policy.watching
+    assert not policy.should_adapt(drift_confirmed=True, pseudo_count=500)
+    clock.t = 5.0
+    policy.record_rollback()
+    assert not policy.rollback_needed and policy.counts["rolled_back"] == 1
+    assert policy.consecutive_rejections == 1
+
+
+def test_no_rollback_when_confidence_holds():
+    policy, _ = _policy()
+    policy.adaptation_started()
+    policy.record_outcome("promoted", expected_confidence=0.9)
+    policy.observe([0.88, 0.9, 0.86, 0.9])
+    assert not policy.rollback_needed and not policy.watching
+
+
+def test_snapshot_is_plain_json():
+    import json
+
+    policy, _ = _policy()
+    policy.record_feedback([0] * 60, [0] * 60)
+    snap = json.loads(json.dumps(policy.snapshot()))
+    assert snap["live_accuracy"] == 1.0 and snap["outcomes"] == {"promoted": 0, "rejected": 0, "failed": 0,
+                                                                 "rolled_back": 0}
+
+
+@pytest.mark.parametrize("kwargs", [dict(cooldown_seconds=-1), dict(max_consecutive_rejections=0),
+                                    dict(rollback_window=0), dict(min_feedback=300),
+                                    dict(rollback_tolerance=2.0)])
+def test_bad_hyperparameters_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        AdaptationPolicy(**kwargs)
+
+
+def test_unknown_outcome_is_refused():
+    policy, _ = _policy()
+    with pytest.raises(ValueError, match="outcome"):
+        policy.record_outcome("maybe")
