@@ -106,11 +106,16 @@ format_dir() {  # dir cluster_id
         || { cat "$1/format.log" >&2; die "formatting $1/data failed"; }
 }
 
-launch() {  # dir port ctrl_port
-    local dir="$1" port="$2" ctrl="$3" p
-    for p in "$port" "$ctrl"; do
-        port_answers "$p" && die "port $p on 127.0.0.1 is already in use by another process; choose another --port"
+ports_free() {
+    local p
+    for p in "$@"; do
+        if port_answers "$p"; then die "port $p on 127.0.0.1 is already in use by another process; choose another --port"; fi
     done
+}
+
+launch() {  # dir port ctrl_port
+    local dir="$1" port="$2" ctrl="$3"
+    ports_free "$port" "$ctrl"
     [[ -f "$dir/broker.log" ]] && mv -f "$dir/broker.log" "$dir/broker.log.1"
     # setsid: the broker gets its own session, so Ctrl-C in the caller's terminal does not reach it.
     # shellcheck disable=SC2086
@@ -179,6 +184,7 @@ start_single() {  # port watch_pid
     else
         jars
         check_java
+        ports_free "$port" "$((port + 1))"
         mkdir -p "$dir"
         write_props "$dir" 1 "$port" "$((port + 1))" "1@127.0.0.1:$((port + 1))" \
             offsets.topic.replication.factor=1 transaction.state.log.replication.factor=1 \

@@ -1,0 +1,155 @@
+"""The control topic: announcing model versions and following the announcements.
+
+``driftwise.models`` is compacted and keyed by model name, so it always holds
+the latest version per name. Every replica reads it whole, with no consumer
+group (each one must see every announcement), and swaps when told; that is how
+N replicas end up serving the same version.
+
+>>> decode_announcement(encode_announcement("digits", 3))
+('digits', 3)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from service.topics import MODELS, ensure_topics
+
+log = logging.getLogger(__name__)
+
+OnAnnounce = Callable[[str, int], None]
+
+
+def encode_announcement(name: str, version: int) -> bytes:
+    return json.dumps({"name": name, "version": int(version)}).encode()
+
+
+def decode_announcement(value: bytes | None) -> tuple[str, int]:
+    """``(name, version)`` from a control record; ``ValueError`` when it is not one."""
+    try:
+        obj = json.loads(value or b"")
+        name, version = obj["name"], obj["version"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"not a model announcement: {value!r:.80}") from exc
+    if not isinstance(name, str) or not name or isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(f"not a model announcement: {value!r:.80}")
+    return name, version
+
+
+def announce_model(bootstrap: str, topic: str, name: str, version: int, *, timeout_s: float = 30.0) -> None:
+    """Publish ``name`` -> ``version`` on the control topic and wait until the broker has it."""
+    if not name:
+        raise ValueError("model name must be non-empty")
+    ensure_topics(bootstrap, [topic], partitions=1, compacted=[topic], timeout_s=timeout_s)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        producer.send(topic, key=name.encode(), value=encode_announcement(name, version)).get(timeout=timeout_s)
+    finally:
+        producer.close(timeout=5)
+
+
+class ModelFollower:
+    """Calls ``on_announce(name, version)`` for every announcement on the control topic, in a background thread.
+
+    On start it reads the topic from the beginning and reports only the latest
+    version per name (the catch-up); after that, each new announcement. With
+    ``name`` set, announcements for other models are ignored. Errors from the
+    callback are logged and the follower goes on.
+    """
+
+    def __init__(self, bootstrap: str, on_announce: OnAnnounce, *, topic: str = MODELS, name: str | None = None,
+                 poll_timeout_ms: int = 500) -> None:
+        if not bootstrap:
+            raise ValueError("bootstrap servers are required (HOST:PORT)")
+        if poll_timeout_ms < 0:
+            raise ValueError(f"poll_timeout_ms must be >= 0, got {poll_timeout_ms}")
+        self.bootstrap = bootstrap
+        self.on_announce = on_announce
+        self.topic = topic
+        self.name = name
+        self.poll_timeout_ms = poll_timeout_ms
+        self._reset()
+
+    def _reset(self) -> None:
+        self.announcements = 0
+        self.caught_up = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "ModelFollower":
+        if self._thread is not None:
+            raise RuntimeError("this ModelFollower was already started; make a new one")
+        self._thread = threading.Thread(target=self._run, name="model-follower", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 15.0) -> bool:
+        self._stopping.set()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def __enter__(self) -> "ModelFollower":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            consumer = None
+            try:
+                ensure_topics(self.bootstrap, [self.topic], partitions=1, compacted=[self.topic])
+                consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+                partitions = [TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic))]
+                consumer.assign(partitions)
+                consumer.seek_to_beginning(*partitions)
+                self._catch_up(consumer, partitions)
+                backoff = 0.5
+                while not self._stopping.is_set():
+                    self._deliver(self._latest(consumer.poll(timeout_ms=self.poll_timeout_ms)))
+            except Exception:
+                log.exception("following %s failed; retrying in %.1fs", self.topic, backoff)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                if consumer is not None:
+                    consumer.close(autocommit=False)
+
+    def _catch_up(self, consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
+        """Read up to the end offsets seen at start; deliver the latest version per name once."""
+        end = consumer.end_offsets(partitions)
+        latest: dict[str, int] = {}
+        while not self._stopping.is_set() and any(consumer.position(tp) < end[tp] for tp in partitions):
+            latest.update(self._latest(consumer.poll(timeout_ms=self.poll_timeout_ms)))
+        self._deliver(latest)
+        self.caught_up.set()
+
+    def _latest(self, polled: dict[Any, list[Any]]) -> dict[str, int]:
+        latest: dict[str, int] = {}
+        for records in polled.values():
+            for r in records:
+                try:
+                    name, version = decode_announcement(r.value)
+                except ValueError as exc:
+                    log.warning("skipping control record at %s:%d: %s", r.partition, r.offset, exc)
+                    continue
+                if self.name is None or name == self.name:
+                    latest[name] = version
+        return latest
+
+    def _deliver(self, latest: dict[str, int]) -> None:
+        for name, version in latest.items():
+            self.announcements += 1
+            try:
+                self.on_announce(name, version)
+            except Exception:
+                log.exception("on_announce(%r, %r) failed", name, version)
