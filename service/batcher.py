@@ -150,7 +150,12 @@ class MicroBatcher:
                 except TimeoutError:
                     break
             batch = self._take()
-            await loop.run_in_executor(self._executor, self._run_batch, loop, batch)
+            try:
+                await loop.run_in_executor(self._executor, self._run_batch, loop, batch)
+            except Exception as exc:  # noqa: BLE001 - a bug here must fail these requests, not hang them
+                log.exception("batch failed outside the model")
+                for item in batch:
+                    _settle(item.future, None, exc)
 
     def _take(self) -> list[_Pending]:
         batch = [self._queue.popleft()]
@@ -167,9 +172,9 @@ class MicroBatcher:
         live = [item for item in batch if not item.future.done()]  # skip callers that went away
         if not live:
             return
-        X = live[0].X if len(live) == 1 else np.concatenate([item.X for item in live])
         started = time.perf_counter()
         try:
+            X = live[0].X if len(live) == 1 else np.concatenate([item.X for item in live])
             prediction = self.runtime.predict(X)
         except Exception as exc:  # noqa: BLE001 - handed to the callers
             if len(live) == 1:

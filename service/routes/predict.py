@@ -73,7 +73,8 @@ def parse_instances(body: bytes, input_shape: tuple[int, ...], max_instances: in
     fits = False
     if numbers_only:
         try:
-            X = np.asarray(instances, dtype=np.float32)
+            with np.errstate(over="ignore"):  # a value past float32 becomes inf: refused just below
+                X = np.asarray(instances, dtype=np.float32)
             fits = X.ndim >= 2 and X[0].size == int(np.prod(input_shape)) and bool(np.isfinite(X).all())
         except ValueError:  # ragged nesting
             pass

@@ -1,0 +1,121 @@
+"""Admin routes: bearer token when configured, activate/rollback change what is served, and say so."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from models.registry import Registry
+from service.app import create_app
+from service.settings import Settings
+from tests.service.conftest import ADMIN_TOKEN, NAME, TestClient, instances, tiny_classifier
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def admin(make_settings: Callable[..., Settings]) -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings(admin_token=ADMIN_TOKEN))) as c:
+        yield c
+
+
+def _served(client: TestClient) -> str:
+    return client.post("/predict", json={"instances": instances(1)}).json()["model_version"]
+
+
+@pytest.mark.parametrize("method, path", [("post", "/models/2/activate"), ("post", "/models/rollback"),
+                                          ("post", "/drift/adapt")])
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token-wrong-token"},
+                                     {"Authorization": f"Basic {ADMIN_TOKEN}"}])
+def test_admin_routes_need_the_bearer_token_with_401(admin: TestClient, method: str, path: str,
+                                                     headers: dict[str, str]) -> None:
+    response = admin.request(method, path, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert _served(admin) == "1"
+
+
+def test_activate_swaps_the_served_model_and_moves_current(admin: TestClient, registry: Registry) -> None:
+    response = admin.post("/models/2/activate", headers=AUTH)
+    assert response.status_code == 200
+    assert response.json() == {"model_version": "2", "previous": "1"}
+    assert _served(admin) == "2"
+    assert registry.current(NAME).version == 2
+    listed = admin.get("/models").json()
+    assert (listed["current"], listed["served"]) == (2, "2")
+    text = admin.get("/metrics").text
+    assert 'driftwise_model_swaps_total{reason="activate"} 1.0' in text
+    assert "driftwise_model_version 2.0" in text
+
+
+def test_rollback_serves_the_previous_version_and_counts_a_manual_rollback(admin: TestClient,
+                                                                           registry: Registry) -> None:
+    admin.post("/models/2/activate", headers=AUTH)
+    response = admin.post("/models/rollback", headers=AUTH)
+    assert response.status_code == 200 and response.json() == {"model_version": "1", "previous": "2"}
+    assert _served(admin) == "1" and registry.current(NAME).version == 1
+    text = admin.get("/metrics").text
+    assert 'driftwise_rollbacks_total{trigger="manual"} 1.0' in text
+    assert 'driftwise_model_swaps_total{reason="rollback"} 1.0' in text
+
+
+def test_rollback_with_nothing_before_is_409(admin: TestClient) -> None:
+    response = admin.post("/models/rollback", headers=AUTH)
+    assert response.status_code == 409 and "nothing to roll back" in response.json()["detail"]
+    assert _served(admin) == "1"
+
+
+def test_activating_an_unknown_version_is_404(admin: TestClient) -> None:
+    assert admin.post("/models/9/activate", headers=AUTH).status_code == 404
+    assert _served(admin) == "1"
+
+
+def test_activating_a_rejected_candidate_is_409_and_changes_nothing(admin: TestClient, registry: Registry) -> None:
+    registry.publish(NAME, tiny_classifier(2), reason="adapt", parent=1, status="rejected", activate=False)
+    response = admin.post("/models/3/activate", headers=AUTH)
+    assert response.status_code == 409 and "rejected" in response.json()["detail"]
+    assert _served(admin) == "1" and registry.current(NAME).version == 1
+
+
+def test_without_a_configured_token_admin_routes_are_open(client: TestClient) -> None:
+    assert client.post("/models/2/activate").status_code == 200
+    assert _served(client) == "2"
+
+
+def test_a_service_started_without_a_model_serves_after_an_activation(tmp_path: Path,
+                                                                       make_settings: Callable[..., Settings]) -> None:
+    reg = Registry(tmp_path / "fresh")
+    reg.publish(NAME, tiny_classifier(0), reason="pretrain", activate=False)
+    with TestClient(create_app(make_settings(registry=reg.root, admin_token=ADMIN_TOKEN))) as c:
+        assert c.post("/predict", json={"instances": instances(1)}).status_code == 503
+        assert c.post("/models/1/activate", headers=AUTH).json() == {"model_version": "1", "previous": None}
+        assert c.get("/readyz").status_code == 200
+        assert _served(c) == "1"
+
+
+class _Controller:
+    """The two methods the routes call on the lead's adaptation controller."""
+
+    def __init__(self) -> None:
+        self.triggered = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"monitoring": "on", "drift": False, "triggered": self.triggered}
+
+    def trigger(self) -> dict[str, Any]:
+        self.triggered += 1
+        return {"started": True}
+
+    def stop(self) -> None:
+        pass
+
+
+def test_drift_routes_delegate_to_the_controller(admin: TestClient) -> None:
+    assert admin.post("/drift/adapt", headers=AUTH).status_code == 409  # no controller yet
+    controller = _Controller()
+    admin.app.state.service.controller = controller
+    assert admin.post("/drift/adapt", headers=AUTH).json() == {"started": True}
+    assert admin.get("/drift").json() == {"monitoring": "on", "drift": False, "triggered": 1}
