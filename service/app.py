@@ -17,6 +17,7 @@ import torch
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
+from service.events import REASONS as DLQ_REASONS
 from service.metrics import Metrics
 from service.routes import drift, health, models, predict
 from service.runtime import SWAP_REASONS, load_from_registry
@@ -26,7 +27,6 @@ from service.state import ServiceState
 log = logging.getLogger(__name__)
 
 SOURCES = ("http", "kafka")
-DLQ_REASONS = ("undecodable", "invalid")
 ADAPTATION_OUTCOMES = ("promoted", "rejected", "failed")
 PSEUDO_LABEL_OUTCOMES = ("accepted", "rejected")
 ROLLBACK_TRIGGERS = ("auto", "manual")
@@ -103,15 +103,32 @@ def load_current_model(state: ServiceState) -> None:
 
 def start_stream(state: ServiceState) -> None:
     """The Kafka stream (events -> predictions) and the control-topic follower."""
-    from service.stream import ModelFollower, StreamWorker
+    from service.control import ModelFollower
+    from service.stream import StreamWorker
 
     s = state.settings
+    assert s.bootstrap_servers is not None
     state.stream = StreamWorker(state.runtime, state.metrics, bootstrap=s.bootstrap_servers, group_id=s.group_id,
                                 events_topic=s.events_topic, predictions_topic=s.predictions_topic,
-                                dlq_topic=s.dlq_topic, on_batch=state.notify)
+                                dlq_topic=s.dlq_topic, on_batch=lambda X, pred: state.notify(X, pred, "kafka"))
     state.stream.start()
-    state.follower = ModelFollower(state, bootstrap=s.bootstrap_servers, topic=s.models_topic)
+    state.follower = ModelFollower(s.bootstrap_servers, lambda name, version: follow_announcement(state, version),
+                                   topic=s.models_topic, name=s.name)
     state.follower.start()
+
+
+def follow_announcement(state: ServiceState, version: int) -> None:
+    """Serve a version announced on the control topic (by this replica, another one, or the adapter)."""
+    if state.runtime.version == str(version):
+        return
+    with state.model_lock:
+        info = state.registry.get(state.settings.name, version)
+        if info.status == "rejected":
+            log.error("ignoring the announcement of version %s: it was rejected by its guardrails", version)
+            return
+        snapshot = load_from_registry(state.registry, state.settings.name, version, device=state.runtime.device)
+        state.runtime.swap(snapshot, reason="control")
+    log.info("following the control topic: now serving version %s", version)
 
 
 def attach_adaptation(state: ServiceState) -> None:

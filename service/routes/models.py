@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
 from models.registry import ModelVersion, RegistryError
+from service.control import announce_model
 from service.deps import AdminDep, StateDep
 from service.runtime import ModelSnapshot, load_from_registry
 from service.state import ServiceState
@@ -44,6 +45,8 @@ class ModelsResponse(BaseModel):
 class SwapResponse(BaseModel):
     model_version: str
     previous: str | None
+    announced: bool | None = Field(
+        None, description="Whether the control topic carries the change to other replicas (null without Kafka)")
 
 
 def _describe(v: ModelVersion, current: int | None, served: str | None) -> VersionInfo:
@@ -79,7 +82,8 @@ def activate(version: int, state: StateDep, _: AdminDep) -> SwapResponse:
         state.registry.activate(name, version)
         previous = state.runtime.swap(snapshot, reason="activate")
     log.info("activated %s version %s", name, version)
-    return SwapResponse(model_version=snapshot.version, previous=None if previous is None else previous.version)
+    return SwapResponse(model_version=snapshot.version, previous=None if previous is None else previous.version,
+                        announced=_announce(state, version))
 
 
 @router.post("/rollback", response_model=SwapResponse, summary="Serve the version that was current before this one",
@@ -89,7 +93,21 @@ def rollback(state: StateDep, _: AdminDep) -> SwapResponse:
     with state.model_lock:
         snapshot, previous = _rollback(state)
     state.metrics.rollbacks.labels("manual").inc()
-    return SwapResponse(model_version=snapshot.version, previous=None if previous is None else previous.version)
+    return SwapResponse(model_version=snapshot.version, previous=None if previous is None else previous.version,
+                        announced=_announce(state, int(snapshot.version)))
+
+
+def _announce(state: ServiceState, version: int) -> bool | None:
+    """Tell the other replicas (control topic); this one already serves ``version``."""
+    s = state.settings
+    if not s.bootstrap_servers:
+        return None
+    try:
+        announce_model(s.bootstrap_servers, s.models_topic, s.name, version, timeout_s=10.0)
+        return True
+    except Exception:  # noqa: BLE001 - the swap here stands; the response says the others were not told
+        log.exception("could not announce version %s on %s", version, s.models_topic)
+        return False
 
 
 def _rollback(state: ServiceState) -> tuple[ModelSnapshot, ModelSnapshot | None]:

@@ -41,7 +41,7 @@ def test_admin_routes_need_the_bearer_token_with_401(admin: TestClient, method: 
 def test_activate_swaps_the_served_model_and_moves_current(admin: TestClient, registry: Registry) -> None:
     response = admin.post("/models/2/activate", headers=AUTH)
     assert response.status_code == 200
-    assert response.json() == {"model_version": "2", "previous": "1"}
+    assert response.json() == {"model_version": "2", "previous": "1", "announced": None}
     assert _served(admin) == "2"
     assert registry.current(NAME).version == 2
     listed = admin.get("/models").json()
@@ -55,7 +55,7 @@ def test_rollback_serves_the_previous_version_and_counts_a_manual_rollback(admin
                                                                            registry: Registry) -> None:
     admin.post("/models/2/activate", headers=AUTH)
     response = admin.post("/models/rollback", headers=AUTH)
-    assert response.status_code == 200 and response.json() == {"model_version": "1", "previous": "2"}
+    assert response.status_code == 200 and response.json() == {"model_version": "1", "previous": "2", "announced": None}
     assert _served(admin) == "1" and registry.current(NAME).version == 1
     text = admin.get("/metrics").text
     assert 'driftwise_rollbacks_total{trigger="manual"} 1.0' in text
@@ -91,7 +91,7 @@ def test_a_service_started_without_a_model_serves_after_an_activation(tmp_path: 
     reg.publish(NAME, tiny_classifier(0), reason="pretrain", activate=False)
     with TestClient(create_app(make_settings(registry=reg.root, admin_token=ADMIN_TOKEN))) as c:
         assert c.post("/predict", json={"instances": instances(1)}).status_code == 503
-        assert c.post("/models/1/activate", headers=AUTH).json() == {"model_version": "1", "previous": None}
+        assert c.post("/models/1/activate", headers=AUTH).json() == {"model_version": "1", "previous": None, "announced": None}
         assert c.get("/readyz").status_code == 200
         assert _served(c) == "1"
 

@@ -1,0 +1,81 @@
+"""The app's Kafka wiring on a real broker: the stream serves events, replicas follow the control topic."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from service.app import create_app
+from service.runtime import BatchPrediction
+from service.settings import Settings
+from tests.kafka_support import TopicReader, event_bytes, produce, unique_topics
+from tests.service.conftest import ADMIN_TOKEN, TestClient, instances
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
+
+
+def _kafka_settings(make_settings: Callable[..., Settings], bootstrap: str, **overrides: object) -> Settings:
+    topics = unique_topics()
+    values: dict[str, object] = {
+        "bootstrap_servers": bootstrap, "group_id": f"g-{uuid.uuid4().hex[:8]}", "events_topic": topics.events,
+        "predictions_topic": topics.predictions, "dlq_topic": topics.dlq, "models_topic": topics.models,
+    }
+    values.update(overrides)
+    return make_settings(**values)
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def test_serve_with_bootstrap_predicts_every_event_and_tells_the_observers(
+        make_settings: Callable[..., Settings], kafka_bootstrap: str) -> None:
+    settings = _kafka_settings(make_settings, kafka_bootstrap)
+    rows = instances(30, seed=5)
+    ids = [f"evt-{i:03d}" for i in range(len(rows))]
+    seen: list[tuple[int, str]] = []
+
+    def observe(X: np.ndarray, prediction: BatchPrediction, source: str) -> None:
+        seen.append((len(X), source))
+
+    with TestClient(create_app(settings)) as client:
+        client.app.state.service.observers.append(observe)
+        produce(kafka_bootstrap, settings.events_topic, [(i.encode(), event_bytes(i, r)) for i, r in zip(ids, rows)])
+        with TopicReader(kafka_bootstrap, settings.predictions_topic) as reader:
+            records = reader.read_until(lambda got: len({r.key for r in got}) >= len(ids), timeout_s=90)
+        http = client.post("/predict", json={"instances": rows[:1]}).json()
+        _wait_for(lambda: sum(n for n, s in seen if s == "kafka") >= len(ids), 30, "the observers")
+        metrics = client.get("/metrics").text
+    predictions = [json.loads(r.value) for r in records]
+    assert sorted({p["id"] for p in predictions}) == ids
+    assert {p["model_version"] for p in predictions} == {"1"}
+    first = next(p for p in predictions if p["id"] == ids[0])
+    assert first["label"] == http["predictions"][0]["label"]
+    assert {s for _, s in seen} == {"kafka", "http"}
+    kafka_total = float(next(line.split()[-1] for line in metrics.splitlines()
+                             if line.startswith('driftwise_predictions_total{source="kafka"}')))
+    assert kafka_total >= len(ids)
+
+
+def test_an_activation_is_announced_and_another_replica_follows_it(
+        make_settings: Callable[..., Settings], kafka_bootstrap: str) -> None:
+    settings = _kafka_settings(make_settings, kafka_bootstrap, admin_token=ADMIN_TOKEN)
+    replica_settings = settings.model_copy(update={"group_id": f"g-{uuid.uuid4().hex[:8]}"})
+    with TestClient(create_app(settings)) as leader, TestClient(create_app(replica_settings)) as replica:
+        _wait_for(lambda: replica.app.state.service.follower.caught_up.is_set(), 60, "the follower to catch up")
+        response = leader.post("/models/2/activate", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        assert response.status_code == 200
+        assert response.json() == {"model_version": "2", "previous": "1", "announced": True}
+        _wait_for(lambda: replica.get("/models").json()["served"] == "2", 60, "the replica to swap")
+        assert replica.post("/predict", json={"instances": instances(1)}).json()["model_version"] == "2"
+        assert 'driftwise_model_swaps_total{reason="control"} 1.0' in replica.get("/metrics").text
+        assert 'driftwise_model_swaps_total{reason="control"} 0.0' in leader.get("/metrics").text
