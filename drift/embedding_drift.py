@@ -31,6 +31,7 @@ from scipy import stats
 from drift.signals import compute_signals
 
 _SAME = 1e-8  # squared distance, relative to the bandwidth, below which two embeddings count as one input
+_MAX_POOL = 2048  # calibration rows at most: their kernel matrix is held in memory
 
 
 def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -113,7 +114,9 @@ class EmbeddingDriftDetector:
         self.threshold = float("nan")
 
     # -- reference ---------------------------------------------------------------------------------------------
-    def fit(self, reference_embeddings: np.ndarray, window: int | None = None, seed: int | None = None) -> "EmbeddingDriftDetector":
+    def fit(
+        self, reference_embeddings: np.ndarray, window: int | None = None, seed: int | None = None
+    ) -> "EmbeddingDriftDetector":
         """Split the reference into a comparison sample and a calibration pool; calibrate the threshold.
 
         ``window`` and ``seed``, when given, replace the constructor's values.
@@ -132,7 +135,7 @@ class EmbeddingDriftDetector:
         rng = np.random.default_rng(self.seed)
         perm = rng.permutation(len(x))
         m = min(self.sample_size, len(x) // 2)
-        sample, pool = x[perm[:m]], x[perm[m:]]
+        sample, pool = x[perm[:m]], x[perm[m:m + _MAX_POOL]]
         d2 = _sq_dists(sample, sample)
         bandwidth = float(np.median(d2[np.triu_indices(m, 1)]))
         self._set_reference(sample, bandwidth if bandwidth > 0 else 1.0, threshold=float("nan"))
@@ -166,6 +169,8 @@ class EmbeddingDriftDetector:
             pair = np.triu(distinct[np.ix_(idx, idx)], 1)
             null[b] = self._mmd2(_distinct_mean(k_pool[np.ix_(idx, idx)], pair), float(cross[idx].mean()), w)
         mean, var = float(null.mean()), float(null.var(ddof=1))
+        if not (mean > 0 and var > 0):
+            raise ValueError("reference embeddings are (nearly) all the same: no null distribution to calibrate on")
         self.null_mean, self.null_std = mean, var**0.5
         return float(stats.gamma.ppf(1.0 - self.false_alarm_rate, a=mean * mean / var, scale=var / mean))
 

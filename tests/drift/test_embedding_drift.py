@@ -177,3 +177,8 @@ def test_bad_embeddings_are_refused():
         det.update_many(np.full((1, DIM), np.inf))
     with pytest.raises(ValueError, match="lack"):
         EmbeddingDriftDetector.from_reference({"embedding_sample": np.zeros((10, DIM), np.float32)})
+
+
+def test_a_constant_reference_cannot_be_calibrated():
+    with pytest.raises(ValueError, match="all the same"):
+        EmbeddingDriftDetector(window=20).fit(np.ones((100, DIM)))
