@@ -133,7 +133,9 @@ def follow_announcement(state: ServiceState, version: int) -> None:
 
 def attach_adaptation(state: ServiceState) -> None:
     """Hook the drift monitor and adaptation controller into ``state`` (observers, ``state.controller``)."""
-    # adaptation: wired by service/adaptation.py
+    from service.adaptation import build_controller
+
+    build_controller(state)
 
 
 def stop_background(state: ServiceState) -> None:

@@ -94,8 +94,12 @@ def test_models_lists_versions_with_current_and_served(client: TestClient) -> No
         (1, True, True, "pretrain"), (2, False, False, "adapt")]
 
 
-def test_drift_says_monitoring_is_off_without_a_controller(client: TestClient) -> None:
-    assert client.get("/drift").json()["monitoring"] == "off"
+def test_drift_reports_detectors_after_traffic(client: TestClient) -> None:
+    client.post("/predict", json={"instances": np.random.default_rng(0).random((32, 64)).tolist()})
+    body = client.get("/drift").json()
+    assert body["state"] == "stable" and body["model_version"] == "1"
+    assert {"adwin", "page_hinkley", "kswin"} <= set(body["monitor"]["detectors"])
+    assert body["monitor"]["events_since_reset"] == 32
 
 
 def test_openapi_documents_every_route(client: TestClient) -> None:

@@ -1,0 +1,272 @@
+"""The adaptation controller: the loop no serving stack closes.
+
+It observes every predicted batch (HTTP and Kafka) and feeds the drift monitor,
+the pseudo-label buffer and the recent-input window. When the monitor confirms
+drift and the policy agrees (cooldown, enough pseudo-labels, no "labels needed"),
+it fine-tunes a candidate in a separate process, runs the guardrails, publishes
+the candidate (approved or rejected: rejected ones are kept, never served), and on
+approval swaps it in and announces it on the control topic so every replica
+follows. After a promotion it watches confidence and rolls back on its own if
+the new model does worse than it promised.
+
+With ``--no-adapt`` it monitors and reports only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from drift.adapter import AdaptationFailed, AdaptConfig, start_adaptation
+from drift.buffer import PseudoLabelBuffer, RecentWindow
+from drift.embedding_drift import reference_statistics
+from drift.guardrails import GuardrailConfig, evaluate_candidate
+from drift.monitor import DriftMonitor
+from drift.policy import AdaptationPolicy
+from models.classifier import Classifier
+from service.runtime import BatchPrediction, ModelSnapshot, load_from_registry
+from service.state import ServiceState
+
+log = logging.getLogger(__name__)
+
+WINDOW_CAPACITY = 1000
+HOLDOUT_FRACTION = 0.2  # of the pseudo-labels, kept out of training so the agreement guardrail means something
+ADAPT_TIMEOUT_S = 120.0
+
+
+@torch.inference_mode()
+def window_reference(model: Classifier, window_x: np.ndarray) -> dict[str, np.ndarray]:
+    """Reference statistics of a promoted candidate, on the domain it was adapted to."""
+    model = model.eval().cpu()
+    logits, z = model.forward_with_embedding(torch.as_tensor(window_x))
+    return reference_statistics(z.numpy(), torch.softmax(logits, 1).numpy(), window=min(200, len(window_x) // 4))
+
+
+class AdaptationController:
+    """Watches predictions for drift and, unless ``adapt`` is off, adapts safely."""
+
+    def __init__(self, state: ServiceState, *, adapt: bool = True, adapt_config: AdaptConfig | None = None,
+                 guardrail_config: GuardrailConfig | None = None) -> None:
+        s = state.settings
+        self.state = state
+        self.adapt_enabled = adapt
+        self.adapt_config = adapt_config or AdaptConfig()
+        self.guardrail_config = guardrail_config or GuardrailConfig(anchor_margin=s.anchor_max_drop,
+                                                                    confidence_threshold=s.confidence_threshold)
+        self.policy = AdaptationPolicy(cooldown_seconds=s.cooldown_seconds, min_pseudo_labels=s.min_pseudo_labels,
+                                       rollback_window=s.rollback_window)
+        self.window = RecentWindow(WINDOW_CAPACITY)
+        self.monitor = DriftMonitor(None)  # given the served model's reference on the first batch
+        self.buffer: PseudoLabelBuffer | None = None
+        self.monitored_version: str | None = None
+        self.last_adaptation: dict[str, Any] | None = None
+        self._seen_detections: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self._stopping = threading.Event()
+        metrics = state.metrics
+        metrics.labels_needed.set(0)
+
+    # -- observing (called after every predicted batch, serialised by ServiceState) ----------------------------
+    def observe(self, X: np.ndarray, prediction: BatchPrediction, source: str) -> None:
+        snapshot = self.state.runtime.snapshot
+        if snapshot is None or prediction.model_version != snapshot.version:
+            return  # a batch finished on a model that has just been replaced
+        with self._lock:
+            if prediction.model_version != self.monitored_version:
+                self._follow(snapshot)
+            self.monitor.update(prediction.probabilities, prediction.embeddings)
+            accepted, rejected = self.buffer.offer(X, prediction.probabilities)
+            self.window.add(X)
+            self.policy.observe(prediction.confidence.tolist())
+            start = self.adapt_enabled and self.policy.should_adapt(
+                drift_confirmed=self.monitor.drift_confirmed, pseudo_count=int(self.buffer.class_counts.sum()))
+            rollback = self.adapt_enabled and self.policy.rollback_needed
+            if start:
+                self.policy.adaptation_started()
+        self._export(accepted, rejected)
+        if rollback:
+            self._spawn(self._rollback)
+        elif start:
+            self._spawn(self._adapt, self.monitor.reason or "drift confirmed")
+
+    def _follow(self, snapshot: ModelSnapshot) -> None:
+        """A new model is being served (adapted, activated, rolled back or announced): start watching afresh."""
+        self.monitor.reset(snapshot.reference or None)
+        self.buffer = PseudoLabelBuffer(num_classes=snapshot.num_classes, capacity_per_class=100,
+                                        threshold=self.state.settings.confidence_threshold)
+        self.window.clear()
+        self.monitored_version = snapshot.version
+
+    def _export(self, accepted: int, rejected: int) -> None:
+        m, snap = self.state.metrics, self.monitor.snapshot()
+        for name, det in snap["detectors"].items():
+            m.drift_score.labels(name).set(det["score"])
+            new = det["detections"] - self._seen_detections.get(name, 0)
+            if new > 0:
+                m.drift_detections.labels(name).inc(new)
+            self._seen_detections[name] = det["detections"]
+        if self.monitor.newly_confirmed:
+            m.drift_confirmed.inc()
+        for signal, value in snap["signals"].items():
+            if value is not None:
+                m.signal_mean.labels(signal).set(value)
+        m.pseudo_labels.labels("accepted").inc(accepted)
+        m.pseudo_labels.labels("rejected").inc(rejected)
+        m.pseudo_buffer_size.set(int(self.buffer.class_counts.sum()))
+        m.labels_needed.set(1 if self.policy.labels_needed else 0)
+
+    # -- acting (background threads; serving never waits on them) -----------------------------------------------
+    def _spawn(self, target: Any, *args: Any) -> None:
+        if self._worker is not None and self._worker.is_alive():
+            return
+        self._worker = threading.Thread(target=target, args=args, name="driftwise-adaptation", daemon=True)
+        self._worker.start()
+
+    def trigger(self) -> dict[str, Any]:
+        """Adapt now, whatever the monitor says (operators' override; guardrails still apply)."""
+        with self._lock:
+            if self.policy.in_flight or (self._worker is not None and self._worker.is_alive()):
+                return {"started": False, "detail": "an adaptation is already running"}
+            if self.buffer is None or len(self.window) < 64:
+                return {"started": False, "detail": "not enough recent traffic to adapt on (need 64 inputs)"}
+            self.policy.adaptation_started()
+        self._spawn(self._adapt, "manual trigger")
+        return {"started": True}
+
+    def _inputs(self) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        with self._lock:
+            window_x = self.window.array().copy()
+            px, py = self.buffer.samples()
+        order = np.random.default_rng(len(py)).permutation(len(py))
+        n_hold = int(round(len(py) * HOLDOUT_FRACTION))
+        hold, train = order[:n_hold], order[n_hold:]
+        return window_x, (px[train], py[train]), (px[hold], py[hold])
+
+    def _adapt(self, reason: str) -> None:
+        started = time.perf_counter()
+        outcome, record = "failed", {"reason": reason}
+        try:
+            snapshot = self.state.runtime.snapshot
+            current = snapshot.model if snapshot.device.type == "cpu" else _cpu_copy(snapshot.model)
+            window_x, (px, py), (hx, hy) = self._inputs()
+            ax = snapshot.anchors_x if snapshot.anchors_x is not None else np.empty((0, *snapshot.input_shape), np.float32)
+            ay = snapshot.anchors_y if snapshot.anchors_y is not None else np.empty(0, np.int64)
+            job = start_adaptation(current, window_x=window_x, pseudo_x=px, pseudo_y=py, anchors_x=ax, anchors_y=ay,
+                                   config=self.adapt_config, device=str(snapshot.device), threads=1)
+            result = job.result(ADAPT_TIMEOUT_S)
+            candidate = result.candidate
+            report = evaluate_candidate(current, candidate, window_x=window_x, anchors_x=ax, anchors_y=ay,
+                                        pseudo_x=hx, pseudo_y=hy, config=self.guardrail_config)
+            outcome = "promoted" if report.passed else "rejected"
+            record.update(guardrails=report.to_dict(), adapt_log=result.log)
+            published = self.state.registry.publish(
+                self.state.settings.name, candidate, reason=f"adapt: {reason}",
+                parent=int(snapshot.version) if snapshot.version.isdigit() else None,
+                metrics={k: float(v) for k, v in report.stats.items()},
+                reference=window_reference(candidate, window_x) if report.passed else None,
+                anchors=(ax, ay), objective=snapshot.info.manifest.get("objective") if snapshot.info else None,
+                extra={"guardrails": report.to_dict(), "adaptation": result.log, "drift": reason},
+                status="approved" if report.passed else "rejected", activate=report.passed,
+            )
+            record["version"] = published.version
+            if report.passed:
+                self._serve(published.version, reason="adapt")
+            else:
+                log.warning("candidate v%s rejected: %s", published.version, "; ".join(report.reasons))
+            expected = report.stats.get("mean_confidence_candidate")
+        except AdaptationFailed as exc:
+            record["error"] = str(exc)
+            expected = None
+            log.error("adaptation failed: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - a failed adaptation must never take serving down
+            record["error"] = f"{type(exc).__name__}: {exc}"
+            expected = None
+            log.exception("adaptation failed")
+        seconds = time.perf_counter() - started
+        with self._lock:
+            self.policy.record_outcome(outcome, expected_confidence=expected if outcome == "promoted" else None)
+            self.last_adaptation = {**record, "outcome": outcome, "seconds": round(seconds, 3), "finished": time.time()}
+        self.state.metrics.adaptations.labels(outcome).inc()
+        self.state.metrics.adaptation_seconds.observe(seconds)
+        self.state.metrics.labels_needed.set(1 if self.policy.labels_needed else 0)
+        log.info("adaptation %s in %.1fs (%s)", outcome, seconds, reason)
+
+    def _serve(self, version: int, reason: str) -> None:
+        """Swap ``version`` in here and tell the other replicas through the control topic."""
+        s = self.state.settings
+        with self.state.model_lock:
+            snapshot = load_from_registry(self.state.registry, s.name, version, device=self.state.runtime.device)
+            self.state.runtime.swap(snapshot, reason=reason)
+        if s.bootstrap_servers:
+            from service.control import announce_model
+
+            try:
+                announce_model(s.bootstrap_servers, s.models_topic, s.name, version)
+            except Exception:  # noqa: BLE001 - this replica already serves it; others catch up on restart
+                log.exception("could not announce version %s on %s", version, s.models_topic)
+
+    def _rollback(self) -> None:
+        s = self.state.settings
+        try:
+            target = self.state.registry.rollback(s.name)
+            self._serve(target.version, reason="rollback")
+            self.state.metrics.rollbacks.labels("auto").inc()
+            log.warning("post-swap confidence fell short of the candidate's promise: rolled back to v%s",
+                        target.version)
+        except Exception:  # noqa: BLE001
+            log.exception("automatic rollback failed")
+        with self._lock:
+            self.policy.record_rollback()
+
+    # -- reporting ------------------------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """``GET /drift``: detectors, signals, buffer, policy and the last adaptation."""
+        with self._lock:
+            monitor = self.monitor.snapshot()
+            policy = self.policy.snapshot()
+            counts = self.buffer.class_counts.tolist() if self.buffer is not None else []
+            if policy["in_flight"]:
+                state = "adapting"
+            elif policy["labels_needed"]:
+                state = "labels needed"
+            elif monitor["drift_confirmed"]:
+                state = "drift confirmed" if self.adapt_enabled else "drift confirmed (monitor only)"
+            else:
+                state = "stable"
+            return {
+                "state": state,
+                "adapt": self.adapt_enabled,
+                "model_version": self.monitored_version,
+                "confirmed_drifts": self.monitor.confirmations,
+                "last_reason": monitor["reason"],
+                "monitor": monitor,
+                "policy": policy,
+                "pseudo_labels": {"per_class": counts, "threshold": self.state.settings.confidence_threshold},
+                "window": len(self.window),
+                "last_adaptation": self.last_adaptation,
+            }
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._worker is not None:
+            self._worker.join(timeout=ADAPT_TIMEOUT_S)
+
+
+def _cpu_copy(model: Classifier) -> Classifier:
+    import copy
+
+    return copy.deepcopy(model).cpu().eval()
+
+
+def build_controller(state: ServiceState) -> AdaptationController:
+    """The controller for this service's settings, hooked into every predicted batch."""
+    controller = AdaptationController(state, adapt=not state.settings.no_adapt)
+    state.controller = controller
+    state.observers.append(controller.observe)
+    return controller
