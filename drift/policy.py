@@ -3,9 +3,12 @@
 Pure decisions, no I/O: the service (or the benchmark's simulation) tells the
 policy what happened and reads back what to do.
 
-* **Adapt** when drift is confirmed, no adaptation is running, the cooldown since
-  the last one has passed, and the buffer holds ``min_pseudo_labels`` (or drift has
-  been waiting ``max_wait_seconds``: then the guardrails decide, and a starved
+* **Adapt** when drift is confirmed, ``min_fresh_events`` predictions have been
+  observed since (adapting on a window that is mostly pre-drift inputs would
+  re-estimate BatchNorm on the old domain; `fresh_events` says how many recent
+  inputs are post-drift), no adaptation is running, the cooldown since the last
+  one has passed, and the buffer holds ``min_pseudo_labels`` (or drift has been
+  waiting ``max_wait_seconds``: then the guardrails decide, and a starved
   candidate is rejected for its low yield rather than waited on forever).
 * **Labels needed** (concept drift): pseudo-labels can only fix a change of the
   inputs, not of what the right answer is. When ``max_consecutive_rejections``
@@ -20,7 +23,12 @@ policy what happened and reads back what to do.
 Examples
 --------
 >>> t = [0.0]
->>> policy = AdaptationPolicy(cooldown_seconds=60, min_pseudo_labels=50, rollback_window=3, clock=lambda: t[0])
+>>> policy = AdaptationPolicy(cooldown_seconds=60, min_pseudo_labels=50, rollback_window=3, min_fresh_events=100,
+...                           clock=lambda: t[0])
+>>> policy.should_adapt(drift_confirmed=True, pseudo_count=80)  # drift just confirmed: no fresh inputs yet
+False
+>>> policy.observe([0.7] * 100); policy.fresh_events
+100
 >>> policy.should_adapt(drift_confirmed=True, pseudo_count=10)  # too few pseudo-labels yet
 False
 >>> policy.should_adapt(drift_confirmed=True, pseudo_count=80)
@@ -54,6 +62,8 @@ class AdaptationPolicy:
         Least time between the end of one adaptation (or a rollback) and the start of the next.
     min_pseudo_labels
         Pseudo-labels the buffer must hold before adapting.
+    min_fresh_events
+        Predictions that must be observed after drift is confirmed before adapting.
     max_wait_seconds
         After drift has been confirmed this long, adapt even with fewer pseudo-labels.
     max_consecutive_rejections
@@ -81,6 +91,7 @@ class AdaptationPolicy:
         rollback_tolerance: float = 0.05,
         *,
         max_wait_seconds: float = 60.0,
+        min_fresh_events: int = 256,
         feedback_window: int = 200,
         min_feedback: int = 50,
         min_live_accuracy: float = 0.6,
@@ -88,8 +99,9 @@ class AdaptationPolicy:
     ) -> None:
         if cooldown_seconds < 0 or max_wait_seconds < 0:
             raise ValueError("cooldown_seconds and max_wait_seconds must be >= 0")
-        if min_pseudo_labels < 0:
-            raise ValueError(f"min_pseudo_labels must be >= 0, got {min_pseudo_labels}")
+        if min_pseudo_labels < 0 or min_fresh_events < 0:
+            raise ValueError(f"min_pseudo_labels and min_fresh_events must be >= 0, got {min_pseudo_labels}, "
+                             f"{min_fresh_events}")
         if max_consecutive_rejections < 1:
             raise ValueError(f"max_consecutive_rejections must be >= 1, got {max_consecutive_rejections}")
         if rollback_window < 1 or feedback_window < 1 or min_feedback < 1:
@@ -104,6 +116,7 @@ class AdaptationPolicy:
         self.rollback_window = rollback_window
         self.rollback_tolerance = rollback_tolerance
         self.max_wait_seconds = max_wait_seconds
+        self.min_fresh_events = min_fresh_events
         self.feedback_window = feedback_window
         self.min_feedback = min_feedback
         self.min_live_accuracy = min_live_accuracy
@@ -118,6 +131,7 @@ class AdaptationPolicy:
         self.labels_needed_reason: str | None = None
         self._last_finished: float | None = None
         self._drift_since: float | None = None
+        self.fresh_events = 0
         self._feedback: deque[bool] = deque(maxlen=self.feedback_window)
         self._watch_expected: float | None = None
         self._watch_sum = 0.0
@@ -140,10 +154,10 @@ class AdaptationPolicy:
             self._drift_since = None
             return False
         if self._drift_since is None:
-            self._drift_since = now
+            self._drift_since, self.fresh_events = now, 0
         if self.in_flight or self.labels_needed or self._watch_expected is not None or self.rollback_needed:
             return False
-        if self.cooldown_remaining(now) > 0:
+        if self.cooldown_remaining(now) > 0 or self.fresh_events < self.min_fresh_events:
             return False
         waited = now - self._drift_since
         return pseudo_count >= self.min_pseudo_labels or waited >= self.max_wait_seconds
@@ -191,10 +205,13 @@ class AdaptationPolicy:
 
     # -- post-swap watch ---------------------------------------------------------------
     def observe(self, confidences: Iterable[float]) -> None:
-        """Confidences of served predictions; only counted while a promotion is being watched."""
+        """Confidences of served predictions: counted as fresh after a drift, and watched after a promotion."""
+        c = np.asarray(list(confidences), dtype=np.float64)
+        if self._drift_since is not None:
+            self.fresh_events += len(c)
         if self._watch_expected is None:
             return
-        c = np.asarray(list(confidences), dtype=np.float64)[: self.rollback_window - self._watch_seen]
+        c = c[: self.rollback_window - self._watch_seen]
         self._watch_sum += float(c.sum())
         self._watch_seen += len(c)
         if self._watch_seen >= self.rollback_window:
@@ -238,6 +255,7 @@ class AdaptationPolicy:
             "labels_needed": self.labels_needed,
             "labels_needed_reason": self.labels_needed_reason,
             "in_flight": self.in_flight,
+            "fresh_events": self.fresh_events,
             "cooldown_remaining_s": self.cooldown_remaining(now),
             "consecutive_rejections": self.consecutive_rejections,
             "outcomes": dict(self.counts),

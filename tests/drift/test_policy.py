@@ -20,7 +20,8 @@ class FakeClock:
 def _policy(**kwargs) -> tuple[AdaptationPolicy, FakeClock]:
     clock = FakeClock()
     defaults = dict(cooldown_seconds=60, min_pseudo_labels=20, max_consecutive_rejections=2,
-                    rollback_window=4, rollback_tolerance=0.05, max_wait_seconds=30, clock=clock)
+                    rollback_window=4, rollback_tolerance=0.05, max_wait_seconds=30, min_fresh_events=0,
+                    clock=clock)
     return AdaptationPolicy(**{**defaults, **kwargs}), clock
 
 
@@ -36,6 +37,18 @@ def test_waits_for_pseudo_labels_then_adapts_anyway_after_max_wait():
     assert not policy.should_adapt(drift_confirmed=True, pseudo_count=5)
     clock.t = 30.0
     assert policy.should_adapt(drift_confirmed=True, pseudo_count=5)
+
+
+def test_adapts_only_after_enough_fresh_inputs_since_the_drift():
+    policy, _ = _policy(min_fresh_events=50)
+    policy.observe([0.9] * 500)  # before the drift: not fresh
+    assert not policy.should_adapt(drift_confirmed=True, pseudo_count=100)
+    policy.observe([0.5] * 49)
+    assert not policy.should_adapt(drift_confirmed=True, pseudo_count=100)
+    policy.observe([0.5])
+    assert policy.fresh_events == 50 and policy.should_adapt(drift_confirmed=True, pseudo_count=100)
+    assert not policy.should_adapt(drift_confirmed=False, pseudo_count=100)
+    assert not policy.should_adapt(drift_confirmed=True, pseudo_count=100), "a new drift starts a new count"
 
 
 def test_cooldown_blocks_a_second_adaptation_until_it_expires():
