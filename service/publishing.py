@@ -45,16 +45,29 @@ def model_config_for(dataset: Dataset, encoder: str | None, input_shape: tuple[i
     return ModelConfig(encoder=kind, input_shape=tuple(shape), num_classes=dataset.num_classes)
 
 
+MIN_REFERENCE_ROWS = 256
+
+
+def reference_rows(dataset: Dataset) -> np.ndarray:
+    """Rows the head never trained on (the unlabeled ones) when there are enough.
+
+    Embeddings of the labeled training rows are tighter than live traffic's, which
+    would make the detectors hair-trigger on clean data.
+    """
+    unlabeled = np.flatnonzero(dataset.y < 0)
+    return dataset.X[unlabeled] if len(unlabeled) >= MIN_REFERENCE_ROWS else dataset.X
+
+
 @torch.inference_mode()
 def embed_reference(model: Classifier, X: np.ndarray, batch_size: int = 512) -> dict[str, np.ndarray]:
     """The statistics of clean data that the drift monitor compares live traffic to."""
     model = model.eval().cpu()
-    embeddings, confidences = [], []
+    embeddings, probabilities = [], []
     for start in range(0, len(X), batch_size):
         logits, z = model.forward_with_embedding(torch.as_tensor(X[start:start + batch_size]))
-        confidences.append(torch.softmax(logits, dim=1).amax(dim=1).numpy())
+        probabilities.append(torch.softmax(logits, dim=1).numpy())
         embeddings.append(z.numpy())
-    return reference_statistics(np.concatenate(embeddings), np.concatenate(confidences))
+    return reference_statistics(np.concatenate(embeddings), np.concatenate(probabilities))
 
 
 def pretrain_and_publish(request: PretrainRequest, console: Console | None = None) -> ModelVersion:
@@ -73,7 +86,7 @@ def pretrain_and_publish(request: PretrainRequest, console: Console | None = Non
 
         result = fit_model(X, request.dataset.y, config, objective=request.objective, head=request.head,
                            device=request.device, seed=request.seed, progress=report, **kwargs)
-    reference = embed_reference(result.model, X)
+    reference = embed_reference(result.model, reference_rows(Dataset(X, request.dataset.y)))
     metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float, str))}
     registry = Registry(request.registry)
     current = registry.current(request.name)

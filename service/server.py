@@ -31,4 +31,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
 
 def run(settings: Settings) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM stop the stream and batcher cleanly)."""
+    from threadpoolctl import threadpool_limits
+
+    # The drift monitor's small numpy ops only lose to BLAS threads fighting torch and the event loop.
+    threadpool_limits(limits=1, user_api="blas")
     uvicorn.run(create_app(settings), **uvicorn_options(settings))
