@@ -35,6 +35,7 @@ from service.state import ServiceState
 log = logging.getLogger(__name__)
 
 WINDOW_CAPACITY = 1000
+MIN_WINDOW = 64  # fewer inputs than this cannot re-estimate BatchNorm or calibrate a reference
 HOLDOUT_FRACTION = 0.2  # of the pseudo-labels, kept out of training so the agreement guardrail means something
 ADAPT_TIMEOUT_S = 120.0
 
@@ -133,15 +134,18 @@ class AdaptationController:
         with self._lock:
             if self.policy.in_flight or (self._worker is not None and self._worker.is_alive()):
                 return {"started": False, "detail": "an adaptation is already running"}
-            if self.buffer is None or len(self.window) < 64:
-                return {"started": False, "detail": "not enough recent traffic to adapt on (need 64 inputs)"}
+            if self.buffer is None or len(self.window) < MIN_WINDOW:
+                return {"started": False, "detail": f"not enough recent traffic to adapt on (need {MIN_WINDOW} inputs)"}
             self.policy.adaptation_started()
         self._spawn(self._adapt, "manual trigger")
         return {"started": True}
 
     def _inputs(self) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
         with self._lock:
-            window_x = self.window.array().copy()
+            # Only inputs seen since the drift was confirmed (all of them on a manual trigger):
+            # BatchNorm must learn the new domain, not the old.
+            fresh = max(self.policy.fresh_events or len(self.window), MIN_WINDOW)
+            window_x = self.window.array()[-fresh:].copy()
             px, py = self.buffer.samples()
         order = np.random.default_rng(len(py)).permutation(len(py))
         n_hold = int(round(len(py) * HOLDOUT_FRACTION))
