@@ -87,10 +87,12 @@ def _port_open(host: str, port: int, timeout: float) -> bool:
         return False
 
 
-def free_port_pair(start: int = 20000, stop: int = 45000) -> int:
-    """A port ``p`` such that ``p`` and ``p + 1`` (broker and controller) are free on 127.0.0.1.
+def free_port_pair(start: int = 20000, stop: int = 45000, *, offsets: tuple[int, ...] = (0, 1)) -> int:
+    """A port ``p`` in ``start..stop`` such that every ``p + offset`` is free on 127.0.0.1.
 
-    Starts from an OS-chosen port so parallel test sessions rarely pick the same one.
+    The default offsets are a broker and its controller; a cluster passes
+    `LocalKafkaCluster.port_offsets`. Starts from an OS-chosen port so parallel
+    test sessions rarely pick the same one.
     """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -98,9 +100,9 @@ def free_port_pair(start: int = 20000, stop: int = 45000) -> int:
     span = stop - start
     for i in range(0, span, 2):
         p = start + (seed - start + i) % span
-        if not _port_open("127.0.0.1", p, 0.2) and not _port_open("127.0.0.1", p + 1, 0.2):
+        if all(not _port_open("127.0.0.1", p + off, 0.2) for off in offsets):
             return p
-    raise RuntimeError(f"no two free adjacent ports in {start}..{stop}")
+    raise RuntimeError(f"no free ports at offsets {offsets} from any port in {start}..{stop}")
 
 
 class LocalKafka:
@@ -173,6 +175,7 @@ class LocalKafkaCluster:
     """
 
     nodes = (1, 2, 3)
+    port_offsets = (0, 1, 10000, 10001, 20000, 20001)  # broker and controller of each node
 
     def __init__(self, port: int = 19092, *, tie_to_this_process: bool = False, purge_on_stop: bool = False,
                  timeout: float = 240.0) -> None:

@@ -8,9 +8,10 @@ offsets committed. If anything in between fails, the batch's partitions are
 rewound to the batch start and the batch is done again: an event may be
 predicted twice, never zero times.
 
-Rebalances: polling, processing and committing run on this one thread, so a
-batch is committed (or rewound) before the next ``poll`` — the only place a
-rebalance happens. A commit refused because the group moved on
+Rebalances: polling, processing and committing run on this one thread, and a
+rebalance only happens inside ``poll`` (the listener runs while ``poll`` waits),
+so every batch is committed or rewound before partitions can be revoked: there
+is never uncommitted work to hand over. A commit refused because the group moved on
 (``CommitFailedError``) is dropped: the new owner starts from the last commit.
 
 Broker restarts: kafka-python reconnects by itself; produce retries until the
@@ -37,9 +38,10 @@ from service.topics import DLQ, EVENTS, PREDICTIONS, ensure_topics
 
 log = logging.getLogger(__name__)
 SOURCE = "kafka"
+RECONNECT_BACKOFF_MAX_MS = 2000  # kafka-python's default 30 s would idle that long after a broker comes back
 
 
-class Runtime(Protocol):
+class RuntimeLike(Protocol):
     """What the stream needs from `service.runtime.Runtime`."""
 
     @property
@@ -65,7 +67,7 @@ class StreamWorker:
     letter is acknowledged and whose offset is committed.
     """
 
-    def __init__(self, runtime: Runtime, metrics: Metrics, *, bootstrap: str, group_id: str = "driftwise",
+    def __init__(self, runtime: RuntimeLike, metrics: Metrics, *, bootstrap: str, group_id: str = "driftwise",
                  events_topic: str = EVENTS, predictions_topic: str = PREDICTIONS, dlq_topic: str = DLQ,
                  max_batch: int = 256, poll_timeout_ms: int = 500, on_batch: OnBatch | None = None,
                  session_timeout_ms: int = 10000, create_topics: bool = True, partitions: int = 3,
@@ -153,13 +155,13 @@ class StreamWorker:
         if self.create_topics:
             ensure_topics(self.bootstrap, [self.events_topic, self.predictions_topic, self.dlq_topic],
                           self.partitions)
-        self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
-                                       client_id=f"driftwise-stream-{self.group_id}")
+        common = {"bootstrap_servers": self.bootstrap, "client_id": f"driftwise-stream-{self.group_id}",
+                  "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS}
+        self._producer = KafkaProducer(acks="all", linger_ms=5, **common)
         self._consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=self.group_id, enable_auto_commit=False,
-            auto_offset_reset="earliest", max_poll_records=self.max_batch,
-            session_timeout_ms=self.session_timeout_ms, heartbeat_interval_ms=self.session_timeout_ms // 4,
-            client_id=f"driftwise-stream-{self.group_id}",
+            group_id=self.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
+            max_poll_records=self.max_batch, session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=self.session_timeout_ms // 4, **common,
         )
         self._consumer.subscribe([self.events_topic], listener=_Rebalance(self))
         # Know the topic's partitions before the first join. Otherwise the first metadata

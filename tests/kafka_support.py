@@ -14,6 +14,7 @@ Also runnable as a stream worker process, for crash tests:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import threading
@@ -31,6 +32,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from models.classifier import Classifier
 from models.config import ModelConfig
 from service.kafka_local import KafkaScriptError, LocalKafka, free_port_pair, is_reachable
+from service.events import encode_event
 from service.runtime import BatchPrediction, ModelSnapshot, Runtime
 from service.topics import Topics, ensure_topics
 
@@ -119,15 +121,13 @@ class SlowRuntime:
 
 
 def event_bytes(event_id: str, features: list[float]) -> bytes:
-    from service.events import encode_event
-
     return encode_event(event_id, np.asarray(features, dtype=np.float32))
 
 
 def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]], *,
             rate: float | None = None, timeout_s: float = 120.0) -> None:
     """Send ``(key, value)`` records (at ``rate`` per second if given) and wait for every ack."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2, reconnect_backoff_max_ms=1000)
     try:
         started = time.monotonic()
         futures = []
@@ -162,7 +162,8 @@ class TopicReader:
     """Reads a whole topic from the beginning with no consumer group (it commits nothing, changes nothing)."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                      reconnect_backoff_max_ms=1000)
         partitions = self.consumer.partitions_for_topic(topic) or set()
         deadline = time.monotonic() + 30
         while not partitions and time.monotonic() < deadline:
@@ -192,8 +193,6 @@ class TopicReader:
 
 
 def ids_of(records: list[Any]) -> list[str]:
-    import json
-
     return [json.loads(r.value)["id"] for r in records]
 
 

@@ -182,9 +182,9 @@ start_single() {  # port watch_pid
     if [[ -n "$pid" ]]; then
         say "already running on 127.0.0.1:$port (pid $pid)"
     else
+        ports_free "$port" "$((port + 1))"
         jars
         check_java
-        ports_free "$port" "$((port + 1))"
         mkdir -p "$dir"
         write_props "$dir" 1 "$port" "$((port + 1))" "1@127.0.0.1:$((port + 1))" \
             offsets.topic.replication.factor=1 transaction.state.log.replication.factor=1 \

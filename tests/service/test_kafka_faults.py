@@ -53,7 +53,7 @@ def test_a_consumer_killed_mid_stream_and_restarted_loses_no_id(kafka_bootstrap:
     ids, records = events(600, "kill")
     produce(kafka_bootstrap, kafka_topics.events, records)
     group = f"g-{uuid.uuid4().hex[:8]}"
-    first = worker_process(kafka_bootstrap, group, kafka_topics, delay=0.05)
+    first = worker_process(kafka_bootstrap, group, kafka_topics, delay=0.1)
     second = None
     try:
         with TopicReader(kafka_bootstrap, kafka_topics.predictions) as reader:

@@ -46,6 +46,11 @@ def wait_for(condition, timeout_s: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
+    """A metric's value as /metrics would show it."""
+    return metrics.registry.get_sample_value(name, labels)
+
+
 def committed_total(bootstrap: str, group_id: str, topic: str) -> int:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
     try:
@@ -63,6 +68,8 @@ def test_n_events_in_give_exactly_n_distinct_ids_out_with_the_models_predictions
     with w, TopicReader(kafka_bootstrap, kafka_topics.predictions) as reader:
         out = reader.read_until(lambda rs: len(set(ids_of(rs))) >= 300, timeout_s=60)
         wait_for(lambda: w.processed >= 300, 30, "the last commit")
+        wait_for(lambda: [sample(metrics, "driftwise_consumer_lag", partition=str(p)) for p in range(3)] == [0, 0, 0],
+                 10, "every partition's lag gauge to read 0")
     assert sorted(set(ids_of(out))) == ids
     assert len(out) == 300  # no failure happened, so no duplicate either
     expected = runtime.predict(X)
@@ -74,8 +81,8 @@ def test_n_events_in_give_exactly_n_distinct_ids_out_with_the_models_predictions
         assert p["confidence"] == pytest.approx(float(expected.confidence[i]), rel=1e-5)
         assert p["model_version"] == "1"
     assert committed_total(kafka_bootstrap, w.group_id, kafka_topics.events) == 300
-    assert metrics.predictions.labels("kafka")._value.get() == 300
-    assert metrics.events_consumed._value.get() == 300
+    assert sample(metrics, "driftwise_predictions_total", source="kafka") == 300
+    assert sample(metrics, "driftwise_events_consumed_total") == 300
     assert w.dead_lettered == 0
 
 
@@ -115,8 +122,10 @@ def test_malformed_events_land_in_the_dlq_with_a_reason_and_the_stream_keeps_goi
             assert letter["payload"] == value.decode()
     assert "non-finite" in letters[b"k7"]["detail"]
     assert "expected 4 numbers" in letters[b"k6"]["detail"]
-    assert metrics.dlq.labels("not_json")._value.get() == 2
-    assert metrics.dlq.labels("invalid_features")._value.get() == 4
+    assert sample(metrics, "driftwise_dlq_total", reason="not_json") == 2
+    assert sample(metrics, "driftwise_dlq_total", reason="invalid_features") == 4
+    assert sample(metrics, "driftwise_dlq_total", reason="missing_id") == 2
+    assert sample(metrics, "driftwise_dlq_total", reason="not_object") == 1
     assert w.dead_lettered == len(bad)
 
 
