@@ -1,0 +1,1 @@
+"""Benchmarks: each writes bench/results/<name>.md with the command that made it."""
