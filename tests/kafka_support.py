@@ -22,19 +22,18 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-import torch
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from models.classifier import Classifier
-from models.config import ModelConfig
-from service.kafka_local import KafkaScriptError, LocalKafka, free_port_pair, is_reachable
 from service.events import encode_event
-from service.runtime import BatchPrediction, ModelSnapshot, Runtime
+from service.kafka_local import KafkaScriptError, LocalKafka, free_port_pair, is_reachable
 from service.topics import Topics, ensure_topics
+
+if TYPE_CHECKING:  # torch and the runtime load only when a test builds one: every pytest run loads this plugin
+    from service.runtime import BatchPrediction, Runtime
 
 ENV_BOOTSTRAP = "DRIFTWISE_TEST_BOOTSTRAP"
 SHAPE = (4,)
@@ -94,6 +93,12 @@ def kafka_topics(kafka_bootstrap: str) -> Topics:
 
 def tiny_runtime(seed: int = 0, version: str = "1") -> Runtime:
     """The real `service.runtime.Runtime` serving a small real MLP on inputs of shape (4,)."""
+    import torch
+
+    from models.classifier import Classifier
+    from models.config import ModelConfig
+    from service.runtime import ModelSnapshot, Runtime
+
     torch.manual_seed(seed)
     model = Classifier(ModelConfig(encoder="mlp", input_shape=SHAPE, num_classes=NUM_CLASSES, hidden=16, embed_dim=8))
     runtime = Runtime(device="cpu")
@@ -212,6 +217,8 @@ def _worker_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-batch", type=int, default=20)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to sleep before each forward pass")
     args = parser.parse_args(argv)
+    import torch
+
     torch.set_num_threads(1)
     runtime: Any = tiny_runtime()
     if args.delay > 0:
