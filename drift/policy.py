@@ -10,11 +10,16 @@ policy what happened and reads back what to do.
   one has passed, and the buffer holds ``min_pseudo_labels`` (or drift has been
   waiting ``max_wait_seconds``: then the guardrails decide, and a starved
   candidate is rejected for its low yield rather than waited on forever).
+* **Fall back** to the base model (the labeled original) as soon as a new drift is
+  confirmed while an adapted model serves: that model was specialised to a domain
+  that has just gone away, and may be worse than the base on the new one. The next
+  candidate is then made from the base, so adaptations never compound.
 * **Labels needed** (concept drift): pseudo-labels can only fix a change of the
   inputs, not of what the right answer is. When ``max_consecutive_rejections``
   candidates in a row are rejected (or rolled back), or the feedback labels show
-  live accuracy under ``min_live_accuracy``, the policy stops adapting and says
-  labels are needed, until `resolve_labels_needed` (new labels arrived).
+  live accuracy under ``min_live_accuracy`` or more than ``max_confidence_gap``
+  under what the model's own calibrated confidence promised, the policy stops
+  adapting and says labels are needed, until `resolve_labels_needed`.
 * **Rollback**: after a promotion, the mean confidence of the next
   ``rollback_window`` predictions is compared with what the candidate showed on
   the drifted window; if it is lower by more than ``rollback_tolerance``,
@@ -78,6 +83,8 @@ class AdaptationPolicy:
         Feedback pairs needed before live accuracy is trusted.
     min_live_accuracy
         Live accuracy under which labels are needed.
+    max_confidence_gap
+        Labels are needed when live accuracy falls this far under the mean confidence of the same predictions.
     clock
         Seconds, monotone; ``time.monotonic`` unless a simulation supplies its own.
     """
@@ -94,7 +101,8 @@ class AdaptationPolicy:
         min_fresh_events: int = 256,
         feedback_window: int = 200,
         min_feedback: int = 50,
-        min_live_accuracy: float = 0.6,
+        min_live_accuracy: float = 0.5,
+        max_confidence_gap: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if cooldown_seconds < 0 or max_wait_seconds < 0:
@@ -108,8 +116,10 @@ class AdaptationPolicy:
             raise ValueError("rollback_window, feedback_window and min_feedback must be >= 1")
         if min_feedback > feedback_window:
             raise ValueError(f"min_feedback ({min_feedback}) cannot exceed feedback_window ({feedback_window})")
-        if not 0.0 <= rollback_tolerance <= 1.0 or not 0.0 <= min_live_accuracy <= 1.0:
-            raise ValueError("rollback_tolerance and min_live_accuracy must be in [0, 1]")
+        for name, value in (("rollback_tolerance", rollback_tolerance), ("min_live_accuracy", min_live_accuracy),
+                            ("max_confidence_gap", max_confidence_gap)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
         self.cooldown_seconds = cooldown_seconds
         self.min_pseudo_labels = min_pseudo_labels
         self.max_consecutive_rejections = max_consecutive_rejections
@@ -120,11 +130,12 @@ class AdaptationPolicy:
         self.feedback_window = feedback_window
         self.min_feedback = min_feedback
         self.min_live_accuracy = min_live_accuracy
+        self.max_confidence_gap = max_confidence_gap
         self.clock = clock
         self._reset()
 
     def _reset(self) -> None:
-        self.counts = {**{o: 0 for o in OUTCOMES}, "rolled_back": 0}
+        self.counts = {**{o: 0 for o in OUTCOMES}, "rolled_back": 0, "fallbacks": 0}
         self.consecutive_rejections = 0
         self.in_flight = False
         self.labels_needed = False
@@ -132,7 +143,7 @@ class AdaptationPolicy:
         self._last_finished: float | None = None
         self._drift_since: float | None = None
         self.fresh_events = 0
-        self._feedback: deque[bool] = deque(maxlen=self.feedback_window)
+        self._feedback: deque[tuple[bool, float]] = deque(maxlen=self.feedback_window)
         self._watch_expected: float | None = None
         self._watch_sum = 0.0
         self._watch_seen = 0
@@ -161,6 +172,17 @@ class AdaptationPolicy:
             return False
         waited = now - self._drift_since
         return pseudo_count >= self.min_pseudo_labels or waited >= self.max_wait_seconds
+
+    def should_fall_back(self, *, drift_confirmed: bool, serving_base: bool) -> bool:
+        """Whether to serve the base model again now (a new drift while an adapted model serves)."""
+        return drift_confirmed and not serving_base and not self.in_flight
+
+    def record_fallback(self, now: float | None = None) -> None:
+        """The base model serves again: any post-swap watch ends; drift must be re-confirmed against the base."""
+        self._watch_expected = None
+        self.rollback_needed = False
+        self._drift_since = None
+        self.counts["fallbacks"] += 1
 
     def adaptation_started(self, now: float | None = None) -> None:
         if self.in_flight:
@@ -232,22 +254,37 @@ class AdaptationPolicy:
         self._count_rejection("rolled back")
 
     # -- feedback labels ----------------------------------------------------------------
-    def record_feedback(self, predictions: Iterable[int], labels: Iterable[int]) -> None:
-        """(served prediction, true label) pairs from the feedback topic."""
+    def record_feedback(self, predictions: Iterable[int], labels: Iterable[int],
+                        confidences: Iterable[float] | None = None) -> None:
+        """(served prediction, true label[, its confidence]) triples from the feedback topic."""
         p, y = np.asarray(list(predictions)), np.asarray(list(labels))
-        if p.shape != y.shape:
-            raise ValueError(f"got {p.size} predictions but {y.size} labels")
-        self._feedback.extend((p == y).tolist())
-        accuracy = self.live_accuracy
-        if accuracy is not None and accuracy < self.min_live_accuracy and not self.labels_needed:
+        c = np.full(p.shape, np.nan) if confidences is None else np.asarray(list(confidences), dtype=np.float64)
+        if p.shape != y.shape or p.shape != c.shape:
+            raise ValueError(f"got {p.size} predictions, {y.size} labels and {c.size} confidences")
+        self._feedback.extend(zip((p == y).tolist(), c.tolist()))
+        accuracy, expected = self.live_accuracy, self.expected_accuracy
+        if accuracy is None or self.labels_needed:
+            return
+        if accuracy < self.min_live_accuracy:
             self._need_labels(f"live accuracy {accuracy:.3f} < {self.min_live_accuracy} on feedback labels")
+        elif expected is not None and accuracy < expected - self.max_confidence_gap:
+            self._need_labels(f"live accuracy {accuracy:.3f} is {expected - accuracy:.3f} under the model's "
+                              f"confidence {expected:.3f} on feedback labels")
 
     @property
     def live_accuracy(self) -> float | None:
         """Accuracy over the last ``feedback_window`` feedback pairs; None before ``min_feedback``."""
         if len(self._feedback) < self.min_feedback:
             return None
-        return float(np.mean(self._feedback))
+        return float(np.mean([ok for ok, _ in self._feedback]))
+
+    @property
+    def expected_accuracy(self) -> float | None:
+        """Mean calibrated confidence of the same feedback predictions (what accuracy should be)."""
+        conf = [c for _, c in self._feedback if not np.isnan(c)]
+        if len(conf) < self.min_feedback:
+            return None
+        return float(np.mean(conf))
 
     def snapshot(self, now: float | None = None) -> dict[str, Any]:
         """Plain JSON types, for ``GET /drift`` and metrics."""
@@ -260,6 +297,7 @@ class AdaptationPolicy:
             "consecutive_rejections": self.consecutive_rejections,
             "outcomes": dict(self.counts),
             "live_accuracy": self.live_accuracy,
+            "expected_accuracy": self.expected_accuracy,
             "feedback_count": len(self._feedback),
             "watch": {"active": self.watching, "seen": self._watch_seen, "expected_confidence": self._watch_expected,
                       "mean_confidence": self._watch_sum / self._watch_seen if self._watch_seen else None},

@@ -98,6 +98,26 @@ def test_feedback_disagreeing_with_predictions_means_labels_needed():
     assert not policy.should_adapt(drift_confirmed=True, pseudo_count=500)
 
 
+def test_feedback_far_below_the_promised_confidence_means_labels_needed():
+    policy, _ = _policy(min_feedback=10, feedback_window=20, min_live_accuracy=0.0, max_confidence_gap=0.2)
+    policy.record_feedback([0] * 10, [0] * 8 + [1] * 2, confidences=[0.85] * 10)
+    assert policy.live_accuracy == pytest.approx(0.8) and not policy.labels_needed, "within the promise"
+    policy.record_feedback([0] * 10, [1] * 10, confidences=[0.95] * 10)
+    assert policy.expected_accuracy == pytest.approx(0.9) and policy.labels_needed
+    assert "under the model's confidence" in policy.labels_needed_reason
+
+
+def test_a_new_drift_while_an_adapted_model_serves_falls_back_to_the_base():
+    policy, _ = _policy()
+    policy.adaptation_started()
+    policy.record_outcome("promoted", expected_confidence=0.9)
+    assert not policy.should_fall_back(drift_confirmed=False, serving_base=False)
+    assert not policy.should_fall_back(drift_confirmed=True, serving_base=True)
+    assert policy.should_fall_back(drift_confirmed=True, serving_base=False)
+    policy.record_fallback()
+    assert not policy.watching and policy.counts["fallbacks"] == 1
+
+
 def test_rollback_when_confidence_after_swap_falls_below_expectation():
     policy, clock = _policy()
     policy.adaptation_started()
@@ -129,7 +149,7 @@ def test_snapshot_is_plain_json():
     policy.record_feedback([0] * 60, [0] * 60)
     snap = json.loads(json.dumps(policy.snapshot()))
     assert snap["live_accuracy"] == 1.0 and snap["outcomes"] == {"promoted": 0, "rejected": 0, "failed": 0,
-                                                                 "rolled_back": 0}
+                                                                 "rolled_back": 0, "fallbacks": 0}
 
 
 @pytest.mark.parametrize("kwargs", [dict(cooldown_seconds=-1), dict(max_consecutive_rejections=0),
