@@ -4,10 +4,11 @@ Requests wait in a queue; one collector task takes them in arrival order until
 the batch holds ``max_batch`` instances or the oldest request has waited
 ``max_wait_ms``, then runs the forward pass in a worker thread so the event loop
 keeps accepting requests. While a forward pass runs, new requests pile up and
-the next batch takes them at once, without waiting again: under light load a
-request waits at most ``max_wait_ms``; under heavy load batches fill up by
-themselves. Requests are never split, so a batch may exceed ``max_batch`` only
-when a single request does.
+the next batch takes them at once, without waiting again. Waiting only pays when
+company is coming: the collector stops waiting early when, at the recent arrival
+rate, no other request is due before the deadline (at 200 requests/s, 5 ms
+apart, a request is sent on at once instead of idling 2 ms). Requests are never
+split, so a batch may exceed ``max_batch`` only when a single request does.
 
 >>> import asyncio, numpy as np
 >>> from models.classifier import Classifier
@@ -79,6 +80,8 @@ class MicroBatcher:
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._closing = False
+        self._last_arrival = 0.0
+        self._gap = 2 * self.max_wait_ms / 1000.0  # moving average of the time between requests, seconds
         self.batches = 0
 
     # -- lifecycle -------------------------------------------------------------
@@ -121,7 +124,10 @@ class MicroBatcher:
         if self._task is None or self._closing:
             raise ModelUnavailable("the batcher is not running")
         loop = asyncio.get_running_loop()
-        item = _Pending(X, loop.create_future(), loop.time())
+        now = time.perf_counter()
+        gap = min(now - self._last_arrival, 2 * self.max_wait_ms / 1000.0)  # a long lull counts as "no company"
+        self._gap, self._last_arrival = 0.8 * self._gap + 0.2 * gap, now
+        item = _Pending(X, loop.create_future(), now)
         self._queue.append(item)
         self._queued += len(X)
         assert self._arrived is not None
@@ -140,8 +146,8 @@ class MicroBatcher:
                 await self._arrived.wait()
             deadline = self._queue[0].enqueued + self.max_wait_ms / 1000.0
             while self._queued < self.max_batch and not self._closing:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0 or remaining < self._gap:  # nobody else is due in time
                     break
                 self._arrived.clear()
                 try:
@@ -183,14 +189,13 @@ class MicroBatcher:
                 for item in live:
                     self._run_batch(loop, [item])
             return
-        elapsed = time.perf_counter() - started
+        self.batches += 1
+        self._record(prediction, time.perf_counter() - started)  # before the answers: a scrape after one sees it
         start = 0
         for item in live:
             stop = start + len(item.X)
             loop.call_soon_threadsafe(_settle, item.future, prediction.slice(start, stop), None)
             start = stop
-        self.batches += 1
-        self._record(prediction, elapsed)
         if self.on_batch is not None:
             try:
                 self.on_batch(X, prediction, self.source)

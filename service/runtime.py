@@ -19,16 +19,22 @@ and rebinding one attribute is atomic in Python.
 
 from __future__ import annotations
 
+import copy
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from models.classifier import Classifier
 from models.registry import ModelVersion, Registry
 from service.metrics import Metrics
+
+log = logging.getLogger(__name__)
 
 SWAP_REASONS = ("startup", "activate", "rollback", "adapt", "control")
 """Why a snapshot replaced another; the ``reason`` label of ``driftwise_model_swaps``."""
@@ -74,6 +80,26 @@ class BatchPrediction:
                                self.confidence[start:stop], self.embeddings[start:stop], self.model_version)
 
 
+def fold_batchnorm(model: Classifier) -> nn.Module:
+    """An inference-only copy of ``model`` with each eval-mode BatchNorm folded into the layer before it.
+
+    Same outputs (to float rounding), a third fewer operations per forward pass
+    on the small CNNs served here. The original stays untouched: adaptation
+    fine-tunes a copy of it, BatchNorm included.
+    """
+    folded = copy.deepcopy(model).eval()
+    for module in folded.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        for i in range(len(module) - 1):
+            layer, norm = module[i], module[i + 1]
+            if isinstance(layer, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+                module[i], module[i + 1] = fuse_conv_bn_eval(layer, norm), nn.Identity()
+            elif isinstance(layer, nn.Linear) and isinstance(norm, nn.BatchNorm1d):
+                module[i], module[i + 1] = fuse_linear_bn_eval(layer, norm), nn.Identity()
+    return folded
+
+
 @dataclass(frozen=True)
 class ModelSnapshot:
     """One servable version: its model on a device in eval mode, and what came with it.
@@ -87,6 +113,7 @@ class ModelSnapshot:
     device: torch.device
     input_shape: tuple[int, ...]
     num_classes: int
+    inference: nn.Module  # what predictions run on: `fold_batchnorm(model)`, or ``model`` itself
     reference: dict[str, np.ndarray] = field(default_factory=dict)
     anchors_x: np.ndarray | None = None
     anchors_y: np.ndarray | None = None
@@ -94,13 +121,18 @@ class ModelSnapshot:
 
     @classmethod
     def of(cls, model: Classifier, version: str, device: str | torch.device = "auto", **extra: Any) -> "ModelSnapshot":
-        """Put ``model`` on the device in eval mode and run one warm-up batch."""
+        """Put ``model`` on the device in eval mode, fold its BatchNorms for serving, run one warm-up batch."""
         dev = resolve_device(device)
         model = model.to(dev).eval()
         cfg = model.config
-        with torch.inference_mode():
-            model(torch.zeros((2, *cfg.input_shape), device=dev))  # first call pays allocator/kernel set-up
-        return cls(str(version), model, dev, tuple(cfg.input_shape), int(cfg.num_classes), **extra)
+        inference = fold_batchnorm(model)
+        probe = torch.linspace(-1, 1, 2 * cfg.input_dim, device=dev).reshape(2, *cfg.input_shape)
+        with torch.inference_mode():  # the first call also pays allocator and kernel set-up
+            expected, got = model(probe), inference.forward_with_embedding(probe)[0]
+        if not torch.allclose(expected, got, rtol=1e-4, atol=1e-5):
+            log.warning("folding BatchNorm changed model %s's outputs; serving it unfolded", version)
+            inference = model
+        return cls(str(version), model, dev, tuple(cfg.input_shape), int(cfg.num_classes), inference, **extra)
 
 
 def load_from_registry(registry: Registry, name: str, version: int | None = None,
@@ -163,7 +195,7 @@ class Runtime:
         x = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
         with torch.inference_mode():
             x = x.to(snap.device, non_blocking=True)
-            logits, embeddings = snap.model.forward_with_embedding(x)
+            logits, embeddings = snap.inference.forward_with_embedding(x)
             probabilities = torch.softmax(logits.float(), dim=1)
             confidence, labels = probabilities.max(dim=1)
             out = [t.cpu().numpy() for t in (labels, probabilities, confidence, embeddings.float())]

@@ -91,7 +91,8 @@ def test_a_service_started_without_a_model_serves_after_an_activation(tmp_path: 
     reg.publish(NAME, tiny_classifier(0), reason="pretrain", activate=False)
     with TestClient(create_app(make_settings(registry=reg.root, admin_token=ADMIN_TOKEN))) as c:
         assert c.post("/predict", json={"instances": instances(1)}).status_code == 503
-        assert c.post("/models/1/activate", headers=AUTH).json() == {"model_version": "1", "previous": None, "announced": None}
+        activated = c.post("/models/1/activate", headers=AUTH).json()
+        assert activated == {"model_version": "1", "previous": None, "announced": None}
         assert c.get("/readyz").status_code == 200
         assert _served(c) == "1"
 
@@ -114,8 +115,13 @@ class _Controller:
 
 
 def test_drift_routes_delegate_to_the_controller(admin: TestClient) -> None:
-    assert admin.post("/drift/adapt", headers=AUTH).status_code == 409  # no controller yet
-    controller = _Controller()
-    admin.app.state.service.controller = controller
-    assert admin.post("/drift/adapt", headers=AUTH).json() == {"started": True}
-    assert admin.get("/drift").json() == {"monitoring": "on", "drift": False, "triggered": 1}
+    state = admin.app.state.service
+    real, state.controller = state.controller, _Controller()
+    try:
+        assert admin.post("/drift/adapt", headers=AUTH).json() == {"started": True}
+        assert admin.get("/drift").json() == {"monitoring": "on", "drift": False, "triggered": 1}
+        state.controller = None
+        assert admin.post("/drift/adapt", headers=AUTH).status_code == 409
+        assert admin.get("/drift").json()["monitoring"] == "off"
+    finally:
+        state.controller = real

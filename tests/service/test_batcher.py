@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
@@ -113,3 +114,17 @@ def test_predict_before_start_says_unavailable(runtime: Runtime) -> None:
 def test_constructor_refuses_bad_limits(runtime: Runtime, kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         MicroBatcher(runtime, **kwargs)
+
+
+def test_a_lone_request_is_not_held_back_waiting_for_company(runtime: Runtime) -> None:
+    async def main() -> list[float]:
+        waits = []
+        async with MicroBatcher(runtime, max_batch=64, max_wait_ms=500) as batcher:
+            for X in _requests([1, 1, 1]):
+                started = time.perf_counter()
+                await batcher.predict(X)
+                waits.append(time.perf_counter() - started)
+                await asyncio.sleep(0.3)  # sparse traffic: nobody else is coming within the wait
+        return waits
+
+    assert max(asyncio.run(main())) < 0.25

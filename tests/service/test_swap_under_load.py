@@ -91,7 +91,8 @@ def test_swaps_under_concurrent_load_fail_no_request(make_settings: Callable[...
     assert not failures, failures[:3]
     assert len(results) == CONNECTIONS * REQUESTS_PER_CONNECTION + len(rows)
     versions_seen = set()
-    in_flight_while_swapping = sum(1 for sent, done, _, _ in results if sent < last_swap_done and done > first_swap_sent)
+    in_flight_while_swapping = sum(1 for sent, done, _, _ in results
+                                   if sent < last_swap_done and done > first_swap_sent)
     assert in_flight_while_swapping >= CONNECTIONS
     for sent, _, i, response in results:
         body = response.json()  # type: ignore[union-attr]
