@@ -72,6 +72,21 @@ def _plot_heatmap(ax: Any, results: list[dict[str, Any]], t0: float) -> None:
     ax.set_yticks(np.arange(len(edges)) + 0.5, labels, fontsize=6)
 
 
+def annotation_times(client: httpx.Client, dashboard: dict[str, Any], start: float, end: float,
+                     step: float) -> list[tuple[str, str, float]]:
+    """(name, colour, time) where an annotation query turns positive, as Grafana marks them."""
+    marks = []
+    for annotation in dashboard["annotations"]["list"]:
+        for result in query_range(client, annotation["expr"], start, end, step):
+            previous = 0.0
+            for t, v in result["values"]:
+                value = float(v)
+                if value > 0 and not previous > 0:
+                    marks.append((annotation["name"], annotation["iconColor"], float(t)))
+                previous = value
+    return marks
+
+
 def render(prometheus_url: str, out: Path, minutes: float = 15.0) -> Path:
     """Write a PNG with one subplot per dashboard panel, over the last ``minutes``."""
     dashboard = build_dashboard()
@@ -81,6 +96,7 @@ def render(prometheus_url: str, out: Path, minutes: float = 15.0) -> Path:
     rows = math.ceil(len(shown) / COLUMNS)
     fig, axes = plt.subplots(rows, COLUMNS, figsize=(COLUMNS * 5.2, rows * 2.8), squeeze=False)
     with httpx.Client(base_url=prometheus_url, timeout=30.0) as client:
+        marks = annotation_times(client, dashboard, start, end, step)
         for ax, panel in zip(axes.flat, shown):
             results = [(t.get("legendFormat", ""), query_range(client, t["expr"], start, end, step))
                        for t in panel["targets"]]
@@ -88,12 +104,16 @@ def render(prometheus_url: str, out: Path, minutes: float = 15.0) -> Path:
                 _plot_heatmap(ax, results[0][1], start)
             else:
                 _plot_series(ax, panel, [(legend, r) for legend, rs in results for r in rs], start)
+            for _, color, t in marks:
+                ax.axvline((t - start) / 60.0, color=color, lw=0.8, alpha=0.6, ls=":")
             ax.set_title(panel["title"], fontsize=9)
             ax.tick_params(labelsize=6)
             ax.set_xlabel("minutes", fontsize=6)
     for ax in axes.flat[len(shown):]:
         ax.axis("off")
-    fig.suptitle(f"driftwise dashboard (from Prometheus, last {minutes:g} min)", fontsize=11)
+    names = ", ".join(f"{name} ({color})" for name, color, _ in dict.fromkeys((n, c, 0.0) for n, c, _ in marks))
+    fig.suptitle(f"driftwise dashboard, drawn from Prometheus over {minutes:.1f} min"
+                 + (f"; dotted lines: {names}" if names else ""), fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.98))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
