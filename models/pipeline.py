@@ -96,7 +96,7 @@ def pretrain(
     config: ModelConfig,
     objective: str,
     *,
-    epochs: int = 60,
+    epochs: int = 100,
     batch_size: int = 256,
     lr: float = 2e-3,
     device: str = "auto",
@@ -127,7 +127,10 @@ def fit_classifier(
     seed: int = 0,
     **head_kwargs: Any,
 ) -> tuple[Classifier, dict[str, Any], tuple[np.ndarray, np.ndarray]]:
-    """Head training + calibration + anchors on top of ``encoder_state`` (random encoder when None)."""
+    """Head training + calibration + anchors on top of ``encoder_state`` (random encoder when None).
+
+    ``head_kwargs`` go to `models.train.train_head` (``steps``, ``lr``, ``encoder_lr_scale``, ...).
+    """
     X, y = _check_data(X, y, config)
     dev = resolve_device(device)
     torch.manual_seed(seed)
@@ -141,6 +144,8 @@ def fit_classifier(
     views = default_views(config.input_shape, X_all.cpu(), seed=seed)
     if head == "linear":
         head_kwargs = {k: v for k, v in head_kwargs.items() if k in ("probe_views", "probe_l2")}
+    else:  # a random encoder learns at the head's rate; a pretrained one moves gently
+        head_kwargs.setdefault("encoder_lr_scale", 1.0 if encoder_state is None else 0.1)
     start = time.perf_counter()
     metrics: dict[str, Any] = train_head(
         model, X_all[train_idx], y_all[train_idx], mode=head, views=views, X_unlabeled=X_all, seed=seed, **head_kwargs
@@ -167,7 +172,7 @@ def fit_model(
     *,
     objective: str | None = "simclr",
     head: HeadMode = "finetune",
-    pretrain_epochs: int = 60,
+    pretrain_epochs: int = 100,
     pretrain_batch_size: int = 256,
     pretrain_lr: float = 2e-3,
     calibration_fraction: float = 0.2,

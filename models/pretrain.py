@@ -90,7 +90,7 @@ def pretrain_encoder(
     X: np.ndarray | torch.Tensor,
     objective: str,
     *,
-    epochs: int = 60,
+    epochs: int = 100,
     batch_size: int = 256,
     lr: float = 2e-3,
     weight_decay: float = 1e-4,

@@ -56,7 +56,7 @@ class JEPA(SSLObjective):
         encoder: nn.Module,
         embed_dim: int,
         input_shape: Sequence[int],
-        mask_ratio: float = 0.4,
+        mask_ratio: float = 0.25,
         pred_hidden: int = 256,
         momentum_base: float = 0.99,
         momentum_final: float = 1.0,
