@@ -35,6 +35,8 @@ from service.state import ServiceState
 log = logging.getLogger(__name__)
 
 WINDOW_CAPACITY = 1000
+FEEDBACK_CAPACITY = 2000
+LABELS_TO_RESUME = 200  # feedback labels that must arrive before a "labels needed" service adapts again
 MIN_WINDOW = 64  # fewer inputs than this cannot re-estimate BatchNorm or calibrate a reference
 HOLDOUT_FRACTION = 0.2  # of the pseudo-labels, kept out of training so the agreement guardrail means something
 ADAPT_TIMEOUT_S = 120.0
@@ -65,13 +67,17 @@ class AdaptationController:
         self.monitor = DriftMonitor(None)  # given the served model's reference on the first batch
         self.buffer: PseudoLabelBuffer | None = None
         self.monitored_version: str | None = None
+        self.serving_base = True
         self.last_adaptation: dict[str, Any] | None = None
         self._seen_detections: dict[str, int] = {}
+        self.feedback_x: np.ndarray | None = None  # labeled samples from the feedback topic, newest last
+        self.feedback_y = np.empty(0, np.int64)
+        self._feedback_since_labels_needed = 0
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._stopping = threading.Event()
-        metrics = state.metrics
-        metrics.labels_needed.set(0)
+        state.metrics.labels_needed.set(0)
+        state.metrics.live_accuracy.set(float("nan"))  # unknown until feedback labels arrive, not 0%
 
     # -- observing (called after every predicted batch, serialised by ServiceState) ----------------------------
     def observe(self, X: np.ndarray, prediction: BatchPrediction, source: str) -> None:
@@ -88,11 +94,15 @@ class AdaptationController:
             start = self.adapt_enabled and self.policy.should_adapt(
                 drift_confirmed=self.monitor.drift_confirmed, pseudo_count=int(self.buffer.class_counts.sum()))
             rollback = self.adapt_enabled and self.policy.rollback_needed
+            fall_back = self.adapt_enabled and not start and self.policy.should_fall_back(
+                drift_confirmed=self.monitor.drift_confirmed, serving_base=self.serving_base)
             if start:
                 self.policy.adaptation_started()
         self._export(accepted, rejected)
         if rollback:
             self._spawn(self._rollback)
+        elif fall_back:
+            self._spawn(self._fall_back)
         elif start:
             self._spawn(self._adapt, self.monitor.reason or "drift confirmed")
 
@@ -103,14 +113,17 @@ class AdaptationController:
                                         threshold=self.state.settings.confidence_threshold)
         self.window.clear()
         self.monitored_version = snapshot.version
+        base = self._base_version(snapshot)
+        self.serving_base = base is None or str(base) == snapshot.version
 
     def _export(self, accepted: int, rejected: int) -> None:
         m, snap = self.state.metrics, self.monitor.snapshot()
         for name, det in snap["detectors"].items():
             m.drift_score.labels(name).set(det["score"])
+            counter = m.drift_detections.labels(name)  # exists at 0 before the first detection, so increase() sees it
             new = det["detections"] - self._seen_detections.get(name, 0)
             if new > 0:
-                m.drift_detections.labels(name).inc(new)
+                counter.inc(new)
             self._seen_detections[name] = det["detections"]
         if self.monitor.newly_confirmed:
             m.drift_confirmed.inc()
@@ -120,6 +133,28 @@ class AdaptationController:
         m.pseudo_labels.labels("accepted").inc(accepted)
         m.pseudo_labels.labels("rejected").inc(rejected)
         m.pseudo_buffer_size.set(int(self.buffer.class_counts.sum()))
+        m.labels_needed.set(1 if self.policy.labels_needed else 0)
+
+    # -- feedback labels (from the labels topic, joined to what was served) ---------------------------------------
+    def on_feedback(self, X: np.ndarray, served: np.ndarray, labels: np.ndarray, confidences: np.ndarray) -> None:
+        """Live accuracy, the concept-drift alarm, and labeled samples for the next adaptation."""
+        with self._lock:
+            self.policy.record_feedback(served, labels, confidences)
+            x = X if self.feedback_x is None else np.concatenate([self.feedback_x, X])
+            y = np.concatenate([self.feedback_y, labels.astype(np.int64)])
+            self.feedback_x, self.feedback_y = x[-FEEDBACK_CAPACITY:], y[-FEEDBACK_CAPACITY:]
+            if self.policy.labels_needed:
+                self._feedback_since_labels_needed += len(labels)
+                if self._feedback_since_labels_needed >= LABELS_TO_RESUME:
+                    log.info("%d labels arrived since labels were needed: adapting may resume with them",
+                             self._feedback_since_labels_needed)
+                    self.policy.resolve_labels_needed()
+                    self._feedback_since_labels_needed = 0
+            accuracy = self.policy.live_accuracy
+        m = self.state.metrics
+        m.feedback_labels.inc(len(labels))
+        if accuracy is not None:
+            m.live_accuracy.set(accuracy)
         m.labels_needed.set(1 if self.policy.labels_needed else 0)
 
     # -- acting (background threads; serving never waits on them) -----------------------------------------------
@@ -161,7 +196,10 @@ class AdaptationController:
             window_x, (px, py), (hx, hy) = self._inputs()
             ax = snapshot.anchors_x if snapshot.anchors_x is not None else np.empty((0, *snapshot.input_shape), np.float32)
             ay = snapshot.anchors_y if snapshot.anchors_y is not None else np.empty(0, np.int64)
+            with self._lock:
+                fx, fy = self.feedback_x, (self.feedback_y if self.feedback_x is not None else None)
             job = start_adaptation(current, window_x=window_x, pseudo_x=px, pseudo_y=py, anchors_x=ax, anchors_y=ay,
+                                   feedback_x=fx, feedback_y=fy,
                                    config=self.adapt_config, device=str(snapshot.device), threads=1)
             result = job.result(ADAPT_TIMEOUT_S)
             candidate = result.candidate
@@ -214,6 +252,33 @@ class AdaptationController:
                 announce_model(s.bootstrap_servers, s.models_topic, s.name, version)
             except Exception:  # noqa: BLE001 - this replica already serves it; others catch up on restart
                 log.exception("could not announce version %s on %s", version, s.models_topic)
+
+    def _base_version(self, snapshot: ModelSnapshot) -> int | None:
+        """The labeled original this model descends from (follow ``parent`` up to the root)."""
+        info = snapshot.info
+        while info is not None and info.manifest.get("parent") is not None:
+            info = self.state.registry.get(info.name, int(info.manifest["parent"]))
+        return None if info is None else info.version
+
+    def _fall_back(self) -> None:
+        """A new drift while an adapted model serves: that model's domain has gone, so serve the base again.
+
+        Drift is then re-confirmed against the base, and the next candidate is made
+        from it, so adaptations never compound on each other's mistakes.
+        """
+        s = self.state.settings
+        try:
+            base = self._base_version(self.state.runtime.snapshot)
+            if base is None:
+                return
+            self.state.registry.activate(s.name, base)
+            self._serve(base, reason="rollback")
+            self.state.metrics.rollbacks.labels("fallback").inc()
+            log.warning("new drift while an adapted model served: fell back to the base model v%s", base)
+        except Exception:  # noqa: BLE001
+            log.exception("falling back to the base model failed")
+        with self._lock:
+            self.policy.record_fallback()
 
     def _rollback(self) -> None:
         s = self.state.settings

@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import numpy as np
 import torch
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -20,7 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from service.events import REASONS as DLQ_REASONS
 from service.metrics import Metrics
 from service.routes import drift, health, models, predict
-from service.runtime import SWAP_REASONS, load_from_registry
+from service.runtime import SWAP_REASONS, BatchPrediction, load_from_registry
 from service.settings import Settings, get_settings
 from service.state import ServiceState
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 SOURCES = ("http", "kafka")
 ADAPTATION_OUTCOMES = ("promoted", "rejected", "failed")
 PSEUDO_LABEL_OUTCOMES = ("accepted", "rejected")
-ROLLBACK_TRIGGERS = ("auto", "manual")
+ROLLBACK_TRIGGERS = ("auto", "manual", "fallback")
 HTTP_ERRORS = ("401", "413", "422", "503")
 
 
@@ -104,14 +105,27 @@ def load_current_model(state: ServiceState) -> None:
 def start_stream(state: ServiceState) -> None:
     """The Kafka stream (events -> predictions) and the control-topic follower."""
     from service.control import ModelFollower
+    from service.feedback import FeedbackConsumer, ServedMemory
     from service.stream import StreamWorker
 
     s = state.settings
     assert s.bootstrap_servers is not None
+    served = ServedMemory()
+
+    def on_kafka_batch(X: np.ndarray, prediction: BatchPrediction, ids: list[str]) -> None:
+        served.remember(ids, X, prediction.labels, prediction.confidence)
+        state.notify(X, prediction, "kafka")
+
+    def on_feedback(X: np.ndarray, served_labels: np.ndarray, labels: np.ndarray, confidences: np.ndarray) -> None:
+        if state.controller is not None:
+            state.controller.on_feedback(X, served_labels, labels, confidences)
+
     state.stream = StreamWorker(state.runtime, state.metrics, bootstrap=s.bootstrap_servers, group_id=s.group_id,
                                 events_topic=s.events_topic, predictions_topic=s.predictions_topic,
-                                dlq_topic=s.dlq_topic, on_batch=lambda X, pred: state.notify(X, pred, "kafka"))
+                                dlq_topic=s.dlq_topic, on_batch=on_kafka_batch)
     state.stream.start()
+    state.feedback = FeedbackConsumer(served, on_feedback, bootstrap=s.bootstrap_servers, topic=s.labels_topic,
+                                      group_id=f"{s.group_id}.feedback").start()
     state.follower = ModelFollower(s.bootstrap_servers, lambda name, version: follow_announcement(state, version),
                                    topic=s.models_topic, name=s.name)
     state.follower.start()
@@ -140,7 +154,7 @@ def attach_adaptation(state: ServiceState) -> None:
 
 def stop_background(state: ServiceState) -> None:
     """Stop what runs beside the HTTP server, newest first; one failure does not stop the others."""
-    for part in (state.controller, state.follower, state.stream):
+    for part in (state.controller, state.feedback, state.follower, state.stream):
         if part is None:
             continue
         try:

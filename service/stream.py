@@ -50,7 +50,8 @@ class RuntimeLike(Protocol):
     def predict(self, X: np.ndarray) -> Any: ...  # BatchPrediction
 
 
-OnBatch = Callable[[np.ndarray, Any], None]
+OnBatch = Callable[[np.ndarray, Any, list[str]], None]
+"""``(X, prediction, event_ids)`` after each predicted batch is committed."""
 
 
 class ModelNotReady(RuntimeError):
@@ -62,7 +63,7 @@ class StreamWorker:
 
     ``max_batch`` bounds the records per poll (and per forward pass);
     ``poll_timeout_ms`` how long a poll waits for the first record. ``on_batch(X,
-    prediction)`` sees every predicted batch (the drift monitor); its errors are
+    prediction, ids)`` sees every predicted batch (the drift monitor); its errors are
     logged, never fatal. ``processed`` counts events whose prediction or dead
     letter is acknowledged and whose offset is committed.
     """
@@ -250,7 +251,7 @@ class StreamWorker:
                 self.metrics.confidence.observe(c)
             if self.on_batch is not None:
                 try:
-                    self.on_batch(X, pred)
+                    self.on_batch(X, pred, good_ids)
                 except Exception:
                     log.exception("the on_batch hook failed; the stream goes on")
 

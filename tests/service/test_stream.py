@@ -133,7 +133,7 @@ def test_on_batch_sees_every_predicted_row_once(kafka_bootstrap: str, kafka_topi
     seen: list[np.ndarray] = []
     versions: set[str] = set()
 
-    def on_batch(X: np.ndarray, prediction: object) -> None:
+    def on_batch(X: np.ndarray, prediction: object, ids: list[str]) -> None:
         seen.append(X.copy())
         versions.add(prediction.model_version)  # type: ignore[attr-defined]
         assert len(X) == len(prediction.labels)  # type: ignore[attr-defined]

@@ -1,0 +1,137 @@
+"""Feedback labels: ``{"id", "label"}`` records on ``driftwise.labels`` joined to what was served.
+
+The stream remembers, for each recent event id, the input, the label it served
+and its confidence (bounded, oldest forgotten first). A label arriving later is
+joined to that memory and handed to the adaptation controller, which turns it
+into live accuracy, a "labels needed" decision, and labeled samples for the next
+adaptation. Labels for unknown (forgotten or never seen) ids are counted and
+dropped; malformed records are skipped with a log line, never fatal.
+
+>>> memory = ServedMemory(capacity=2)
+>>> memory.remember(["a", "b", "c"], np.zeros((3, 2), np.float32), np.array([1, 2, 3]), np.array([.9, .8, .7]))
+>>> memory.pop("a") is None, memory.pop("c")[1:]
+(True, (3, 0.7))
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from kafka import KafkaConsumer
+
+from service.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+OnFeedback = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
+"""``(X, served_labels, true_labels, confidences)`` for a batch of joined feedback."""
+
+
+class ServedMemory:
+    """Bounded map of event id -> (input, served label, confidence); thread-safe."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self._items: OrderedDict[str, tuple[np.ndarray, int, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, ids: Sequence[str], X: np.ndarray, labels: np.ndarray, confidences: np.ndarray) -> None:
+        with self._lock:
+            for i, event_id in enumerate(ids):
+                self._items[event_id] = (X[i], int(labels[i]), float(confidences[i]))
+                self._items.move_to_end(event_id)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+    def pop(self, event_id: str) -> tuple[np.ndarray, int, float] | None:
+        with self._lock:
+            return self._items.pop(event_id, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def decode_feedback(value: bytes | None) -> tuple[str, int]:
+    """``(id, label)``; ``ValueError`` when the record is not feedback."""
+    try:
+        obj = json.loads(value or b"")
+        event_id, label = obj["id"], obj["label"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"not a feedback record: {value!r:.80}") from exc
+    if not isinstance(event_id, str) or isinstance(label, bool) or not isinstance(label, int) or label < 0:
+        raise ValueError(f"not a feedback record: {value!r:.80}")
+    return event_id, label
+
+
+class FeedbackConsumer:
+    """Reads the labels topic in its own consumer group and reports joined feedback, in a background thread."""
+
+    def __init__(self, memory: ServedMemory, on_feedback: OnFeedback, *, bootstrap: str, topic: str,
+                 group_id: str) -> None:
+        self.memory, self.on_feedback = memory, on_feedback
+        self.bootstrap, self.topic, self.group_id = bootstrap, topic, group_id
+        self.joined = 0
+        self.unknown = 0
+        self.malformed = 0
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "FeedbackConsumer":
+        self._thread = threading.Thread(target=self._run, name="driftwise-feedback", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 15.0) -> bool:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                ensure_topics(self.bootstrap, [self.topic], partitions=3)
+                consumer = KafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, group_id=self.group_id,
+                                         enable_auto_commit=True, auto_offset_reset="earliest",
+                                         reconnect_backoff_max_ms=2000)
+            except Exception:  # noqa: BLE001 - the broker may be down; feedback is optional
+                log.exception("cannot read feedback from %s; retrying", self.topic)
+                self._stopping.wait(2.0)
+                continue
+            try:
+                while not self._stopping.is_set():
+                    for batch in consumer.poll(timeout_ms=500).values():
+                        self._handle(batch)
+            except Exception:  # noqa: BLE001
+                log.exception("feedback consumer failed; reconnecting")
+            finally:
+                consumer.close()
+
+    def _handle(self, records: list) -> None:  # noqa: ANN001 - kafka ConsumerRecords
+        rows, served, true, conf = [], [], [], []
+        for record in records:
+            try:
+                event_id, label = decode_feedback(record.value)
+            except ValueError as exc:
+                self.malformed += 1
+                log.warning("%s", exc)
+                continue
+            hit = self.memory.pop(event_id)
+            if hit is None:
+                self.unknown += 1
+                continue
+            rows.append(hit[0])
+            served.append(hit[1])
+            conf.append(hit[2])
+            true.append(label)
+        if rows:
+            self.joined += len(rows)
+            self.on_feedback(np.stack(rows), np.asarray(served), np.asarray(true), np.asarray(conf))
