@@ -1,0 +1,141 @@
+"""The whole loop through the real broker: drift injected -> detected -> candidate -> guardrails -> swap.
+
+A real digits CNN is served by the real app (HTTP + Kafka stream + controller);
+clean then corrupted digits are produced into the events topic, and the
+predictions topic is read back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from drift.corruptions import corrupt
+from drift.guardrails import GuardrailConfig
+from models.config import ModelConfig
+from models.digits import load_digits_images
+from models.pipeline import fit_model
+from models.registry import Registry
+from service.app import create_app
+from service.publishing import embed_reference
+from service.settings import Settings
+from service.topics import ensure_topics
+from tests.kafka_support import TopicReader, event_bytes, produce, unique_topics
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+NAME = "digits"
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    X, y = load_digits_images()
+    order = np.random.default_rng(0).permutation(len(X))
+    src, held = order[:900], order[900:]
+    return X[src], y[src], X[held], y[held]
+
+
+@pytest.fixture(scope="module")
+def source_registry(tmp_path_factory: pytest.TempPathFactory, digits: Any) -> Path:
+    """One real BN CNN trained (supervised, briefly) on the source half, published with its reference."""
+    x_src, y_src, _, _ = digits
+    config = ModelConfig(encoder="cnn", input_shape=(1, 8, 8), num_classes=10, width=16, embed_dim=64)
+    result = fit_model(x_src, y_src, config, objective=None, head="finetune", device="cpu", seed=0)
+    root = tmp_path_factory.mktemp("registry")
+    Registry(root).publish(NAME, result.model, reason="pretrain", anchors=result.anchors,
+                           reference=embed_reference(result.model, x_src), metrics={})
+    return root
+
+
+def _copy_registry(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _serve(registry: Path, bootstrap: str, topics: Any, **overrides: Any) -> Settings:
+    ensure_topics(bootstrap, [topics.events, topics.predictions, topics.dlq], partitions=1)
+    return Settings(registry=registry, name=NAME, bootstrap_servers=bootstrap, group_id=f"e2e{topics.events[-10:]}",
+                    events_topic=topics.events, predictions_topic=topics.predictions, dlq_topic=topics.dlq,
+                    models_topic=topics.models, cooldown_seconds=0.0,
+                    min_pseudo_labels=30, **overrides)
+
+
+def _events(x: np.ndarray, prefix: str) -> list[tuple[bytes, bytes]]:
+    return [(f"{prefix}-{i}".encode(), event_bytes(f"{prefix}-{i}", row.ravel().tolist())) for i, row in enumerate(x)]
+
+
+def _wait(predicate: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.5)
+    return predicate()
+
+
+def _drifted_stream(digits: Any) -> tuple[np.ndarray, np.ndarray]:
+    _, _, x_held, _ = digits
+    clean = x_held[:400]
+    noisy = corrupt(np.concatenate([x_held, x_held])[:1400], "gaussian_noise", severity=4, seed=1)
+    return clean, noisy
+
+
+def test_drift_is_detected_adapted_and_the_new_version_serves(
+    tmp_path: Path, source_registry: Path, kafka_bootstrap: str, digits: Any
+) -> None:
+    registry = _copy_registry(source_registry, tmp_path / "registry")
+    topics = unique_topics()
+    settings = _serve(registry, kafka_bootstrap, topics)
+    clean, noisy = _drifted_stream(digits)
+    with TestClient(create_app(settings)) as client:
+        produce(kafka_bootstrap, topics.events, _events(clean, "clean") + _events(noisy, "noisy"))
+        assert _wait(lambda: (client.get("/drift").json().get("last_adaptation") or {}).get("outcome") is not None,
+                     180), client.get("/drift").json()
+        drift = client.get("/drift").json()
+        assert drift["confirmed_drifts"] >= 1
+        assert drift["last_adaptation"]["outcome"] == "promoted", drift["last_adaptation"]
+        assert client.get("/readyz").json()["model_version"] == "2"
+        produce(kafka_bootstrap, topics.events, _events(noisy[:50], "after"))
+        with TopicReader(kafka_bootstrap, topics.predictions) as reader:
+            records = reader.read_until(lambda rs: sum(json.loads(r.value)["id"].startswith("after") for r in rs) >= 50,
+                                        60)
+        after = [json.loads(r.value) for r in records if json.loads(r.value)["id"].startswith("after")]
+        assert len(after) == 50 and {p["model_version"] for p in after} == {"2"}
+        metrics = client.get("/metrics").text
+        assert 'driftwise_adaptations_total{outcome="promoted"} 1.0' in metrics
+    v2 = Registry(registry).get(NAME, 2)
+    assert v2.status == "approved" and v2.manifest["parent"] == 1
+    assert v2.manifest["guardrails"]["passed"] is True
+    assert {c["name"] for c in v2.manifest["guardrails"]["checks"]} >= {"anchor_accuracy", "class_entropy", "agreement"}
+
+
+def test_a_rejected_candidate_is_kept_but_never_served(
+    tmp_path: Path, source_registry: Path, kafka_bootstrap: str, digits: Any
+) -> None:
+    registry = _copy_registry(source_registry, tmp_path / "registry")
+    topics = unique_topics()
+    settings = _serve(registry, kafka_bootstrap, topics)
+    clean, noisy = _drifted_stream(digits)
+    with TestClient(create_app(settings)) as client:
+        controller = client.app.state.service.controller
+        # A guardrail no candidate can pass: the confidence on the drifted window must rise by a whole 1.0.
+        controller.guardrail_config = GuardrailConfig(min_confidence_gain=1.0)
+        produce(kafka_bootstrap, topics.events, _events(clean, "clean") + _events(noisy, "noisy"))
+        assert _wait(lambda: (client.get("/drift").json().get("last_adaptation") or {}).get("outcome") is not None,
+                     180), client.get("/drift").json()
+        drift = client.get("/drift").json()
+        assert drift["last_adaptation"]["outcome"] == "rejected"
+        assert any("confidence_gain" in r for r in drift["last_adaptation"]["guardrails"]["reasons"])
+        assert client.get("/readyz").json()["model_version"] == "1"
+        assert 'driftwise_adaptations_total{outcome="rejected"} 1.0' in client.get("/metrics").text
+    reg = Registry(registry)
+    assert reg.current(NAME).version == 1
+    assert reg.get(NAME, 2).status == "rejected"
