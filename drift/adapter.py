@@ -1,0 +1,447 @@
+"""Turn a confirmed covariate drift into a candidate model, without labels.
+
+The recipe, in the order it runs (each step a named function below):
+
+1. `recalibrate_batchnorm` on the drifted window: re-estimate every BatchNorm's
+   running statistics on the new inputs. Free, label-free, and on its own it
+   recovers much of what blur, contrast or noise cost (AdaBN, Li et al. 2016).
+2. `self_label`: the BN-adapted model labels the window; confident labels join the
+   buffer's pseudo-labels (confident under the *serving* model) and any feedback labels.
+3. `finetune` briefly on those labels, sampled class-balanced, mixed in every step
+   with **replay of the labeled anchor set** saved with the model (naive training on
+   confident samples alone skews classes and forgets). BatchNorm uses each batch's
+   own statistics with running statistics frozen, and the anchors go through in
+   their own batch, so the clean anchors and the drifted inputs are each normalised
+   in their own domain. Optionally an entropy term on the window (Tent).
+4. Steps 2-3 repeat for ``rounds``, each round re-labelling with the latest
+   candidate but fine-tuning from the BN-adapted model (so errors do not compound).
+5. A final `recalibrate_batchnorm` on the window for the fine-tuned weights.
+
+The temperature is kept from the current model (or, with ``refit_temperature``,
+re-fitted on the anchors in their own domain). Everything is cheap: a few seconds
+for an 8x8 CNN on one CPU thread. `run_adaptation_in_subprocess` (or the
+non-blocking `start_adaptation`) runs it in a spawned worker process with its own
+torch thread limit, so serving never waits on it. Nothing crosses the process
+boundary pickled: weights go through a safetensors file, arrays through an
+``.npz`` read back with ``allow_pickle=False``, configs through JSON.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import multiprocessing as mp
+import shutil
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.calibration import fit_temperature
+from models.classifier import Classifier
+from models.config import ModelConfig
+from models.train import recalibrate_batchnorm
+
+ProgressFn = Callable[[str, int, int], None]
+TRAINABLE = ("all", "norm_head", "head")
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """How a candidate is made; every field is validated at once."""
+
+    steps: int = 100
+    """Fine-tuning steps per round."""
+    rounds: int = 3
+    """Self-labelling rounds (1 = label once with the BN-adapted model)."""
+    batch_size: int = 64
+    """Pseudo-labelled inputs per step."""
+    anchor_batch_size: int = 32
+    """Anchor inputs replayed per step."""
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    trainable: str = "all"
+    """Parameters fine-tuned: "all", "norm_head" (BatchNorm affine + head, as in Tent) or "head"."""
+    anchor_weight: float = 1.0
+    """Weight of the anchor replay loss against the pseudo-label loss."""
+    entropy_weight: float = 0.0
+    """Weight of the mean prediction entropy on window inputs (0 turns it off)."""
+    self_label_threshold: float | None = 0.95
+    """Confidence at which the BN-adapted candidate labels window inputs itself; None: buffer labels only."""
+    min_train_labels: int = 10
+    """Below this many labels, fine-tuning is skipped and the candidate is BN-adapted only."""
+    bn_batch_size: int = 256
+    refit_temperature: bool = False
+    max_seconds: float = 20.0
+    """Wall-clock budget for fine-tuning; later steps are skipped past it."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "rounds", "batch_size", "anchor_batch_size", "bn_batch_size", "min_train_labels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ValueError(f"lr must be > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}")
+        if self.anchor_weight < 0 or self.entropy_weight < 0:
+            raise ValueError("anchor_weight and entropy_weight must be >= 0")
+        if self.self_label_threshold is not None and not 0.0 < self.self_label_threshold <= 1.0:
+            raise ValueError(f"self_label_threshold must be in (0, 1] or None, got {self.self_label_threshold}")
+        if self.trainable not in TRAINABLE:
+            raise ValueError(f"trainable must be one of {TRAINABLE}, got {self.trainable!r}")
+        if self.max_seconds <= 0:
+            raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "AdaptConfig":
+        return cls(**d)
+
+
+@dataclass
+class AdaptResult:
+    """The candidate (CPU, eval mode, never yet served) and how it was made."""
+
+    candidate: Classifier
+    log: dict[str, Any] = field(default_factory=dict)
+
+
+def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@torch.no_grad()
+def predict_proba(model: Classifier, x: np.ndarray | torch.Tensor, batch_size: int = 1024) -> np.ndarray:
+    """Calibrated probabilities ``(n, k)`` in eval mode (the model's mode is restored)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    x = torch.as_tensor(np.asarray(x, dtype=np.float32) if not torch.is_tensor(x) else x).to(device)
+    out = [torch.softmax(model(x[i:i + batch_size]), dim=1) for i in range(0, len(x), batch_size)]
+    model.train(was_training)
+    return torch.cat(out).cpu().numpy() if out else np.zeros((0, model.config.num_classes), np.float32)
+
+
+def self_label(model: Classifier, window_x: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The window inputs ``model`` predicts with confidence >= ``threshold``, and those predictions."""
+    p = predict_proba(model, window_x)
+    keep = p.max(axis=1) >= threshold
+    return window_x[keep], p.argmax(axis=1)[keep].astype(np.int64)
+
+
+def trainable_parameters(model: Classifier, which: str) -> list[nn.Parameter]:
+    """The parameters ``which`` names (see `AdaptConfig.trainable`)."""
+    if which == "all":
+        return list(model.parameters())
+    params = list(model.head.parameters())
+    if which == "norm_head":
+        params += [p for m in _batchnorms(model) for p in m.parameters()]
+    return params
+
+
+def _balanced_weights(y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    counts = torch.bincount(y, minlength=num_classes).clamp_min(1).float()
+    return 1.0 / counts[y]
+
+
+def finetune(
+    model: Classifier,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    anchors_x: torch.Tensor,
+    anchors_y: torch.Tensor,
+    window_x: torch.Tensor,
+    config: AdaptConfig,
+    generator: torch.Generator,
+    deadline: float,
+) -> int:
+    """Fine-tune ``model`` in place; returns the steps done (fewer if ``deadline`` passed).
+
+    BatchNorm running statistics are frozen (momentum 0) while each batch is
+    normalised with its own statistics.
+    """
+    norms = _batchnorms(model)
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    opt = torch.optim.Adam(trainable_parameters(model, config.trainable), lr=config.lr,
+                           weight_decay=config.weight_decay)
+    weights = _balanced_weights(y, model.config.num_classes)
+    model.train()
+    done = 0
+    try:
+        for _ in range(config.steps):
+            if time.perf_counter() > deadline:
+                break
+            b = torch.multinomial(weights, config.batch_size, replacement=True, generator=generator)
+            loss = F.cross_entropy(model.raw_logits(x[b]), y[b])
+            if config.anchor_weight > 0 and len(anchors_x) > 1:
+                a = torch.randint(len(anchors_x), (config.anchor_batch_size,), generator=generator)
+                loss = loss + config.anchor_weight * F.cross_entropy(model.raw_logits(anchors_x[a]), anchors_y[a])
+            if config.entropy_weight > 0:
+                w = torch.randint(len(window_x), (config.batch_size,), generator=generator)
+                p = torch.softmax(model.raw_logits(window_x[w]), dim=1)
+                loss = loss - config.entropy_weight * (p * torch.log(p.clamp_min(1e-8))).sum(1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done += 1
+    finally:
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum
+        model.eval()
+    return done
+
+
+def refit_temperature_on_anchors(model: Classifier, anchors_x: torch.Tensor, anchors_y: torch.Tensor) -> float:
+    """Temperature fitted on the anchors, with BatchNorm re-estimated on them (their own domain)."""
+    probe = copy.deepcopy(model)
+    recalibrate_batchnorm(probe, anchors_x)
+    probe.eval()
+    with torch.no_grad():
+        logits = probe.raw_logits(anchors_x)
+    return fit_temperature(logits, anchors_y)
+
+
+def adapt(
+    model: Classifier,
+    *,
+    window_x: np.ndarray,
+    pseudo_x: np.ndarray,
+    pseudo_y: np.ndarray,
+    anchors_x: np.ndarray,
+    anchors_y: np.ndarray,
+    feedback_x: np.ndarray | None = None,
+    feedback_y: np.ndarray | None = None,
+    config: AdaptConfig | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+) -> AdaptResult:
+    """Make a candidate from ``model`` (left untouched) for the domain ``window_x`` comes from.
+
+    ``pseudo_x/pseudo_y`` are class-balanced confident pseudo-labels (the buffer),
+    ``anchors_x/anchors_y`` the labeled anchor set saved with the model,
+    ``feedback_x/feedback_y`` optional true labels from the feedback topic.
+    """
+    config = config or AdaptConfig()
+    shape = model.config.input_shape
+    k = model.config.num_classes
+    window_x = _inputs(window_x, shape, "window_x")
+    if len(window_x) < 2:
+        raise ValueError("window_x needs at least 2 inputs to re-estimate BatchNorm statistics")
+    pseudo_x, pseudo_y = _labeled(pseudo_x, pseudo_y, shape, k, "pseudo")
+    anchors_x, anchors_y = _labeled(anchors_x, anchors_y, shape, k, "anchors")
+    fb_x, fb_y = _labeled(feedback_x, feedback_y, shape, k, "feedback")
+    start = time.perf_counter()
+    deadline = start + config.max_seconds
+    report = progress or (lambda stage, done, total: None)
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    dev = torch.device(device)
+    tensor = lambda a, dtype=torch.float32: torch.as_tensor(a, dtype=dtype, device=dev)  # noqa: E731
+    win, ax, ay = tensor(window_x), tensor(anchors_x), tensor(anchors_y, torch.int64)
+
+    base = copy.deepcopy(model).to(dev)
+    report("batchnorm", 0, 1)
+    recalibrate_batchnorm(base, win, config.bn_batch_size)
+    base.eval()
+    log: dict[str, Any] = {"n_window": len(window_x), "n_pseudo": len(pseudo_y), "n_feedback": len(fb_y),
+                           "n_anchors": len(anchors_y), "bn_s": time.perf_counter() - start, "rounds": []}
+    report("batchnorm", 1, 1)
+    candidate = base
+    for r in range(config.rounds):
+        t0 = time.perf_counter()
+        own_x, own_y = (np.zeros((0, *shape), np.float32), np.zeros(0, np.int64))
+        if config.self_label_threshold is not None:
+            own_x, own_y = self_label(candidate, window_x, config.self_label_threshold)
+        train_x = np.concatenate([pseudo_x, fb_x, own_x])
+        train_y = np.concatenate([pseudo_y, fb_y, own_y])
+        entry: dict[str, Any] = {"round": r, "n_self_labels": len(own_y), "n_train": len(train_y),
+                                 "class_counts": np.bincount(train_y, minlength=k).tolist()}
+        if len(train_y) < config.min_train_labels or time.perf_counter() > deadline:
+            entry["skipped"] = "too few labels" if len(train_y) < config.min_train_labels else "out of time"
+            log["rounds"].append(entry)
+            break
+        candidate = copy.deepcopy(base)
+        entry["steps"] = finetune(candidate, tensor(train_x), tensor(train_y, torch.int64), ax, ay, win,
+                                  config, generator, deadline)
+        recalibrate_batchnorm(candidate, win, config.bn_batch_size)
+        candidate.eval()
+        entry["seconds"] = time.perf_counter() - t0
+        log["rounds"].append(entry)
+        report("finetune", r + 1, config.rounds)
+    if config.refit_temperature and len(anchors_y) > 1:
+        candidate.temperature.fill_(refit_temperature_on_anchors(candidate, ax, ay))
+    log["temperature"] = float(candidate.temperature)
+    log["total_s"] = time.perf_counter() - start
+    return AdaptResult(candidate.cpu().eval(), log)
+
+
+def _inputs(x: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim < 2 or tuple(x.shape[1:]) != tuple(shape):
+        raise ValueError(f"{name} must have shape (n, {', '.join(map(str, shape))}), got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} must be finite")
+    return x
+
+
+def _labeled(x: np.ndarray | None, y: np.ndarray | None, shape: tuple[int, ...], k: int,
+             name: str) -> tuple[np.ndarray, np.ndarray]:
+    if x is None or y is None or len(y) == 0:
+        if (x is None) != (y is None):
+            raise ValueError(f"{name}_x and {name}_y must be given together")
+        return np.zeros((0, *shape), np.float32), np.zeros(0, np.int64)
+    x = _inputs(x, shape, f"{name}_x")
+    y = np.asarray(y)
+    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= k:
+        raise ValueError(f"{name}_y must be {len(x)} integer labels in [0, {k}), got {y.dtype} {y.shape}")
+    return x, y.astype(np.int64)
+
+
+# ------------------------------------------------------------------ worker process
+
+class AdaptationFailed(RuntimeError):
+    """The worker process raised, crashed or ran out of time; the message says which."""
+
+
+_ARRAYS = ("window_x", "pseudo_x", "pseudo_y", "anchors_x", "anchors_y", "feedback_x", "feedback_y")
+
+
+def _save_model(model: Classifier, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}, str(path))
+
+
+def _load_model(config: dict[str, Any], path: Path) -> Classifier:
+    from safetensors.torch import load_file
+
+    model = Classifier(ModelConfig.from_dict(config))
+    model.load_state_dict(load_file(str(path)), strict=True)
+    return model.eval()
+
+
+def _worker(job_dir: str) -> None:
+    """Entry point of the spawned process: read the job, adapt, write the candidate."""
+    job = Path(job_dir)
+    try:
+        spec = json.loads((job / "job.json").read_text())
+        torch.set_num_threads(spec["threads"])
+        model = _load_model(spec["model_config"], job / "model.safetensors")
+        with np.load(job / "arrays.npz", allow_pickle=False) as data:
+            arrays = {k: (data[k] if k in data.files else None) for k in _ARRAYS}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            (job / "progress.json").write_text(json.dumps({"stage": stage, "done": done, "total": total}))
+
+        result = adapt(model, config=AdaptConfig.from_dict(spec["adapt_config"]), device=spec["device"],
+                       seed=spec["seed"], progress=progress, **arrays)
+        _save_model(result.candidate, job / "candidate.safetensors")
+        (job / "log.json").write_text(json.dumps(result.log))
+    except BaseException:
+        (job / "error.txt").write_text(traceback.format_exc())
+        raise
+
+
+class AdaptationJob:
+    """One adaptation running in a spawned process; poll `done`, then call `result`.
+
+    The job directory (a temporary directory unless given) is removed by `result`
+    and `cancel`.
+    """
+
+    def __init__(self, process: Any, job_dir: Path, model_config: dict[str, Any], started: float,
+                 owns_dir: bool) -> None:
+        self._process, self.job_dir, self._model_config = process, job_dir, model_config
+        self.started, self._owns_dir = started, owns_dir
+
+    @property
+    def done(self) -> bool:
+        return not self._process.is_alive()
+
+    @property
+    def progress(self) -> dict[str, Any] | None:
+        """The worker's last progress report (stage, done, total), if any."""
+        try:
+            return json.loads((self.job_dir / "progress.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def result(self, timeout: float | None = None) -> AdaptResult:
+        """Wait up to ``timeout`` seconds; raise `AdaptationFailed` unless a candidate came back."""
+        self._process.join(timeout)
+        try:
+            if self._process.is_alive():
+                self._process.terminate()
+                self._process.join(5)
+                raise AdaptationFailed(f"adaptation did not finish within {timeout} s")
+            error = self.job_dir / "error.txt"
+            if self._process.exitcode != 0 or not (self.job_dir / "candidate.safetensors").exists():
+                detail = error.read_text().strip().splitlines()[-1] if error.exists() else "no error report"
+                raise AdaptationFailed(f"adaptation worker exited with code {self._process.exitcode}: {detail}")
+            candidate = _load_model(self._model_config, self.job_dir / "candidate.safetensors")
+            log = json.loads((self.job_dir / "log.json").read_text())
+            log["process_total_s"] = time.perf_counter() - self.started
+            return AdaptResult(candidate, log)
+        finally:
+            self._cleanup()
+
+    def cancel(self) -> None:
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(5)
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._owns_dir:
+            shutil.rmtree(self.job_dir, ignore_errors=True)
+
+
+def start_adaptation(
+    model: Classifier,
+    *,
+    window_x: np.ndarray,
+    pseudo_x: np.ndarray,
+    pseudo_y: np.ndarray,
+    anchors_x: np.ndarray,
+    anchors_y: np.ndarray,
+    feedback_x: np.ndarray | None = None,
+    feedback_y: np.ndarray | None = None,
+    config: AdaptConfig | None = None,
+    device: str = "cpu",
+    seed: int = 0,
+    threads: int = 1,
+    job_dir: str | Path | None = None,
+) -> AdaptationJob:
+    """Start `adapt` in a process of the 'spawn' context and return at once."""
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    owns_dir = job_dir is None
+    path = Path(tempfile.mkdtemp(prefix="driftwise-adapt-") if job_dir is None else job_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    _save_model(model, path / "model.safetensors")
+    arrays = {"window_x": window_x, "pseudo_x": pseudo_x, "pseudo_y": pseudo_y, "anchors_x": anchors_x,
+              "anchors_y": anchors_y, "feedback_x": feedback_x, "feedback_y": feedback_y}
+    np.savez(path / "arrays.npz", **{k: np.ascontiguousarray(v) for k, v in arrays.items() if v is not None})
+    spec = {"model_config": model.config.to_dict(), "adapt_config": (config or AdaptConfig()).to_dict(),
+            "device": str(device), "seed": int(seed), "threads": int(threads)}
+    (path / "job.json").write_text(json.dumps(spec))
+    started = time.perf_counter()
+    process = mp.get_context("spawn").Process(target=_worker, args=(str(path),), daemon=True,
+                                              name="driftwise-adapter")
+    process.start()
+    return AdaptationJob(process, path, spec["model_config"], started, owns_dir)
+
+
+def run_adaptation_in_subprocess(model: Classifier, *, timeout: float = 120.0, **kwargs: Any) -> AdaptResult:
+    """`adapt` in a spawned worker process (see `start_adaptation`), waiting up to ``timeout`` seconds."""
+    return start_adaptation(model, **kwargs).result(timeout)

@@ -1,0 +1,202 @@
+"""The checks a candidate must pass before it may serve, each one recorded.
+
+A self-trained model can get worse while looking better: it can forget the task
+(anchor accuracy), fall into predicting a few classes (collapse), teach itself a
+different labelling of inputs the current model was sure about (agreement), or
+learn from too little (yield). Every check returns its value, its threshold and
+whether it passed, so the report can go into the candidate's manifest as it is.
+
+Why the anchors are scored "in their own domain": the candidate's BatchNorm
+statistics describe the drifted inputs, and the anchors are clean. Scoring clean
+anchors through drifted statistics would punish exactly the adaptation we want.
+So both models are scored on the anchors with BatchNorm re-estimated on the
+anchors, which measures what the weights still know of the original task.
+
+Examples
+--------
+>>> import torch
+>>> from models.classifier import Classifier
+>>> from models.config import ModelConfig
+>>> torch.manual_seed(0) and None
+>>> model = Classifier(ModelConfig(encoder="mlp", input_shape=(4,), num_classes=3)).eval()
+>>> x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
+>>> y = np.arange(60) % 3
+>>> report = evaluate_candidate(model, model, window_x=x, anchors_x=x, anchors_y=y, pseudo_x=x[:0],
+...                             pseudo_y=y[:0])
+>>> [c.name for c in report.checks]  # doctest: +NORMALIZE_WHITESPACE
+['anchor_accuracy', 'anchor_accuracy_vs_baseline', 'class_entropy', 'max_class_fraction',
+ 'pseudo_label_yield', 'agreement', 'confidence_gain']
+>>> report.passed, "confidence_gain: 0 < 0.001" in report.reasons  # the same model gains nothing
+(False, True)
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from drift.adapter import predict_proba
+from models.classifier import Classifier
+from models.train import recalibrate_batchnorm
+
+
+@dataclass(frozen=True)
+class GuardrailConfig:
+    """Thresholds of every check (defaults are those the benchmark was validated with)."""
+
+    anchor_margin: float = 0.01
+    """Anchor accuracy may drop by at most this much against the current model."""
+    baseline_anchor_accuracy: float | None = None
+    """If set (the first version's anchor accuracy), the candidate must also stay within the margin of it,
+    so many small drops cannot add up over a long stream."""
+    min_class_entropy_ratio: float = 0.8
+    """Entropy of the candidate's predicted-class distribution on the window, relative to the current model's."""
+    max_class_fraction: float = 0.5
+    """No class may take more than this share of the window's predictions."""
+    min_pseudo_yield: float = 0.02
+    """Share of the window the current model is confident about (>= ``confidence_threshold``)."""
+    confidence_threshold: float = 0.99
+    min_agreement: float = 0.9
+    """Agreement of candidate and current on the held-out confident pseudo-labels."""
+    min_confident_samples: int = 10
+    """Fewer held-out pseudo-labels than this cannot vouch for the candidate: the agreement check fails."""
+    min_confidence_gain: float = 0.001
+    """Mean confidence on the window must rise by at least this much."""
+
+    def __post_init__(self) -> None:
+        for name in ("anchor_margin", "min_class_entropy_ratio", "max_class_fraction", "min_pseudo_yield",
+                     "confidence_threshold", "min_agreement"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.baseline_anchor_accuracy is not None and not 0.0 <= self.baseline_anchor_accuracy <= 1.0:
+            raise ValueError(f"baseline_anchor_accuracy must be in [0, 1], got {self.baseline_anchor_accuracy}")
+        if self.min_confident_samples < 0:
+            raise ValueError(f"min_confident_samples must be >= 0, got {self.min_confident_samples}")
+        if not -1.0 <= self.min_confidence_gain <= 1.0:
+            raise ValueError(f"min_confidence_gain must be in [-1, 1], got {self.min_confidence_gain}")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One guardrail: ``passed`` is ``value >= threshold`` (``value <= threshold`` when ``upper``)."""
+
+    name: str
+    value: float
+    threshold: float
+    passed: bool
+    upper: bool = False
+    detail: str = ""
+
+    def reason(self) -> str:
+        text = f"{self.name}: {self.value:.4g} {'>' if self.upper else '<'} {self.threshold:.4g}"
+        return f"{text} ({self.detail})" if self.detail else text
+
+
+@dataclass
+class GuardrailReport:
+    """All checks, in order; `passed` only when every one passed."""
+
+    checks: list[Check] = field(default_factory=list)
+    stats: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def reasons(self) -> list[str]:
+        """One line per failed check, for logs, metrics and the manifest."""
+        return [c.reason() for c in self.checks if not c.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "reasons": self.reasons, "checks": [asdict(c) for c in self.checks],
+                "stats": dict(self.stats)}
+
+
+def anchor_accuracy(model: Classifier, anchors_x: np.ndarray, anchors_y: np.ndarray) -> float:
+    """Accuracy on the anchors with BatchNorm re-estimated on them (see the module docstring)."""
+    if len(anchors_y) == 0:
+        return float("nan")
+    probe = copy.deepcopy(model).cpu()
+    recalibrate_batchnorm(probe, torch.as_tensor(np.asarray(anchors_x, dtype=np.float32)))
+    return float((predict_proba(probe, anchors_x).argmax(1) == np.asarray(anchors_y)).mean())
+
+
+def class_distribution(predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    counts = np.bincount(predictions, minlength=num_classes).astype(np.float64)
+    return counts / max(counts.sum(), 1.0)
+
+
+def normalized_entropy(distribution: np.ndarray) -> float:
+    """Entropy divided by ``log(k)``: 1 for uniform, 0 when one class takes everything."""
+    p = distribution[distribution > 0]
+    return float(-(p * np.log(p)).sum() / np.log(len(distribution)))
+
+
+def evaluate_candidate(
+    current: Classifier,
+    candidate: Classifier,
+    *,
+    window_x: np.ndarray,
+    anchors_x: np.ndarray,
+    anchors_y: np.ndarray,
+    pseudo_x: np.ndarray,
+    pseudo_y: np.ndarray,
+    config: GuardrailConfig | None = None,
+) -> GuardrailReport:
+    """Run every check; ``pseudo_x/pseudo_y`` should be confident pseudo-labels the candidate was *not* trained on."""
+    cfg = config or GuardrailConfig()
+    k = current.config.num_classes
+    if len(window_x) == 0:
+        raise ValueError("window_x is empty: guardrails need the drifted inputs")
+    report = GuardrailReport()
+    add = report.checks.append
+
+    current_anchor = anchor_accuracy(current, anchors_x, anchors_y)
+    candidate_anchor = anchor_accuracy(candidate, anchors_x, anchors_y)
+    has_anchors = len(anchors_y) > 0
+    add(Check("anchor_accuracy", candidate_anchor, current_anchor - cfg.anchor_margin,
+              has_anchors and candidate_anchor >= current_anchor - cfg.anchor_margin,
+              detail="" if has_anchors else "no anchors"))
+    if cfg.baseline_anchor_accuracy is not None:
+        floor = cfg.baseline_anchor_accuracy - cfg.anchor_margin
+        add(Check("anchor_accuracy_vs_baseline", candidate_anchor, floor, has_anchors and candidate_anchor >= floor))
+    else:
+        add(Check("anchor_accuracy_vs_baseline", candidate_anchor, 0.0, True, detail="no baseline configured"))
+
+    p_cur, p_cand = predict_proba(current, window_x), predict_proba(candidate, window_x)
+    dist_cur, dist_cand = class_distribution(p_cur.argmax(1), k), class_distribution(p_cand.argmax(1), k)
+    h_cur, h_cand = normalized_entropy(dist_cur), normalized_entropy(dist_cand)
+    add(Check("class_entropy", h_cand, cfg.min_class_entropy_ratio * h_cur,
+              h_cand >= cfg.min_class_entropy_ratio * h_cur))
+    add(Check("max_class_fraction", float(dist_cand.max()), cfg.max_class_fraction,
+              float(dist_cand.max()) <= cfg.max_class_fraction, upper=True))
+
+    pseudo_yield = float((p_cur.max(1) >= cfg.confidence_threshold).mean())
+    add(Check("pseudo_label_yield", pseudo_yield, cfg.min_pseudo_yield, pseudo_yield >= cfg.min_pseudo_yield))
+
+    n_confident = len(pseudo_y)
+    agreement = float("nan")
+    if n_confident:
+        agreement = float((predict_proba(candidate, pseudo_x).argmax(1) == np.asarray(pseudo_y)).mean())
+    enough = n_confident >= max(cfg.min_confident_samples, 1)
+    add(Check("agreement", agreement if n_confident else 0.0, cfg.min_agreement,
+              enough and agreement >= cfg.min_agreement,
+              detail="" if enough else f"only {n_confident} held-out confident samples, "
+                                       f"need {cfg.min_confident_samples}"))
+
+    conf_cur, conf_cand = float(p_cur.max(1).mean()), float(p_cand.max(1).mean())
+    gain = conf_cand - conf_cur
+    add(Check("confidence_gain", gain, cfg.min_confidence_gain, gain >= cfg.min_confidence_gain))
+
+    report.stats = {
+        "anchor_accuracy_current": current_anchor, "anchor_accuracy_candidate": candidate_anchor,
+        "class_entropy_current": h_cur, "class_entropy_candidate": h_cand,
+        "mean_confidence_current": conf_cur, "mean_confidence_candidate": conf_cand,
+        "n_window": float(len(window_x)), "n_confident_holdout": float(n_confident),
+    }
+    return report

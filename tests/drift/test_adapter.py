@@ -1,0 +1,127 @@
+"""Adaptation: BatchNorm re-estimation + pseudo-label fine-tuning with anchor replay."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from drift.adapter import AdaptConfig, AdaptationFailed, adapt, predict_proba, run_adaptation_in_subprocess
+from drift.corruptions import corrupt
+from models.classifier import Classifier
+from models.config import ModelConfig
+from models.digits import load_digits_images
+
+TINY = ModelConfig(encoder="cnn", input_shape=(1, 8, 8), num_classes=10, width=8, embed_dim=32)
+FAST = AdaptConfig(steps=30, rounds=1, batch_size=32, anchor_batch_size=16)
+
+
+def train_tiny(x: np.ndarray, y: np.ndarray, epochs: int = 15, seed: int = 0) -> Classifier:
+    torch.manual_seed(seed)
+    model = Classifier(TINY)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    X, Y = torch.as_tensor(x), torch.as_tensor(y)
+    model.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(X)).split(64):
+            loss = F.cross_entropy(model.raw_logits(X[idx]), Y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: what the adapter worker gets, and far faster on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def setup(one_thread):
+    x, y = load_digits_images()
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(y))
+    train, test = order[:600], order[600:1100]
+    model = train_tiny(x[train], y[train])
+    anchors = train[:100]
+    window = corrupt(x[test], "gaussian_noise", severity=5, seed=1)
+    return model, x[anchors], y[anchors], window, y[test], x[test]
+
+
+def accuracy(model: Classifier, x: np.ndarray, y: np.ndarray) -> float:
+    return float((predict_proba(model, x).argmax(1) == y).mean())
+
+
+def test_batchnorm_reestimation_alone_recovers_low_contrast_digits(setup):
+    model, ax, ay, _, wy, clean = setup
+    window = corrupt(clean, "contrast", severity=3, seed=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    bn_only = AdaptConfig(self_label_threshold=None, rounds=1)
+    result = adapt(model, window_x=window, pseudo_x=None, pseudo_y=None, anchors_x=ax, anchors_y=ay,
+                   config=bn_only, seed=0)
+    source_acc, adapted_acc = accuracy(model, window, wy), accuracy(result.candidate, window, wy)
+    assert adapted_acc > source_acc + 0.3, (source_acc, adapted_acc)
+    assert result.log["rounds"][0]["skipped"] == "too few labels"
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "the current model is untouched"
+
+
+def test_adapted_candidate_beats_source_on_noisy_digits(setup):
+    model, ax, ay, window, wy, _ = setup
+    p = predict_proba(model, window)
+    confident = p.max(1) >= 0.99
+    result = adapt(model, window_x=window, pseudo_x=window[confident], pseudo_y=p.argmax(1)[confident],
+                   anchors_x=ax, anchors_y=ay, config=AdaptConfig(steps=60, rounds=2), seed=0)
+    source_acc, adapted_acc = accuracy(model, window, wy), accuracy(result.candidate, window, wy)
+    assert adapted_acc > source_acc + 0.01, (source_acc, adapted_acc)
+    assert [r["steps"] for r in result.log["rounds"]] == [60, 60] and result.log["total_s"] < 30
+    assert result.candidate.temperature.item() == pytest.approx(model.temperature.item())
+    assert not result.candidate.training
+
+
+def test_same_seed_same_candidate(setup):
+    model, ax, ay, window, wy, _ = setup
+    kwargs = dict(window_x=window[:200], pseudo_x=window[:40], pseudo_y=wy[:40], anchors_x=ax, anchors_y=ay,
+                  config=FAST, seed=3)
+    a, b = adapt(model, **kwargs).candidate, adapt(model, **kwargs).candidate
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+
+
+def test_feedback_labels_are_trained_on(setup):
+    model, ax, ay, window, wy, _ = setup
+    result = adapt(model, window_x=window, pseudo_x=None, pseudo_y=None, anchors_x=ax, anchors_y=ay,
+                   feedback_x=window[:50], feedback_y=wy[:50], config=AdaptConfig(steps=20, rounds=1,
+                                                                                   self_label_threshold=None))
+    assert result.log["n_feedback"] == 50 and result.log["rounds"][0]["n_train"] == 50
+
+
+def test_bad_inputs_are_refused(setup):
+    model, ax, ay, window, wy, _ = setup
+    with pytest.raises(ValueError, match="window_x must have shape"):
+        adapt(model, window_x=window[:, 0], pseudo_x=None, pseudo_y=None, anchors_x=ax, anchors_y=ay)
+    with pytest.raises(ValueError, match="pseudo_y"):
+        adapt(model, window_x=window, pseudo_x=window[:3], pseudo_y=np.array([0, 1, 99]), anchors_x=ax,
+              anchors_y=ay)
+    with pytest.raises(ValueError, match="steps"):
+        AdaptConfig(steps=0)
+
+
+def test_subprocess_adaptation_returns_the_same_kind_of_candidate(setup):
+    model, ax, ay, window, wy, _ = setup
+    result = run_adaptation_in_subprocess(model, window_x=window, pseudo_x=window[:0], pseudo_y=wy[:0],
+                                          anchors_x=ax, anchors_y=ay, config=FAST, seed=0, timeout=120)
+    in_process = adapt(model, window_x=window, pseudo_x=window[:0], pseudo_y=wy[:0], anchors_x=ax, anchors_y=ay,
+                       config=FAST, seed=0)
+    assert accuracy(result.candidate, window, wy) == pytest.approx(accuracy(in_process.candidate, window, wy))
+    assert result.log["process_total_s"] >= result.log["total_s"]
+
+
+def test_subprocess_failure_is_reported_not_hidden(setup):
+    model, ax, ay, window, wy, _ = setup
+    with pytest.raises(AdaptationFailed, match="window_x needs at least 2"):
+        run_adaptation_in_subprocess(model, window_x=window[:1], pseudo_x=None, pseudo_y=None, anchors_x=ax,
+                                     anchors_y=ay, config=FAST, timeout=120)

@@ -1,0 +1,147 @@
+"""Guardrails: a candidate serves only if every recorded check passes."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from drift.adapter import AdaptConfig, adapt, predict_proba
+from drift.corruptions import corrupt
+from drift.guardrails import GuardrailConfig, anchor_accuracy, evaluate_candidate
+from models.classifier import Classifier
+from models.config import ModelConfig
+from models.digits import load_digits_images
+
+TINY = ModelConfig(encoder="cnn", input_shape=(1, 8, 8), num_classes=10, width=8, embed_dim=32)
+CONFIG = GuardrailConfig(confidence_threshold=0.9)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    x, y = load_digits_images()
+    order = np.random.default_rng(0).permutation(len(y))
+    train, test = order[:600], order[600:1100]
+    torch.manual_seed(0)
+    model = Classifier(TINY)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    X, Y = torch.as_tensor(x[train]), torch.as_tensor(y[train])
+    model.train()
+    for _ in range(15):
+        for idx in torch.randperm(len(X)).split(64):
+            loss = F.cross_entropy(model.raw_logits(X[idx]), Y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    window = corrupt(x[test], "gaussian_noise", severity=3, seed=1)
+    p = predict_proba(model, window)
+    sure = p.max(1) >= CONFIG.confidence_threshold
+    yield model, x[train[:100]], y[train[:100]], window, y[test], (window[sure], p.argmax(1)[sure])
+    torch.set_num_threads(threads)
+
+
+def check(report, name):
+    return next(c for c in report.checks if c.name == name)
+
+
+def test_a_self_trained_candidate_on_noisy_digits_passes_every_check(setup):
+    model, ax, ay, window, _, (hx, hy) = setup
+    candidate = adapt(model, window_x=window, pseudo_x=None, pseudo_y=None, anchors_x=ax, anchors_y=ay,
+                      config=AdaptConfig(steps=60, rounds=1, trainable="norm_head"), seed=0).candidate
+    report = evaluate_candidate(model, candidate, window_x=window, anchors_x=ax, anchors_y=ay, pseudo_x=hx,
+                                pseudo_y=hy, config=CONFIG)
+    assert report.passed, report.reasons
+    assert report.stats["mean_confidence_candidate"] > report.stats["mean_confidence_current"]
+
+
+def test_a_candidate_trained_on_permuted_labels_is_rejected(setup):
+    model, ax, ay, window, wy, (hx, hy) = setup
+    permuted = (wy + 3) % 10
+    candidate = adapt(model, window_x=window, pseudo_x=None, pseudo_y=None, anchors_x=ax, anchors_y=ay,
+                      feedback_x=window, feedback_y=permuted,
+                      config=AdaptConfig(steps=100, rounds=1, self_label_threshold=None), seed=0).candidate
+    assert float((predict_proba(candidate, window).argmax(1) == permuted).mean()) > 0.5, "it did learn the new labels"
+    report = evaluate_candidate(model, candidate, window_x=window, anchors_x=ax, anchors_y=ay, pseudo_x=hx,
+                                pseudo_y=hy, config=CONFIG)
+    assert not report.passed
+    assert check(report, "agreement").value < 0.5, "it contradicts what the current model was sure of"
+    assert any(r.startswith("agreement:") for r in report.reasons)
+
+
+def test_a_candidate_that_forgot_the_anchors_fails_anchor_accuracy(setup):
+    model, ax, ay, window, wy, (hx, hy) = setup
+    no_replay = AdaptConfig(steps=100, rounds=1, self_label_threshold=None, anchor_weight=0.0)
+    candidate = adapt(model, window_x=window, pseudo_x=None, pseudo_y=None, anchors_x=ax, anchors_y=ay,
+                      feedback_x=window, feedback_y=(wy + 3) % 10, config=no_replay, seed=0).candidate
+    report = evaluate_candidate(model, candidate, window_x=window, anchors_x=ax, anchors_y=ay, pseudo_x=hx,
+                                pseudo_y=hy, config=CONFIG)
+    assert not check(report, "anchor_accuracy").passed and check(report, "anchor_accuracy").value < 0.5
+
+
+def test_a_collapsed_candidate_fails_the_class_checks(setup):
+    model, ax, ay, window, _, (hx, hy) = setup
+    collapsed = copy.deepcopy(model)
+    with torch.no_grad():
+        collapsed.head.bias[3] += 50.0
+    report = evaluate_candidate(model, collapsed, window_x=window, anchors_x=ax, anchors_y=ay, pseudo_x=hx,
+                                pseudo_y=hy, config=CONFIG)
+    assert not check(report, "class_entropy").passed
+    assert not check(report, "max_class_fraction").passed and check(report, "max_class_fraction").value == 1.0
+
+
+def test_too_few_confident_samples_cannot_vouch_for_a_candidate(setup):
+    model, ax, ay, window, _, (hx, hy) = setup
+    report = evaluate_candidate(model, model, window_x=window, anchors_x=ax, anchors_y=ay, pseudo_x=hx[:3],
+                                pseudo_y=hy[:3], config=CONFIG)
+    agreement = check(report, "agreement")
+    assert not agreement.passed and "only 3 held-out confident samples" in agreement.detail
+
+
+def test_anchor_accuracy_is_scored_in_the_anchors_own_domain(setup):
+    model, ax, ay, window, _, _ = setup
+    contrast_adapted = adapt(model, window_x=corrupt(ax, "contrast", 5), pseudo_x=None, pseudo_y=None,
+                             anchors_x=ax, anchors_y=ay, config=AdaptConfig(self_label_threshold=None)).candidate
+    assert anchor_accuracy(contrast_adapted, ax, ay) == anchor_accuracy(model, ax, ay), "same weights, same score"
+
+
+def test_many_small_drops_cannot_add_up_past_the_baseline(setup):
+    model, ax, ay, window, _, (hx, hy) = setup
+    config = GuardrailConfig(confidence_threshold=0.9, baseline_anchor_accuracy=1.0, anchor_margin=0.0)
+    worse = copy.deepcopy(model)
+    with torch.no_grad():
+        worse.head.weight.mul_(0.3).add_(0.05 * torch.randn_like(worse.head.weight))
+    report = evaluate_candidate(model, worse, window_x=window, anchors_x=ax, anchors_y=ay, pseudo_x=hx,
+                                pseudo_y=hy, config=config)
+    base = check(report, "anchor_accuracy_vs_baseline")
+    assert base.threshold == 1.0 and base.passed == (base.value >= 1.0)
+
+
+def test_the_report_is_plain_json_for_the_manifest(setup):
+    model, ax, ay, window, _, (hx, hy) = setup
+    report = evaluate_candidate(model, model, window_x=window, anchors_x=ax, anchors_y=ay, pseudo_x=hx, pseudo_y=hy,
+                                config=CONFIG)
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["passed"] is False and data["reasons"] == ["confidence_gain: 0 < 0.001"]
+    assert {c["name"] for c in data["checks"]} >= {"anchor_accuracy", "class_entropy", "max_class_fraction",
+                                                    "pseudo_label_yield", "agreement", "confidence_gain"}
+    assert all({"value", "threshold", "passed"} <= set(c) for c in data["checks"])
+
+
+@pytest.mark.parametrize("kwargs", [dict(anchor_margin=-0.1), dict(min_agreement=1.5), dict(min_confident_samples=-1),
+                                    dict(baseline_anchor_accuracy=2.0)])
+def test_bad_thresholds_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        GuardrailConfig(**kwargs)
+
+
+def test_an_empty_window_is_refused(setup):
+    model, ax, ay, window, _, (hx, hy) = setup
+    with pytest.raises(ValueError, match="window_x is empty"):
+        evaluate_candidate(model, model, window_x=window[:0], anchors_x=ax, anchors_y=ay, pseudo_x=hx, pseudo_y=hy)
