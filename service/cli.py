@@ -156,14 +156,17 @@ def replay(
 def demo(
     workdir: Annotated[Path, typer.Option(envvar=_env("workdir"), help="where the registry, logs and report go")] = Path("runs/demo"),
     bootstrap_servers: Annotated[Optional[str], typer.Option(envvar=_env("bootstrap_servers"), help="use this broker instead of starting a local one")] = None,
-    events_per_phase: Annotated[int, typer.Option(help="events in each drift phase")] = 2000,
+    events_per_phase: Annotated[int, typer.Option(help="events in each drift phase")] = 1500,
+    rate: Annotated[float, typer.Option(help="events per second replayed into Kafka")] = 50.0,
     device: DeviceOpt = "auto",
 ) -> None:
     """Pretrain on digits, serve, stream a drifting dataset through Kafka, adapt, and write a report."""
     from service.demo import run_demo
 
+    if events_per_phase < 100 or rate <= 0:
+        fail("--events-per-phase must be >= 100 and --rate positive")
     report = run_demo(workdir=workdir, bootstrap_servers=bootstrap_servers, events_per_phase=events_per_phase,
-                      device=device, console=console)
+                      rate=rate, device=device, console=console)
     console.print(f"[bold green]report:[/] {report}")
 
 
