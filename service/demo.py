@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,8 @@ import httpx
 import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from service.topics import Topics, ensure_topics
 
 PHASES = ("clean", "gaussian_noise", "rotation", "blur", "contrast", "clean")
 MODEL_NAME = "digits"
@@ -140,7 +143,14 @@ def run_demo(*, workdir: Path, bootstrap_servers: str | None, events_per_phase: 
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         log = open(workdir / "serve.log", "w")
-        env = {**os.environ, **DEMO_SERVICE_ENV, "DRIFTWISE_BOOTSTRAP_SERVERS": bootstrap_servers}
+        # Topics of this run only, so a shared broker's earlier runs never mix in.
+        topics = Topics().with_suffix(f".demo-{uuid.uuid4().hex[:8]}")
+        env = {**os.environ, **DEMO_SERVICE_ENV, "DRIFTWISE_BOOTSTRAP_SERVERS": bootstrap_servers,
+               "DRIFTWISE_EVENTS_TOPIC": topics.events, "DRIFTWISE_PREDICTIONS_TOPIC": topics.predictions,
+               "DRIFTWISE_DLQ_TOPIC": topics.dlq, "DRIFTWISE_LABELS_TOPIC": topics.labels,
+               "DRIFTWISE_MODELS_TOPIC": topics.models}
+        ensure_topics(bootstrap_servers, [topics.events, topics.predictions, topics.dlq, topics.labels], partitions=3)
+        ensure_topics(bootstrap_servers, [topics.models], partitions=1, compacted=[topics.models])
         proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--registry", str(registry), "--name",
                                  MODEL_NAME, "--port", str(port), "--device", device], stdout=log,
                                 stderr=subprocess.STDOUT, env=env)
@@ -149,7 +159,7 @@ def run_demo(*, workdir: Path, bootstrap_servers: str | None, events_per_phase: 
 
         console.rule("[bold]4. Replay a drifting stream through Kafka")
         stream = _stream(x_held, y_held, events_per_phase, seed)
-        observed = _run_stream(stream, bootstrap_servers, url, rate, workdir, console)
+        observed = _run_stream(stream, bootstrap_servers, topics, url, rate, workdir, console)
 
         console.rule("[bold]5. Report")
         from service.demo_report import write_report
@@ -168,16 +178,17 @@ def run_demo(*, workdir: Path, bootstrap_servers: str | None, events_per_phase: 
             broker.stop()
 
 
-def _run_stream(stream, bootstrap: str, url: str, rate: float, workdir: Path, console: Console) -> Observed:  # noqa: ANN001
+def _run_stream(stream, bootstrap: str, topics: Topics, url: str, rate: float, workdir: Path,  # noqa: ANN001
+                console: Console) -> Observed:
     from service.replay import event_id, replay
 
     data = workdir / "stream.npz"
     np.savez(data, X=stream.x, y=stream.y)
     observed, stop = Observed(), threading.Event()
-    reader = threading.Thread(target=_consume_predictions, args=(bootstrap, "driftwise.predictions", observed, stop),
+    reader = threading.Thread(target=_consume_predictions, args=(bootstrap, topics.predictions, observed, stop),
                               daemon=True)
     reader.start()
-    producer = threading.Thread(target=replay, kwargs=dict(npz_path=data, bootstrap=bootstrap, rate=rate,
+    producer = threading.Thread(target=replay, kwargs=dict(npz_path=data, bootstrap=bootstrap, topic=topics.events, rate=rate,
                                                            id_prefix="evt"), daemon=True)
     producer.start()
     total, last_detections = len(stream), 0
