@@ -56,6 +56,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state = ServiceState.build(settings)
     init_metric_series(state.metrics)
     await run_in_threadpool(load_current_model, state)
+    state.start_observing()
     await state.batcher.start()
     app.state.service = state
     try:
@@ -66,6 +67,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await run_in_threadpool(stop_background, state)
         await state.batcher.stop()
+        await run_in_threadpool(state.stop_observing)
         app.state.service = None
 
 

@@ -2,14 +2,24 @@
 
 ``observers`` are called with ``(X, prediction, source)`` after every predicted
 batch, whatever its source (``"http"`` or ``"kafka"``); the drift monitor hooks
-in there. Calls are serialised (one batch at a time), so an observer need not be
-thread-safe, and an observer that raises is logged and never fails a request.
+in there. Calls are serialised (one batch at a time, in order), so an observer
+need not be thread-safe, and an observer that raises is logged and never fails a
+request.
+
+While the service runs (between ``start_observing`` and ``stop_observing``)
+observers run in their own thread, fed by a bounded queue: a slow moment in the
+monitor then delays no prediction. Every batch is still observed: when the
+queue is full, ``notify`` waits (back-pressure) rather than dropping anything.
+``flush_observers`` waits until everything predicted so far has been observed.
+Without that thread (tools, tests), ``notify`` calls the observers at once.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +35,8 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 Observer = Callable[[np.ndarray, BatchPrediction, str], None]
+OBSERVER_BACKLOG = 1024  # batches waiting for the observers before predictions wait for them
+_STOP = object()
 
 
 @dataclass
@@ -43,6 +55,8 @@ class ServiceState:
     feedback: Any | None = None  # service.feedback.FeedbackConsumer, with bootstrap servers
     model_lock: threading.Lock = field(default_factory=threading.Lock)  # serialises activate/rollback/follow
     _observe_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _backlog: queue.Queue[Any] = field(default_factory=lambda: queue.Queue(OBSERVER_BACKLOG), repr=False)
+    _observer_thread: threading.Thread | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, settings: Settings, metrics: Metrics | None = None) -> "ServiceState":
@@ -59,6 +73,48 @@ class ServiceState:
         """Tell every observer about a predicted batch (called from the batch's thread)."""
         if not self.observers:
             return
+        if self._observer_thread is not None:
+            self._backlog.put((X, prediction, source))
+            return
+        self._observe(X, prediction, source)
+
+    def start_observing(self) -> None:
+        """Run observers in a thread of their own from now on."""
+        if self._observer_thread is None:
+            self._observer_thread = threading.Thread(target=self._observe_forever, name="observers", daemon=True)
+            self._observer_thread.start()
+
+    def flush_observers(self, timeout: float = 5.0) -> bool:
+        """Wait until every batch handed to ``notify`` so far has been observed; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._backlog.all_tasks_done:
+            while self._backlog.unfinished_tasks:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._backlog.all_tasks_done.wait(remaining)
+        return True
+
+    def stop_observing(self, timeout: float = 10.0) -> None:
+        """Observe what is queued, then stop the thread; observers are called directly again."""
+        thread = self._observer_thread
+        if thread is None:
+            return
+        self._backlog.put(_STOP)
+        thread.join(timeout)
+        self._observer_thread = None
+
+    def _observe_forever(self) -> None:
+        while True:
+            item = self._backlog.get()
+            try:
+                if item is _STOP:
+                    return
+                self._observe(*item)
+            finally:
+                self._backlog.task_done()
+
+    def _observe(self, X: np.ndarray, prediction: BatchPrediction, source: str) -> None:
         with self._observe_lock:
             for observer in list(self.observers):
                 try:

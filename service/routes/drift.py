@@ -20,6 +20,7 @@ router = APIRouter(prefix="/drift", tags=["drift"])
 def drift_status(state: StateDep) -> Any:
     if state.controller is None:
         return {"monitoring": "off", "detail": "no drift controller is running in this process"}
+    state.flush_observers(timeout=2.0)  # reflect every prediction answered so far
     return jsonable_encoder(state.controller.snapshot())
 
 

@@ -1,0 +1,81 @@
+"""ServiceState's observers: every batch seen, in order, without slowing predictions down."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from service.app import load_current_model
+from service.runtime import BatchPrediction
+from service.settings import Settings
+from service.state import ServiceState
+from tests.service.conftest import SHAPE
+
+
+def _X(n: int = 1) -> np.ndarray:
+    return np.random.default_rng(n).uniform(0, 16, size=(n, *SHAPE)).astype(np.float32)
+
+
+def test_a_slow_observer_does_not_delay_predictions_and_sees_every_batch_in_order(
+        make_settings: Callable[..., Settings]) -> None:
+    state = ServiceState.build(make_settings())
+    load_current_model(state)
+    seen: list[int] = []
+
+    def slow_observer(X: np.ndarray, prediction: BatchPrediction, source: str) -> None:
+        time.sleep(0.2)
+        seen.append(len(X))
+
+    state.observers.append(slow_observer)
+    state.start_observing()
+
+    async def main() -> list[float]:
+        took = []
+        async with state.batcher:
+            for n in (1, 2, 3):
+                started = time.perf_counter()
+                await state.batcher.predict(_X(n))
+                took.append(time.perf_counter() - started)
+        return took
+
+    try:
+        took = asyncio.run(main())
+        assert max(took) < 0.15  # answered while the observer is still busy
+        assert state.flush_observers(timeout=5.0)
+        assert seen == [1, 2, 3]
+    finally:
+        state.stop_observing()
+
+
+def test_without_the_observer_thread_observers_run_at_once_in_the_callers_thread(
+        make_settings: Callable[..., Settings]) -> None:
+    state = ServiceState.build(make_settings())
+    load_current_model(state)
+    threads: list[str] = []
+    state.observers.append(lambda X, p, s: threads.append(threading.current_thread().name))
+    X = _X(2)
+    state.notify(X, state.runtime.predict(X), "kafka")
+    assert threads == [threading.current_thread().name]
+
+
+def test_a_failing_observer_is_logged_and_the_next_one_still_runs(make_settings: Callable[..., Settings]) -> None:
+    state = ServiceState.build(make_settings())
+    load_current_model(state)
+    calls: list[str] = []
+
+    def broken(X: np.ndarray, prediction: BatchPrediction, source: str) -> None:
+        raise RuntimeError("monitor bug")
+
+    state.observers.extend([broken, lambda X, p, s: calls.append(s)])
+    state.start_observing()
+    try:
+        X = _X(1)
+        state.notify(X, state.runtime.predict(X), "http")
+        assert state.flush_observers(timeout=5.0)
+        assert calls == ["http"]
+    finally:
+        state.stop_observing()
