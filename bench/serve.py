@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request, Response
 
+from bench.kafka_throughput import kafka_markdown, run_kafka_bench
+
 RESULTS = Path(__file__).resolve().parent / "results" / "serve.md"
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "digits"
@@ -517,6 +519,7 @@ def _where_the_time_goes(r: dict[str, Any]) -> list[str]:
 # -- the report ------------------------------------------------------------------------------------------------------
 SECTIONS: list[tuple[str, Callable[[bool], dict[str, Any]], Callable[[dict[str, Any]], str]]] = [
     ("http", run_http_bench, http_markdown),
+    ("kafka", run_kafka_bench, kafka_markdown),
 ]
 """(key, measure, render) per section; the Kafka section is appended here."""
 
@@ -552,6 +555,9 @@ def main(quick: bool = False) -> None:
     http = results["http"]
     print(f"HTTP /predict: {http['throughput_ratio']:.2f}x echo throughput, "
           f"p99 {http['fixed_rate']['predict']['p99_ms']:.2f} ms at {FIXED_RATE:.0f} req/s; report: {RESULTS}")
+    kafka = results["kafka"]
+    print(f"Kafka end-to-end: {kafka['ratio']:.2f}x the slower of passthrough and model-only "
+          f"({kafka['events_per_s']['end_to_end']:.0f} events/s)")
 
 
 if __name__ == "__main__":
