@@ -104,7 +104,7 @@ def _free_port() -> int:
 DEMO_SERVICE_ENV = {
     # Phases last tens of seconds here, not hours: adapt sooner and more often than a production default.
     "DRIFTWISE_COOLDOWN_SECONDS": "5",
-    "DRIFTWISE_MIN_PSEUDO_LABELS": "100",
+    "DRIFTWISE_MIN_PSEUDO_LABELS": "30",  # the adapter self-labels the drifted window too
     "DRIFTWISE_GROUP_ID": "demo",
 }
 

@@ -45,14 +45,15 @@ def write_report(workdir: Path, stream: Any, observed: Any, registry: Path, name
     y = stream.y
     served_ok, frozen_ok = (served == y) & have, frozen == y
 
-    # Swaps: the first event (in stream order) served by each new version.
+    # Swaps (adaptations, rollbacks, fall-backs to the base): where the served version changes, in arrival order.
     swaps: list[tuple[int, str]] = []
-    seen_versions: set[str] = set()
-    for i in np.flatnonzero(have):
-        if versions[i] not in seen_versions:
-            if seen_versions:
-                swaps.append((int(i), str(versions[i])))
-            seen_versions.add(str(versions[i]))
+    position = {eid: k for k, eid in enumerate(ids)}
+    last = None
+    for eid in observed.arrivals:
+        version = str(observed.predictions[eid]["model_version"])
+        if last is not None and version != last:
+            swaps.append((position[eid], version))
+        last = version
 
     window = max(50, events_per_phase // 10)
     fig, ax = plt.subplots(figsize=(12, 4.5))
@@ -69,7 +70,7 @@ def write_report(workdir: Path, stream: Any, observed: Any, registry: Path, name
         at = ids.index(arrival_index[min(seen, len(arrival_index)) - 1]) if seen else 0
         ax.axvline(at, color="tab:red", ls="--", lw=1, label="drift confirmed" if j == 0 else None)
     for j, (at, version) in enumerate(swaps):
-        ax.axvline(at, color="tab:green", lw=1.5, label="swap to new version" if j == 0 else None)
+        ax.axvline(at, color="tab:green", lw=1.5, label="model swap" if j == 0 else None)
         ax.text(at, 1.01, f"v{version}", color="tab:green", fontsize=8, ha="center")
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("event")
