@@ -16,14 +16,14 @@ def report(kafka_bootstrap: str) -> dict:
 
 
 def test_every_rate_is_measured_and_positive(report: dict) -> None:
-    assert set(report["events_per_s"]) == {"passthrough", "model_only", "end_to_end"}
+    assert set(report["events_per_s"]) == {"passthrough", "model_only", "end_to_end", "unmonitored"}
     assert all(rate > 0 for rate in report["events_per_s"].values())
     assert all(us >= 0 for us in report["profile_us"].values())
     assert report["profile_us"]["drift_monitor_us"] > 0
 
 
 def test_every_event_gets_exactly_one_prediction_record(report: dict) -> None:
-    for kind in ("passthrough", "end_to_end"):
+    for kind in ("passthrough", "end_to_end", "unmonitored"):
         (run,) = report["runs"][kind]
         assert run["events"] == EVENTS
         assert run["records_out"] == EVENTS
