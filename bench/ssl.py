@@ -58,7 +58,12 @@ How the settings were chosen (validation split: 25% of the training set, seeds 0
   fractions and a loose prior fits T to a handful of examples (10% labels, seed 0, linear: validation ECE 0.050
   with std 0.5, 0.060 with 1, 0.068 with 2, 0.027 with 0.25; at 100%: 0.010 with 0.5, 0.017 with 0.25).
 - JEPA mask ratio 0.25 over 0.4 (seed 0, linear: 2% 0.656 vs 0.632, 10% 0.890 vs 0.852); BYOL base momentum
-  0.99 kept (0.97 tied: 2% 0.777 vs 0.780, 10% 0.938 vs 0.935, seed 0, 60 epochs)."""
+  0.99 kept (0.97 tied: 2% 0.777 vs 0.780, 10% 0.938 vs 0.935, seed 0, 60 epochs).
+
+Caveat: the validation-train set has 1,010 images, so "2%" there meant 2 labels per class (20) against 3 (30)
+on the real training set; that is why supervised-only looked weaker on validation (0.73) than on test (0.86).
+The choices above compare settings at equal label counts, so they stand, but the size of the 2% margin was
+not known before the test run."""
 
 
 def digits_split(holdout: str = "test") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -159,8 +164,10 @@ def bar_verdicts(table: list[dict[str, Any]], fractions: Sequence[float]) -> lis
     for f in fractions:
         best = max(table, key=lambda t: mean(t, "accuracy", f))
         ece = mean(best, "ece", f)
+        above = [f"{t['objective']}/{t['head']} {mean(t, 'ece', f):.3f}" for t in table if mean(t, "ece", f) > 0.05]
         lines.append(f"- ECE after temperature scaling <= 0.05 at {f:.0%} labels (most accurate model, "
-                     f"{best['objective']}/{best['head']}): **{'met' if ece <= 0.05 else 'NOT met'}** ({ece:.3f})")
+                     f"{best['objective']}/{best['head']}): **{'met' if ece <= 0.05 else 'NOT met'}** ({ece:.3f}); "
+                     + (f"above 0.05: {', '.join(above)}" if above else "every model meets it"))
     return lines
 
 
@@ -189,6 +196,22 @@ def render_markdown(table: list[dict[str, Any]], fractions: Sequence[float], set
     out += [f"| {t['objective']} | {t['head']} | {t['pretrain_s']:.1f} | {t['head_s']:.1f} |" for t in table]
     out += ["", "## Bars (issue 2)", "", *bar_verdicts(table, fractions), "", "## Tuning", "", TUNING_NOTES]
     return "\n".join(out)
+
+
+def write_results(rows: list[dict[str, Any]], settings: dict[str, Any], command: str, wall_s: float, threads: int,
+                  out_dir: str | Path, name: str) -> list[dict[str, Any]]:
+    """Summarise ``rows`` into ``<out_dir>/<name>.md`` and ``.json``; returns the summary table."""
+    fractions = settings["fractions"]
+    table = summarize(rows, fractions)
+    _, y_tr, _, _ = digits_split(settings["holdout"])
+    n_labels = {f: int((split_label_fraction(y_tr, f, seed=0) >= 0).sum()) for f in fractions}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(render_markdown(table, fractions, settings, command, n_labels, wall_s, threads))
+    (out / f"{name}.json").write_text(
+        json.dumps(dict(command=command, settings=settings, wall_s=wall_s, threads=threads, runs=rows), indent=1)
+    )
+    return table
 
 
 def run_ssl_bench(
@@ -221,18 +244,11 @@ def run_ssl_bench(
             print(f"[bench ssl] {job['objective']} seed {job['seed']}: "
                   + ", ".join(f"{r['head']}@{r['fraction']:.0%}={r['accuracy']:.3f}" for r in result), file=sys.stderr, flush=True)
     wall_s = time.perf_counter() - start
-    table = summarize(rows, fractions)
-    X_tr, y_tr, X_ev, _ = digits_split(holdout)
-    n_labels = {f: int((split_label_fraction(y_tr, f, seed=0) >= 0).sum()) for f in fractions}
+    X_tr, _, X_ev, _ = digits_split(holdout)
     settings = dict(common, objectives=list(objectives), seeds=list(seeds), workers=workers, n_train=len(X_tr),
                     n_eval=len(X_ev), objective_hparams=OBJECTIVE_HPARAMS)
     settings.pop("threads")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.md").write_text(render_markdown(table, fractions, settings, command, n_labels, wall_s, threads))
-    (out / f"{name}.json").write_text(json.dumps(dict(command=command, settings=settings, wall_s=wall_s, runs=rows),
-                                                 indent=1))
-    return table
+    return write_results(rows, settings, command, wall_s, threads, out_dir, name)
 
 
 def main(quick: bool = False, argv: Sequence[str] | None = None, command: str | None = None) -> list[dict[str, Any]]:
