@@ -244,7 +244,7 @@ def bench_ssl(quick: QuickOpt = False) -> None:
     """SSL objectives vs supervised-only on digits at several label fractions."""
     from bench.ssl import main
 
-    main(quick=quick)
+    main(quick=quick, command="driftwise bench ssl" + (" --quick" if quick else ""))
 
 
 @bench_app.command("serve")
