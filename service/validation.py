@@ -33,6 +33,8 @@ def _flatten(raw: Any, out: list[float]) -> None:
     if isinstance(raw, bool) or raw is None or isinstance(raw, (str, bytes, dict)):
         raise InvalidInstance(f"expected numbers, got {type(raw).__name__} {raw!r:.40}")
     if isinstance(raw, (int, float)):
+        if isinstance(raw, int) and abs(raw) > FLOAT32_MAX:  # a Python float: compares exactly with huge ints
+            raise InvalidInstance("value overflows float32")
         if not math.isfinite(raw):
             raise InvalidInstance(f"non-finite value {raw}")
         out.append(float(raw))
@@ -44,6 +46,26 @@ def _flatten(raw: Any, out: list[float]) -> None:
     raise InvalidInstance(f"expected numbers, got {type(raw).__name__}")
 
 
+_NUMBER_TYPES = (int, float)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _flat_fast_path(raw: list | tuple, input_shape: tuple[int, ...]) -> np.ndarray | None:
+    """The common case, a flat list of plain finite numbers of the right length, without a Python walk.
+
+    Returns None whenever anything is unusual, so the slow path finds and names the problem.
+    """
+    if len(raw) != int(np.prod(input_shape)) or not all(type(v) in _NUMBER_TYPES for v in raw):
+        return None
+    try:
+        arr = np.asarray(raw, dtype=np.float64)
+    except OverflowError:  # an int too large for float64
+        return None
+    if not np.isfinite(arr).all() or np.abs(arr).max(initial=0.0) > np.finfo(np.float32).max:
+        return None
+    return arr.astype(np.float32).reshape(input_shape)
+
+
 def coerce_instance(raw: Any, input_shape: tuple[int, ...]) -> np.ndarray:
     """Validate one instance (flat list of d numbers, or nested to the input shape).
 
@@ -51,6 +73,9 @@ def coerce_instance(raw: Any, input_shape: tuple[int, ...]) -> np.ndarray:
     """
     if not isinstance(raw, (list, tuple)):
         raise InvalidInstance(f"expected a list of numbers, got {type(raw).__name__}")
+    fast = _flat_fast_path(raw, input_shape)
+    if fast is not None:
+        return fast
     values: list[float] = []
     _flatten(raw, values)
     expected = int(np.prod(input_shape))

@@ -152,3 +152,10 @@ def test_predict_without_a_model_is_503_and_readyz_says_not_ready(tmp_path: obje
         assert c.get("/healthz").status_code == 200
         assert c.get("/models").json()["served"] is None
         assert 'driftwise_bad_requests_total{status="503"} 1.0' in c.get("/metrics").text
+
+
+def test_predict_rejects_an_integer_too_large_for_float32_with_422(client: TestClient) -> None:
+    response = client.post("/predict", json={"instances": [[10**400] + [0] * 63]})
+    assert response.status_code == 422
+    assert "instance 0" in response.text and "overflows float32" in response.text
+    assert client.get("/healthz").status_code == 200
