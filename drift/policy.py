@@ -19,7 +19,10 @@ policy what happened and reads back what to do.
   candidates in a row are rejected (or rolled back), or the feedback labels show
   live accuracy under ``min_live_accuracy`` or more than ``max_confidence_gap``
   under what the model's own calibrated confidence promised, the policy stops
-  adapting and says labels are needed, until `resolve_labels_needed`.
+  adapting and says labels are needed, until `resolve_labels_needed`. When it was
+  rejections that raised it and the drift then ends (``clear_after_calm_events``
+  predictions with no drift confirmed), it clears itself: that drift needs no
+  labels any more. Feedback-raised alarms wait for labels.
 * **Rollback**: after a promotion, the mean confidence of the next
   ``rollback_window`` predictions is compared with what the candidate showed on
   the drifted window; if it is lower by more than ``rollback_tolerance``,
@@ -85,6 +88,8 @@ class AdaptationPolicy:
         Live accuracy under which labels are needed.
     max_confidence_gap
         Labels are needed when live accuracy falls this far under the mean confidence of the same predictions.
+    clear_after_calm_events
+        Predictions without confirmed drift after which a rejection-raised "labels needed" clears (0: never).
     clock
         Seconds, monotone; ``time.monotonic`` unless a simulation supplies its own.
     """
@@ -103,6 +108,7 @@ class AdaptationPolicy:
         min_feedback: int = 50,
         min_live_accuracy: float = 0.5,
         max_confidence_gap: float = 0.2,
+        clear_after_calm_events: int = 1000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if cooldown_seconds < 0 or max_wait_seconds < 0:
@@ -114,6 +120,8 @@ class AdaptationPolicy:
             raise ValueError(f"max_consecutive_rejections must be >= 1, got {max_consecutive_rejections}")
         if rollback_window < 1 or feedback_window < 1 or min_feedback < 1:
             raise ValueError("rollback_window, feedback_window and min_feedback must be >= 1")
+        if clear_after_calm_events < 0:
+            raise ValueError(f"clear_after_calm_events must be >= 0, got {clear_after_calm_events}")
         if min_feedback > feedback_window:
             raise ValueError(f"min_feedback ({min_feedback}) cannot exceed feedback_window ({feedback_window})")
         for name, value in (("rollback_tolerance", rollback_tolerance), ("min_live_accuracy", min_live_accuracy),
@@ -131,6 +139,7 @@ class AdaptationPolicy:
         self.min_feedback = min_feedback
         self.min_live_accuracy = min_live_accuracy
         self.max_confidence_gap = max_confidence_gap
+        self.clear_after_calm_events = clear_after_calm_events
         self.clock = clock
         self._reset()
 
@@ -140,6 +149,9 @@ class AdaptationPolicy:
         self.in_flight = False
         self.labels_needed = False
         self.labels_needed_reason: str | None = None
+        self._labels_needed_by_feedback = False
+        self._drift_now = False
+        self._calm_events = 0
         self._last_finished: float | None = None
         self._drift_since: float | None = None
         self.fresh_events = 0
@@ -161,6 +173,7 @@ class AdaptationPolicy:
     def should_adapt(self, now: float | None = None, *, drift_confirmed: bool, pseudo_count: int) -> bool:
         """Whether to start an adaptation now (call `adaptation_started` when you do)."""
         now = self._now(now)
+        self._drift_now = drift_confirmed
         if not drift_confirmed:
             self._drift_since = None
             return False
@@ -214,14 +227,17 @@ class AdaptationPolicy:
         if self.consecutive_rejections >= self.max_consecutive_rejections and not self.labels_needed:
             self._need_labels(f"{what} {self.consecutive_rejections} candidates in a row")
 
-    def _need_labels(self, reason: str) -> None:
+    def _need_labels(self, reason: str, *, by_feedback: bool = False) -> None:
         self.labels_needed = True
         self.labels_needed_reason = reason
+        self._labels_needed_by_feedback = by_feedback
+        self._calm_events = 0
 
     def resolve_labels_needed(self) -> None:
         """Labels arrived (or an operator decided): adapting may resume."""
         self.labels_needed = False
         self.labels_needed_reason = None
+        self._labels_needed_by_feedback = False
         self.consecutive_rejections = 0
         self._feedback.clear()
 
@@ -231,6 +247,10 @@ class AdaptationPolicy:
         c = np.asarray(list(confidences), dtype=np.float64)
         if self._drift_since is not None:
             self.fresh_events += len(c)
+        self._calm_events = 0 if self._drift_now else self._calm_events + len(c)
+        if (self.labels_needed and not self._labels_needed_by_feedback and self.clear_after_calm_events
+                and self._calm_events >= self.clear_after_calm_events):
+            self.resolve_labels_needed()
         if self._watch_expected is None:
             return
         c = c[: self.rollback_window - self._watch_seen]
@@ -266,10 +286,11 @@ class AdaptationPolicy:
         if accuracy is None or self.labels_needed:
             return
         if accuracy < self.min_live_accuracy:
-            self._need_labels(f"live accuracy {accuracy:.3f} < {self.min_live_accuracy} on feedback labels")
+            self._need_labels(f"live accuracy {accuracy:.3f} < {self.min_live_accuracy} on feedback labels",
+                              by_feedback=True)
         elif expected is not None and accuracy < expected - self.max_confidence_gap:
             self._need_labels(f"live accuracy {accuracy:.3f} is {expected - accuracy:.3f} under the model's "
-                              f"confidence {expected:.3f} on feedback labels")
+                              f"confidence {expected:.3f} on feedback labels", by_feedback=True)
 
     @property
     def live_accuracy(self) -> float | None:

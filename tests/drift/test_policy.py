@@ -80,6 +80,31 @@ def test_repeated_rejections_raise_labels_needed_and_stop_adapting():
     assert policy.should_adapt(drift_confirmed=True, pseudo_count=50)
 
 
+def test_rejection_raised_labels_needed_clears_once_the_drift_is_over():
+    policy, _ = _policy(cooldown_seconds=0, clear_after_calm_events=100)
+    for _ in range(2):
+        policy.should_adapt(drift_confirmed=True, pseudo_count=50)
+        policy.adaptation_started()
+        policy.record_outcome("rejected")
+    assert policy.labels_needed
+    policy.should_adapt(drift_confirmed=True, pseudo_count=50)
+    policy.observe([0.9] * 500)
+    assert policy.labels_needed, "still drifting: still needs labels"
+    policy.should_adapt(drift_confirmed=False, pseudo_count=50)
+    policy.observe([0.9] * 99)
+    assert policy.labels_needed
+    policy.observe([0.9])
+    assert not policy.labels_needed and policy.consecutive_rejections == 0
+
+
+def test_feedback_raised_labels_needed_waits_for_labels():
+    policy, _ = _policy(min_feedback=10, feedback_window=10, clear_after_calm_events=10)
+    policy.record_feedback([0] * 10, [1] * 10)
+    policy.should_adapt(drift_confirmed=False, pseudo_count=0)
+    policy.observe([0.9] * 1000)
+    assert policy.labels_needed
+
+
 def test_a_promotion_resets_the_rejection_streak():
     policy, _ = _policy(cooldown_seconds=0)
     for outcome in ["rejected", "promoted", "rejected"]:
