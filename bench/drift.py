@@ -136,7 +136,7 @@ class Source:
 
 
 def splits(y: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
-    """Disjoint stratified index sets: source 40% (training), ref 10% (held out for the reference), val 15%, test 35%."""
+    """Disjoint stratified index sets: source 40% (training), ref 10% (for the reference), val 15%, test 35%."""
     idx = np.arange(len(y))
     source, rest = train_test_split(idx, train_size=0.40, stratify=y, random_state=seed)
     ref, rest = train_test_split(rest, train_size=0.10 / 0.60, stratify=y[rest], random_state=seed)
@@ -383,7 +383,7 @@ def _acc(pred: np.ndarray, y: np.ndarray) -> float:
 
 def oracle_predictions(source: Source, s: Settings, stream: Stream, na: RunResult, ad: RunResult,
                        after: int) -> tuple[np.ndarray, dict[str, Any]] | None:
-    """The same recipe with the true labels of the first adaptation window after ``after``, served from the same event."""
+    """The adaptation recipe given the true labels of the first window after ``after``; served from the same event."""
     first = next((a for a in ad.adaptations if a["decided_at"] > after), None)
     if first is None:
         return None
@@ -543,7 +543,8 @@ def concept_drift(source: Source, s: Settings, seed: int, log: Any) -> dict[str,
            "labels_needed_delay": None if ad.labels_needed_at is None else ad.labels_needed_at - dp,
            "promoted": sum(a["passed"] for a in ad.adaptations),
            "rejected": sum(not a["passed"] for a in ad.adaptations),
-           "accuracy_no_adapt": _acc(na.pred[dp:], stream.y[dp:]), "accuracy_adapted": _acc(ad.pred[dp:], stream.y[dp:]),
+           "accuracy_no_adapt": _acc(na.pred[dp:], stream.y[dp:]),
+           "accuracy_adapted": _acc(ad.pred[dp:], stream.y[dp:]),
            "forced_candidate": {"trained_on_feedback_labels": int(post.sum()), "passed": report.passed,
                                 "reasons": report.reasons}}
     log(f"  concept drift: labels needed {row['labels_needed_delay']} events after the change; promoted "
@@ -695,6 +696,8 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
         "## Bars", "", "| bar | target | measured | met |", "|---|---|---|---|",
         *[f"| {b['bar']} | {b['target']} | {b['measured']} | {'yes' if b['met'] else '**NO**'} |"
           for b in results["bars"]],
+        "", "**Bars not met:** " + ("; ".join(f"{b['bar']}: {b['measured']} against {b['target']}"
+                                              for b in results["bars"] if not b["met"]) or "none") + ".",
         "", "## Source model", "", "```", json.dumps(results["source"], indent=1), "```", "",
         "## Digits-C (accuracy over the drifted part of each stream)", "",
         "| scenario | corruption | no-adapt | adapted | oracle | gap closed | detection delay | promoted / rejected | "
@@ -708,7 +711,8 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
                      f"{', '.join(_f(t, 1) for t in r['detection_to_serving_s']) or '-'} | "
                      f"{'; '.join(', '.join(x) for x in r['rejection_reasons']) or '-'} |")
     lines += ["", "## Recurring", "", "| corruption | events | no-adapt | adapted | no-adapt (drifted) | "
-              "adapted (drifted) | detection delays | promoted / rejected / fallbacks |", "|---|---|---|---|---|---|---|---|"]
+              "adapted (drifted) | detection delays | promoted / rejected / fallbacks |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in results["recurring"]:
         lines.append(f"| {r['corruption']} | {r['events']} | {_f(r['accuracy_no_adapt'])} | "
                      f"{_f(r['accuracy_adapted'])} | {_f(r['accuracy_no_adapt_drifted'])} | "
@@ -723,14 +727,17 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
               "| domain | no-adapt | adapted |", "|---|---|---|",
               *[f"| {d} | {_f(v['no_adapt'])} | {_f(v['adapted'])} |" for d, v in c["per_domain"].items()],
               "", "## Stationary clean stream", "",
-              f"{st['events']} events: {st['false_alarms']} false alarms ({_f(st['false_alarms_per_10k'], 2)} per 10k); "
+              f"{st['events']} events: {st['false_alarms']} false alarms "
+              f"({_f(st['false_alarms_per_10k'], 2)} per 10k); "
               f"accuracy no-adapt {_f(st['accuracy_no_adapt'], 4)}, adapted {_f(st['accuracy_adapted'], 4)}; "
               f"adaptations promoted {st['promoted']}, rejected {st['rejected']}.", "",
               "## Concept drift (labels permuted, inputs unchanged)", "",
-              f"Label-free detections after the change: {cd['label_free_detections_after_drift']} (nothing in the inputs "
+              f"Label-free detections after the change: {cd['label_free_detections_after_drift']} "
+              "(nothing in the inputs "
               f"changed). Feedback labels on 1 event in {cd['feedback_every']}: labels needed "
               f"{cd['labels_needed_delay']} events after the change; adaptations promoted {cd['promoted']}, rejected "
-              f"{cd['rejected']}. A candidate fitted to {cd['forced_candidate']['trained_on_feedback_labels']} feedback "
+              f"{cd['rejected']}. A candidate fitted to "
+              f"{cd['forced_candidate']['trained_on_feedback_labels']} feedback "
               f"labels of the new concept: passed={cd['forced_candidate']['passed']}, reasons: "
               f"{'; '.join(cd['forced_candidate']['reasons'])}.", "",
               "## River synthetic streams (label-free detection on a model trained before the drift)", "",
@@ -738,8 +745,10 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
               "labels needed after (feedback) |", "|---|---|---|---|---|"]
     for r in results["river"]:
         lines.append(f"| {r['stream']} | {_f(r['accuracy_before'])} -> {_f(r['accuracy_after'])} | "
-                     f"{_f(r['detection_delay'])} | {_f(r['false_alarms_per_10k'], 2)} | {_f(r['labels_needed_delay'])} |")
-    lines += ["", "A pure concept drift (SEA, Hyperplane) leaves the inputs unchanged: no label-free detector can see it, "
+                     f"{_f(r['detection_delay'])} | {_f(r['false_alarms_per_10k'], 2)} | "
+                     f"{_f(r['labels_needed_delay'])} |")
+    lines += ["", "A pure concept drift (SEA, Hyperplane) leaves the inputs unchanged: no label-free detector can "
+              "see it, "
               "by construction. That is what the feedback path and \"labels needed\" are for.", "",
               "## Settings", "", "```", json.dumps(results["settings"], indent=1), "```", ""]
     path = out_dir / "drift.md"
@@ -769,7 +778,8 @@ def main(quick: bool = False, split: str = "test", out_dir: str | Path | None = 
     log("digits-C abrupt:")
     rows = [digits_c(source, s, "abrupt", name, s.seed + i, log) for i, name in enumerate(CORRUPTION_NAMES)]
     log("digits-C gradual:")
-    rows += [digits_c(source, s, "gradual", name, s.seed + 100 + i, log) for i, name in enumerate(s.gradual_corruptions)]
+    rows += [digits_c(source, s, "gradual", name, s.seed + 100 + i, log)
+             for i, name in enumerate(s.gradual_corruptions)]
     results["digits_c"] = rows
     log("recurring:")
     results["recurring"] = [recurring(source, s, name, s.seed + 200 + i, log)
