@@ -447,9 +447,10 @@ def recurring(source: Source, s: Settings, name: str, seed: int, log: Any) -> di
     stream = builder.recurring(CLEAN, name, s.recurring_segment, s.recurring_repeats)
     na, ad = no_adapt_run(source, s, stream), Loop(source, s).run(stream)
     drifted = stream.domain != CLEAN
-    delays = [min((d - p for d in na.detections if d >= p), default=None) for p in stream.drift_points]
+    onsets = [p for p in stream.drift_points if stream.domain[p] != CLEAN]  # returns to clean are no drift for v1
+    delays = [min((d - p for d in na.detections if p <= d < p + s.recurring_segment), default=None) for p in onsets]
     row = {"scenario": "digits-C recurring", "corruption": name, "events": len(stream),
-           "drift_points": stream.drift_points, "detection_delays": delays,
+           "drift_points": stream.drift_points, "onsets": onsets, "detection_delays": delays,
            "accuracy_no_adapt": _acc(na.pred, stream.y), "accuracy_adapted": _acc(ad.pred, stream.y),
            "accuracy_no_adapt_drifted": _acc(na.pred[drifted], stream.y[drifted]),
            "accuracy_adapted_drifted": _acc(ad.pred[drifted], stream.y[drifted]),
