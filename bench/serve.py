@@ -40,6 +40,7 @@ import numpy as np
 from fastapi import FastAPI, Request, Response
 
 from bench.kafka_throughput import kafka_markdown, run_kafka_bench
+from service.localhost import free_port, wait_until_ready
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serve.md"
 ROOT = Path(__file__).resolve().parent.parent
@@ -230,37 +231,17 @@ def _detach_observers(app: FastAPI) -> None:
     app.router.lifespan_context = lifespan
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _Server:
     """A server process of one kind, started and waited for; stopped with SIGINT (uvicorn's clean shutdown)."""
 
     def __init__(self, kind: str, registry: Path, log_dir: Path) -> None:
-        self.kind, self.port = kind, _free_port()
+        self.kind, self.port = kind, free_port()
         self.log = open(log_dir / f"{kind}.log", "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bench.serve", "--serve", kind, "--registry", str(registry), "--port",
              str(self.port)], cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
-        self._wait_ready(timeout_s=120)
-
-    def _wait_ready(self, timeout_s: float) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the {self.kind} server exited; see {self.log.name}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"the {self.kind} server was not ready after {timeout_s}s")
+        wait_until_ready(f"http://127.0.0.1:{self.port}/readyz", self.proc, what=f"the {self.kind} server",
+                         log=Path(self.log.name))
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server process so far, all threads (Linux /proc)."""

@@ -28,6 +28,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from service.localhost import free_port, wait_until_ready
 from service.topics import Topics, ensure_topics
 
 PHASES = ("clean", "gaussian_noise", "rotation", "blur", "contrast", "clean")
@@ -79,28 +80,6 @@ def _consume_predictions(bootstrap: str, topic: str, observed: Observed, stop: t
         consumer.close()
 
 
-def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the service exited with code {proc.returncode}; see its log")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"the service was not ready after {timeout:.0f}s")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 DEMO_SERVICE_ENV = {
     # Phases last tens of seconds here, not hours: adapt sooner and more often than a production default.
     "DRIFTWISE_COOLDOWN_SECONDS": "5",
@@ -140,7 +119,7 @@ def run_demo(*, workdir: Path, bootstrap_servers: str | None, events_per_phase: 
             f"{k}={v:.3f}" for k, v in published.manifest["metrics"].items() if isinstance(v, float)))
 
         console.rule("[bold]3. Serve (HTTP + Kafka + adaptation)")
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = open(workdir / "serve.log", "w")
         # Topics of this run only, so a shared broker's earlier runs never mix in.
@@ -154,7 +133,8 @@ def run_demo(*, workdir: Path, bootstrap_servers: str | None, events_per_phase: 
         proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--registry", str(registry), "--name",
                                  MODEL_NAME, "--port", str(port), "--device", device], stdout=log,
                                 stderr=subprocess.STDOUT, env=env)
-        _wait_ready(url, proc)
+        wait_until_ready(f"{url}/readyz", proc, what="driftwise serve", interval=0.5,
+                         log=workdir / "serve.log")
         console.print(f"serving at {url} (log: {workdir / 'serve.log'})")
 
         console.rule("[bold]4. Replay a drifting stream through Kafka")

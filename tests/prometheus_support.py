@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,6 +25,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+
+from service.localhost import free_port, wait_until_ready
 
 
 def find_binary(name: str) -> str | None:
@@ -46,12 +47,6 @@ def require_binary(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class PrometheusServer:
@@ -103,20 +98,6 @@ class PrometheusServer:
         self._http.close()
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"prometheus exited with {process.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"{url}/-/ready", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"prometheus not ready after {timeout}s:\n{log.read_text(errors='replace')}")
-
-
 @contextmanager
 def running_prometheus(
     target: str,
@@ -150,7 +131,7 @@ def running_prometheus(
             )
         server: PrometheusServer | None = None
         try:
-            _wait_ready(url, process, log, timeout)
+            wait_until_ready(f"{url}/-/ready", process, what="prometheus", timeout=timeout, log=log)
             server = PrometheusServer(url, process, log)
             yield server
         finally:

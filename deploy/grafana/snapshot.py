@@ -31,25 +31,12 @@ from deploy.grafana.render import render  # noqa: E402
 from drift.corruptions import corrupt  # noqa: E402
 from service.kafka_local import LocalKafka, free_port_pair  # noqa: E402
 from service.topics import Topics, ensure_topics  # noqa: E402
-from tests.prometheus_support import free_port, running_prometheus  # noqa: E402
+from service.localhost import free_port, wait_until_ready  # noqa: E402
+from tests.prometheus_support import running_prometheus  # noqa: E402
 
 
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "service.cli", *args]
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"driftwise serve exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError("driftwise serve not ready")
 
 
 def _traffic(url: str, bootstrap: str, topics: Topics, X: np.ndarray, y: np.ndarray, *, clean_s: float,
@@ -106,7 +93,7 @@ def snapshot(out: Path, clean_s: float = 90.0, drift_s: float = 150.0) -> Path:
                     _cli("serve", "--registry", str(registry), "--name", "digits", "--port", str(port),
                          "--bootstrap-servers", kafka.bootstrap), stdout=log, stderr=subprocess.STDOUT, env=env)
             try:
-                _wait_ready(url, process)
+                wait_until_ready(f"{url}/readyz", process, what="driftwise serve", interval=0.5)
                 with running_prometheus(f"127.0.0.1:{port}", scrape_interval="2s") as prometheus:
                     started = time.time()
                     _traffic(url, kafka.bootstrap, topics, X, y, clean_s=clean_s, drift_s=drift_s)

@@ -27,11 +27,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_digits
 
 from deploy.grafana.dashboard import build_dashboard, queries
+from service.localhost import free_port
 from service.topics import ensure_topics
 from tests.kafka_support import unique_topics
 from tests.prometheus_support import (  # noqa: F401
     PrometheusServer,
-    free_port,
     prometheus_server,
     promtool,
     promtool_check_metrics,
