@@ -1,0 +1,283 @@
+"""DriftLoop: the closed loop's decisions, written once for the service and the benchmark.
+
+The loop owns the drift monitor, the pseudo-label buffer, the window of recent
+inputs and the adaptation policy. It decides; it never trains or swaps. The
+caller predicts a batch, calls `DriftLoop.update`, then `DriftLoop.decide`, acts
+on the `Action` (adapt, fall back to the base model, roll back) and reports what
+happened: `DriftLoop.record_result` after an adaptation, `DriftLoop.serve` after
+any swap. The clock is injected: the service passes the wall clock, the
+benchmark a simulated one, so both run the same decisions.
+
+Choices validated on the benchmark's validation split:
+
+* A newly confirmed drift clears the buffer: what it holds predates the drift.
+* Every buffer pseudo-label is held out of training (``holdout_fraction=1.0``;
+  the adapter labels the window itself), so the guardrails' agreement check is
+  measured on labels the candidate was not trained on.
+* A rejected candidate resets the monitor: the drift must be confirmed afresh
+  before the next try (it may have ended meanwhile).
+* A promoted candidate's reference statistics come from distinct recent inputs
+  it was not trained on (those that arrived after its window closed), or from the
+  whole recent window when too few did (`DriftLoop.reference_inputs`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+from enum import Enum
+from typing import Callable, Iterable, Literal, Mapping
+
+import numpy as np
+import torch
+
+from drift.buffer import PseudoLabelBuffer, RecentWindow
+from drift.embedding_drift import reference_statistics
+from drift.monitor import DriftMonitor
+from drift.policy import AdaptationPolicy
+from models.classifier import Classifier
+
+MIN_WINDOW = 64  # fewer inputs cannot re-estimate BatchNorm or calibrate a reference (manual triggers)
+MIN_REFERENCE_EVENTS = 256  # distinct held-out inputs needed to take a reference from them alone
+
+
+class Action(str, Enum):
+    """What `DriftLoop.decide` asks the caller to do."""
+
+    NONE = "none"
+    ADAPT = "adapt"
+    FALL_BACK = "fall_back"
+    ROLLBACK = "rollback"
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Every setting of the loop; the defaults are those the benchmark was validated with."""
+
+    window: int = 256
+    """Fresh inputs (seen since drift was confirmed) that must arrive before adapting; the adaptation window."""
+    window_capacity: int = 1024
+    """Recent inputs kept."""
+    threshold: float = 0.9
+    """Calibrated confidence a prediction needs to enter the pseudo-label buffer."""
+    capacity_per_class: int = 100
+    min_pseudo_labels: int = 0
+    cooldown_seconds: float = 10.0
+    max_wait_seconds: float = 10.0
+    rollback_window: int = 300
+    rollback_tolerance: float = 0.1
+    holdout_fraction: float = 1.0
+    """Share of the buffer's pseudo-labels kept out of training for the agreement guardrail."""
+    reference_false_alarm_rate: float = 1e-4
+    feedback_window: int = 60
+    min_feedback: int = 30
+    seed: int = 0
+    """Seeds the monitor's sampling detectors."""
+
+    def __post_init__(self) -> None:
+        for name in ("window", "window_capacity", "capacity_per_class", "rollback_window", "feedback_window",
+                     "min_feedback"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.window > self.window_capacity:
+            raise ValueError(f"window ({self.window}) cannot exceed window_capacity ({self.window_capacity})")
+        if self.min_pseudo_labels < 0 or self.cooldown_seconds < 0 or self.max_wait_seconds < 0:
+            raise ValueError("min_pseudo_labels, cooldown_seconds and max_wait_seconds must be >= 0")
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+        for name in ("rollback_tolerance", "holdout_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 < self.reference_false_alarm_rate < 1.0:
+            raise ValueError(f"reference_false_alarm_rate must be in (0, 1), got {self.reference_false_alarm_rate}")
+        if self.min_feedback > self.feedback_window:
+            raise ValueError(f"min_feedback ({self.min_feedback}) cannot exceed feedback_window "
+                             f"({self.feedback_window})")
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class AdaptationInputs:
+    """What one adaptation is made from, taken when the loop said `Action.ADAPT`."""
+
+    window_x: np.ndarray
+    """The recent inputs since drift was confirmed (BatchNorm statistics, self-labelling, guardrails)."""
+    train_x: np.ndarray
+    train_y: np.ndarray
+    holdout_x: np.ndarray
+    """Pseudo-labels not trained on: the agreement guardrail's evidence."""
+    holdout_y: np.ndarray
+    taken_at: int
+    """Events observed when the inputs were taken; later ones were never trained on."""
+
+
+@torch.inference_mode()
+def model_reference(model: Classifier, x: np.ndarray, *, false_alarm_rate: float) -> dict[str, np.ndarray]:
+    """Reference statistics of ``model`` on inputs ``x`` (what its monitor will compare live traffic to)."""
+    device = next(model.parameters()).device
+    logits, z = model.eval().forward_with_embedding(torch.as_tensor(x, device=device))
+    return reference_statistics(z.cpu().numpy(), torch.softmax(logits, dim=1).cpu().numpy(),
+                                false_alarm_rate=false_alarm_rate)
+
+
+def distinct_rows(x: np.ndarray) -> np.ndarray:
+    """Rows without exact repeats, in their order (a replayed stream repeats inputs; repeats break MMD calibration)."""
+    if len(x) == 0:
+        return x
+    _, first = np.unique(x.reshape(len(x), -1), axis=0, return_index=True)
+    return x[np.sort(first)]
+
+
+class DriftLoop:
+    """Monitor, buffer, window and policy, and the order in which they decide.
+
+    Parameters
+    ----------
+    reference
+        The served model's reference statistics (``None``: scalar detectors only).
+    num_classes
+        Classes the model predicts.
+    config
+        `LoopConfig`; its defaults when ``None``.
+    adapt
+        ``False`` is monitor-only: `decide` always answers `Action.NONE`.
+    serving_base
+        Whether the served model is the labeled original (fall back only from an adapted one).
+    clock
+        Seconds, monotone, for the policy's cooldown and waits.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> def batch(n, drifted):
+    ...     logits = rng.normal(size=(n, 3))
+    ...     logits[:, 0] += 1.0 if drifted else 6.0
+    ...     return rng.normal(size=(n, 4)).astype(np.float32), np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    >>> loop = DriftLoop(None, 3, LoopConfig(window=100, window_capacity=200, max_wait_seconds=0.0))
+    >>> for start in range(0, 2000, 20):
+    ...     loop.update(*batch(20, drifted=start >= 1000))
+    ...     action = loop.decide()
+    ...     if action is not Action.NONE:
+    ...         print(start, action.value, loop.monitor.last_confirmation_index)
+    ...         break
+    1120 adapt 1023
+    >>> inputs = loop.adaptation_inputs()  # the 100 inputs since confirmation; every pseudo-label held out
+    >>> inputs.window_x.shape, len(inputs.train_y), len(inputs.holdout_y)
+    ((100, 4), 0, 5)
+    """
+
+    def __init__(self, reference: Mapping[str, np.ndarray] | None, num_classes: int,
+                 config: LoopConfig | None = None, *, adapt: bool = True, serving_base: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config or LoopConfig()
+        self.num_classes = num_classes
+        self.adapt = adapt
+        self.clock = clock
+        c = self.config
+        self.monitor = DriftMonitor(reference, seed=c.seed)
+        self.buffer = PseudoLabelBuffer(num_classes, capacity_per_class=c.capacity_per_class, threshold=c.threshold)
+        self.window = RecentWindow(c.window_capacity)
+        self.policy = AdaptationPolicy(
+            cooldown_seconds=c.cooldown_seconds, min_pseudo_labels=c.min_pseudo_labels,
+            rollback_window=c.rollback_window, rollback_tolerance=c.rollback_tolerance,
+            max_wait_seconds=c.max_wait_seconds, min_fresh_events=c.window, feedback_window=c.feedback_window,
+            min_feedback=c.min_feedback, clock=clock)
+        self._reset(serving_base)
+
+    def _reset(self, serving_base: bool) -> None:
+        self.serving_base = serving_base
+        self.events = 0
+        self.accepted = 0  # pseudo-labels accepted from the last batch
+        self.rejected = 0
+
+    # -- observing --------------------------------------------------------------------------------
+    def update(self, x: np.ndarray, probabilities: np.ndarray, embeddings: np.ndarray | None = None) -> None:
+        """One predicted batch: inputs ``(n, ...)``, calibrated probabilities ``(n, k)``, embeddings ``(n, dim)``."""
+        probabilities = np.asarray(probabilities)
+        self.monitor.update(probabilities, embeddings)
+        self.accepted, self.rejected = self.buffer.offer(x, probabilities)
+        self.window.add(x)
+        self.policy.observe(probabilities.max(axis=1))
+        self.events += len(probabilities)
+
+    def record_feedback(self, predictions: Iterable[int], labels: Iterable[int],
+                        confidences: Iterable[float] | None = None) -> None:
+        """(served prediction, true label, its confidence) from the feedback topic: live accuracy, labels needed."""
+        self.policy.record_feedback(predictions, labels, confidences)
+
+    # -- deciding ---------------------------------------------------------------------------------
+    def decide(self) -> Action:
+        """What to do after the last `update`; the policy's bookkeeping for the action is done here.
+
+        A newly confirmed drift clears the buffer, and while an adapted model serves
+        means falling back to the base. Otherwise, unless an adaptation is running:
+        roll back if the last promotion fell short of its promise, or adapt if the
+        policy agrees. After `Action.ADAPT` call `record_result`; after a swap, `serve`.
+        """
+        if self.monitor.newly_confirmed:
+            self.buffer.clear()  # what it holds predates the drift
+            if self.adapt and self.policy.should_fall_back(drift_confirmed=True, serving_base=self.serving_base):
+                self.policy.record_fallback()
+                return Action.FALL_BACK
+        if not self.adapt or self.policy.in_flight:
+            return Action.NONE
+        if self.policy.rollback_needed:
+            self.policy.record_rollback()
+            return Action.ROLLBACK
+        if self.policy.should_adapt(drift_confirmed=self.monitor.drift_confirmed, pseudo_count=len(self.buffer)):
+            self.policy.adaptation_started()
+            return Action.ADAPT
+        return Action.NONE
+
+    def force_adaptation(self) -> None:
+        """An operator's override: adapt now, whatever the monitor says (the guardrails still apply)."""
+        if self.policy.in_flight:
+            raise RuntimeError("an adaptation is already running")
+        if len(self.window) < MIN_WINDOW:
+            raise ValueError(f"not enough recent traffic to adapt on (need {MIN_WINDOW} inputs)")
+        self.policy.adaptation_started()
+
+    def adaptation_inputs(self) -> AdaptationInputs:
+        """The window since drift was confirmed (all of it, at least `MIN_WINDOW`, on a manual trigger) and the
+        buffer split into training and held-out pseudo-labels."""
+        fresh = self.policy.fresh_events or len(self.window)
+        fresh = min(max(fresh, MIN_WINDOW), len(self.window))
+        window_x = self.window.array()[len(self.window) - fresh:]
+        px, py = self.buffer.samples()
+        order = np.random.default_rng(self.events).permutation(len(py))
+        n_hold = int(round(len(py) * self.config.holdout_fraction))
+        hold, train = order[:n_hold], order[n_hold:]
+        return AdaptationInputs(window_x, px[train], py[train], px[hold], py[hold], self.events)
+
+    # -- being told what happened -----------------------------------------------------------------
+    def record_result(self, outcome: Literal["promoted", "rejected", "failed"],
+                      expected_confidence: float | None = None) -> None:
+        """How the adaptation ended; ``expected_confidence`` (the candidate's on the window) starts the watch.
+
+        A rejection resets the monitor so the drift must be confirmed afresh before the next try.
+        """
+        if outcome == "rejected":
+            self.monitor.reset()
+        self.policy.record_outcome(outcome, expected_confidence=expected_confidence)
+
+    def serve(self, reference: Mapping[str, np.ndarray] | None, *, base: bool) -> None:
+        """Another model serves now: watch it against its own reference (``None`` keeps the current one).
+
+        The buffer's pseudo-labels came from the old model, so they go; the window is inputs, so it stays.
+        """
+        self.monitor.reset(reference)
+        self.buffer.clear()
+        self.serving_base = base
+
+    def reference_inputs(self, since_event: int) -> np.ndarray:
+        """Distinct recent inputs that arrived after ``since_event`` (not trained on), or the whole window's."""
+        recent = self.window.array()
+        held_out = recent[len(recent) - min(len(recent), self.events - since_event):]
+        return distinct_rows(held_out if len(distinct_rows(held_out)) >= MIN_REFERENCE_EVENTS else recent)
+
+    def candidate_reference(self, candidate: Classifier, since_event: int) -> dict[str, np.ndarray]:
+        """The reference a promoted ``candidate`` is served with (see `reference_inputs`)."""
+        return model_reference(candidate, self.reference_inputs(since_event),
+                               false_alarm_rate=self.config.reference_false_alarm_rate)

@@ -1,0 +1,263 @@
+"""DriftLoop: what the closed loop decides, on a tiny real model, its real monitor and real detectors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+from threadpoolctl import threadpool_limits
+
+from drift.loop import MIN_REFERENCE_EVENTS, MIN_WINDOW, Action, DriftLoop, LoopConfig, model_reference
+from models.classifier import Classifier
+from models.config import ModelConfig
+
+K, D, BATCH = 3, 8, 20
+CENTERS = np.eye(K, D, dtype=np.float32) * 4.0
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread() -> Iterator[None]:
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _blobs(n: int, seed: int, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Three Gaussian classes in 8-d; ``shift`` moves every input (a covariate drift)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, K, n)
+    x = CENTERS[y] + rng.normal(0.0, 1.0, (n, D)).astype(np.float32) + np.float32(shift)
+    return x.astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def model() -> Classifier:
+    """A small MLP fitted on the clean blobs (a second or two)."""
+    torch.manual_seed(0)
+    x, y = _blobs(600, seed=0)
+    model = Classifier(ModelConfig(encoder="mlp", input_shape=(D,), num_classes=K, hidden=32, embed_dim=16))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    X, Y = torch.as_tensor(x), torch.as_tensor(y)
+    model.train()
+    for _ in range(150):
+        loss = torch.nn.functional.cross_entropy(model.raw_logits(X), Y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def reference(model: Classifier) -> dict[str, np.ndarray]:
+    return model_reference(model, _blobs(600, seed=1)[0], false_alarm_rate=1e-4)
+
+
+@torch.inference_mode()
+def _predict(model: Classifier, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    logits, z = model.forward_with_embedding(torch.as_tensor(x))
+    return torch.softmax(logits, dim=1).numpy(), z.numpy()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _loop(reference: dict[str, np.ndarray], clock: Clock | None = None, **config: float) -> DriftLoop:
+    settings = {"cooldown_seconds": 0.0, "max_wait_seconds": 0.0, **config}
+    return DriftLoop(reference, K, LoopConfig(**settings), clock=clock or Clock())  # type: ignore[arg-type]
+
+
+def _feed(loop: DriftLoop, model: Classifier, x: np.ndarray, until: Action | None = None) -> list[tuple[int, Action]]:
+    """Serve ``x`` batch by batch through the loop; the (event, action) pairs that were not NONE."""
+    acted = []
+    for start in range(0, len(x), BATCH):
+        batch = x[start:start + BATCH]
+        loop.update(batch, *_predict(model, batch))
+        action = loop.decide()
+        if action is not Action.NONE:
+            acted.append((loop.events, action))
+            if action is until:
+                break
+    return acted
+
+
+def _until_adapt(loop: DriftLoop, model: Classifier, seed: int = 2) -> None:
+    _feed(loop, model, _blobs(400, seed)[0])
+    acted = _feed(loop, model, _blobs(2000, seed + 1, shift=2.5)[0], until=Action.ADAPT)
+    assert acted and acted[-1][1] is Action.ADAPT, acted
+
+
+# -- the decisions ----------------------------------------------------------------------------------------------
+def test_a_covariate_drift_is_confirmed_and_adapted_on_once_enough_fresh_inputs_arrived(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200)
+    assert _feed(loop, model, _blobs(600, seed=2)[0]) == []
+    acted = _feed(loop, model, _blobs(1000, seed=3, shift=2.5)[0])
+    assert [a for _, a in acted] == [Action.ADAPT]  # once: the adaptation is in flight until record_result
+    assert loop.monitor.confirmations == 1
+    assert loop.policy.fresh_events >= 200 and loop.policy.in_flight
+
+
+def test_new_confirmed_drift_clears_the_buffer(model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference)
+    _feed(loop, model, _blobs(400, seed=2)[0])
+    assert len(loop.buffer) > 100  # confident clean pseudo-labels
+    drifted = _blobs(2000, seed=3, shift=2.5)[0]
+    for start in range(0, len(drifted), BATCH):
+        batch = drifted[start:start + BATCH]
+        loop.update(batch, *_predict(model, batch))
+        loop.decide()
+        if loop.monitor.newly_confirmed:
+            break
+    assert loop.monitor.newly_confirmed
+    assert len(loop.buffer) == 0  # what it held predates the drift
+
+
+def test_pseudo_labels_are_held_out_for_the_agreement_check(model: Classifier,
+                                                            reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200)
+    _until_adapt(loop, model)
+    held = len(loop.buffer)
+    assert held > 0
+    inputs = loop.adaptation_inputs()
+    assert len(inputs.train_y) == 0 and len(inputs.holdout_y) == held  # the default: none trained on
+    assert inputs.window_x.shape == (loop.policy.fresh_events, D)  # only inputs seen since confirmation
+    np.testing.assert_array_equal(inputs.window_x, loop.window.array()[-loop.policy.fresh_events:])
+
+    split = _loop(reference, window=200, holdout_fraction=0.25)
+    _until_adapt(split, model)
+    inputs = split.adaptation_inputs()
+    px, _ = split.buffer.samples()
+    assert len(inputs.holdout_y) == round(0.25 * len(px)) and len(inputs.train_y) == len(px) - len(inputs.holdout_y)
+    train, hold = {r.tobytes() for r in inputs.train_x}, {r.tobytes() for r in inputs.holdout_x}
+    assert not train & hold and train | hold == {r.tobytes() for r in px}
+
+
+def test_rejected_candidate_requires_drift_to_be_confirmed_again(model: Classifier,
+                                                                 reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200)
+    _until_adapt(loop, model)
+    loop.record_result("rejected", expected_confidence=0.9)
+    assert not loop.monitor.drift_confirmed and not loop.policy.in_flight
+    assert _feed(loop, model, _blobs(40, seed=9, shift=2.5)[0]) == []  # still drifted, but not confirmed afresh
+    acted = _feed(loop, model, _blobs(2000, seed=10, shift=2.5)[0], until=Action.ADAPT)
+    assert acted[-1][1] is Action.ADAPT and loop.monitor.confirmations == 2
+
+
+def test_a_failed_adaptation_keeps_the_drift_confirmed(model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200)
+    _until_adapt(loop, model)
+    loop.record_result("failed")
+    assert loop.monitor.drift_confirmed and loop.policy.counts["failed"] == 1
+
+
+def test_reference_comes_from_events_not_trained_on(model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200)
+    _until_adapt(loop, model)
+    inputs = loop.adaptation_inputs()
+    later = _blobs(300, seed=20, shift=2.5)[0]
+    _feed(loop, model, later)  # arrived while the candidate was being made
+    np.testing.assert_array_equal(loop.reference_inputs(inputs.taken_at), later)
+
+    ref = loop.candidate_reference(model, inputs.taken_at)
+    _, z = _predict(model, later)
+    np.testing.assert_allclose(ref["embedding_mean"], z.mean(0), rtol=1e-5, atol=1e-6)
+    assert float(ref["mmd_false_alarm_rate"][0]) == pytest.approx(loop.config.reference_false_alarm_rate)
+
+
+def test_too_few_new_events_make_the_reference_from_the_whole_recent_window_without_repeats(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200)
+    _until_adapt(loop, model)
+    taken_at = loop.adaptation_inputs().taken_at
+    few = _blobs(MIN_REFERENCE_EVENTS - 56, seed=21, shift=2.5)[0]
+    _feed(loop, model, np.concatenate([few, few]))  # a replayed stream: 400 events, 200 distinct
+    recent = loop.window.array()
+    got = loop.reference_inputs(taken_at)
+    assert len(got) == len(recent) - len(few)
+    np.testing.assert_array_equal(got[-len(few):], few)
+
+
+def test_serving_a_new_model_watches_it_afresh_and_keeps_the_window(model: Classifier,
+                                                                      reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200)
+    _until_adapt(loop, model)
+    loop.record_result("promoted", expected_confidence=0.5)
+    window = loop.window.array()
+    new_reference = model_reference(model, _blobs(400, seed=30, shift=2.5)[0], false_alarm_rate=1e-4)
+    loop.serve(new_reference, base=False)
+    assert not loop.monitor.drift_confirmed and len(loop.buffer) == 0 and not loop.serving_base
+    np.testing.assert_array_equal(loop.window.array(), window)
+    np.testing.assert_array_equal(loop.monitor.reference["embedding_sample"], new_reference["embedding_sample"])
+
+
+def test_a_new_drift_while_an_adapted_model_serves_falls_back_to_the_base(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference)
+    loop.serve(reference, base=False)  # as if an adapted model served, watched against the clean domain
+    _feed(loop, model, _blobs(400, seed=2)[0])
+    acted = _feed(loop, model, _blobs(2000, seed=3, shift=2.5)[0], until=Action.FALL_BACK)
+    assert acted == [(acted[0][0], Action.FALL_BACK)] and loop.policy.counts["fallbacks"] == 1
+    loop.serve(reference, base=True)
+    assert _feed(loop, model, _blobs(40, seed=4, shift=2.5)[0]) == []  # re-confirmed against the base first
+
+
+def test_a_promotion_that_falls_short_of_its_confidence_is_rolled_back(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    clock = Clock()
+    loop = _loop(reference, clock, window=200, rollback_window=100, cooldown_seconds=30.0)
+    _until_adapt(loop, model)
+    loop.record_result("promoted", expected_confidence=1.0)  # promised more than the drifted stream gives
+    loop.serve(reference, base=False)
+    acted = _feed(loop, model, _blobs(200, seed=40, shift=2.5)[0], until=Action.ROLLBACK)
+    assert acted[-1][1] is Action.ROLLBACK and loop.policy.counts["rolled_back"] == 1
+    loop.serve(reference, base=True)
+    assert _feed(loop, model, _blobs(2000, seed=41, shift=2.5)[0]) == []  # the cooldown restarted at the rollback
+    clock.now = 31.0
+    assert _feed(loop, model, _blobs(2000, seed=42, shift=2.5)[0], until=Action.ADAPT)[-1][1] is Action.ADAPT
+
+
+def test_monitor_only_never_acts_but_still_clears_the_buffer(model: Classifier,
+                                                              reference: dict[str, np.ndarray]) -> None:
+    loop = DriftLoop(reference, K, LoopConfig(cooldown_seconds=0.0, max_wait_seconds=0.0), adapt=False)
+    _feed(loop, model, _blobs(400, seed=2)[0])
+    assert _feed(loop, model, _blobs(2000, seed=3, shift=2.5)[0]) == []
+    assert loop.monitor.confirmations == 1 and not loop.policy.in_flight
+
+
+def test_wrong_feedback_labels_stop_adaptation_until_labels_arrive(model: Classifier,
+                                                                    reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200)
+    loop.record_feedback(np.zeros(60, int), np.ones(60, int), np.full(60, 0.99))
+    assert loop.policy.labels_needed
+    _feed(loop, model, _blobs(400, seed=2)[0])
+    assert _feed(loop, model, _blobs(2000, seed=3, shift=2.5)[0]) == []
+
+
+def test_an_operator_can_force_an_adaptation_on_enough_recent_traffic(model: Classifier,
+                                                                       reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference)
+    _feed(loop, model, _blobs(MIN_WINDOW - BATCH, seed=2)[0])
+    with pytest.raises(ValueError, match="not enough recent traffic"):
+        loop.force_adaptation()
+    _feed(loop, model, _blobs(300, seed=3)[0])
+    loop.force_adaptation()
+    with pytest.raises(RuntimeError, match="already running"):
+        loop.force_adaptation()
+    assert loop.adaptation_inputs().window_x.shape == (len(loop.window), D)  # no drift: the whole window
+
+
+def test_loop_config_refuses_settings_that_cannot_work() -> None:
+    with pytest.raises(ValueError, match="window_capacity"):
+        LoopConfig(window=2048, window_capacity=1024)
+    with pytest.raises(ValueError, match="holdout_fraction"):
+        LoopConfig(holdout_fraction=1.5)
+    with pytest.raises(ValueError, match="min_feedback"):
+        LoopConfig(feedback_window=10, min_feedback=20)
+    with pytest.raises(ValueError, match="threshold"):
+        LoopConfig(threshold=0.0)
