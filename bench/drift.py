@@ -1,13 +1,13 @@
 """`driftwise bench drift`: does the closed loop help, and does it know when not to act?
 
-The simulation runs the service's own components in-process, without Kafka:
-`drift.monitor.DriftMonitor` -> `drift.buffer` -> `drift.policy.AdaptationPolicy` ->
-`drift.adapter` (in a spawned worker process in full mode, as the service does) ->
-`drift.guardrails` -> swap. Events arrive in micro-batches on a simulated clock
-(``event_rate`` events per second); the real seconds an adaptation takes are
-converted to events that the old model keeps serving meanwhile, so accuracy is
-prequential and honest about delays. Labels are only used to score, except where
-a scenario says feedback labels exist.
+The simulation runs the service's own loop in-process, without Kafka:
+`drift.loop.DriftLoop` (monitor -> pseudo-label buffer -> recent window -> policy: the
+decisions the service's controller makes too) -> `drift.adapter` (in a spawned worker
+process in full mode, as the service does) -> `drift.guardrails` -> swap. Events arrive
+in micro-batches on a simulated clock (``event_rate`` events per second); the real
+seconds an adaptation takes are converted to events that the old model keeps serving
+meanwhile, so accuracy is prequential and honest about delays. Labels are only used
+to score, except where a scenario says feedback labels exist.
 
 Scenarios
 ---------
@@ -48,12 +48,10 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from drift.adapter import AdaptConfig, adapt, run_adaptation_in_subprocess
-from drift.buffer import PseudoLabelBuffer, RecentWindow
 from drift.corruptions import CLEAN, CORRUPTION_NAMES, Stream, StreamBuilder
 from drift.embedding_drift import reference_statistics
 from drift.guardrails import GuardrailConfig, evaluate_candidate
-from drift.monitor import DriftMonitor
-from drift.policy import AdaptationPolicy
+from drift.loop import Action, DriftLoop, LoopConfig
 from models.classifier import Classifier
 from models.config import ModelConfig
 from models.digits import load_digits_images, split_label_fraction
@@ -227,35 +225,40 @@ class RunResult:
     feedback: tuple[np.ndarray, np.ndarray] | None = None
 
 
+def loop_config(s: Settings) -> LoopConfig:
+    """The benchmark's settings for the shared `drift.loop.DriftLoop` (the buffer threshold is the guardrails')."""
+    return LoopConfig(window=s.window, window_capacity=s.window_capacity, threshold=s.guardrails.confidence_threshold,
+                      min_pseudo_labels=s.min_pseudo_labels, cooldown_seconds=s.cooldown_seconds,
+                      max_wait_seconds=s.max_wait_seconds, rollback_window=s.rollback_window,
+                      rollback_tolerance=s.rollback_tolerance, holdout_fraction=s.holdout_fraction,
+                      reference_false_alarm_rate=s.reference_false_alarm_rate, feedback_window=s.feedback_window,
+                      min_feedback=s.min_feedback, seed=s.seed)
+
+
 class Loop:
-    """The service's drift loop on one stream: monitor, buffer, window, policy, adapter, guardrails, swap."""
+    """The service's drift loop (`drift.loop.DriftLoop`) on one stream, with adaptation and swaps on a simulated clock.
+
+    ``reset_on_detection`` (monitor-only runs) acknowledges each confirmed drift so alarms keep being counted.
+    """
 
     def __init__(self, source: Source, s: Settings, *, adapt_enabled: bool = True, feedback_every: int = 0,
                  reset_on_detection: bool = False) -> None:
         self.s, self.source = s, source
-        self.adapt_enabled = adapt_enabled
         self.reset_on_detection = reset_on_detection
         self.feedback_every = feedback_every
         self.base = Served(source.model, source.reference, 1, True)
         self.current = self.base
         self.next_version = 2
-        self.monitor = DriftMonitor(source.reference, seed=s.seed)
-        self.buffer = PseudoLabelBuffer(num_classes=source.model.config.num_classes, capacity_per_class=100,
-                                        threshold=s.guardrails.confidence_threshold)
-        self.window = RecentWindow(s.window_capacity)
-        self.events = 0
-        self.reset_at = 0
-        self.policy = AdaptationPolicy(
-            cooldown_seconds=s.cooldown_seconds, min_pseudo_labels=s.min_pseudo_labels,
-            rollback_window=s.rollback_window, rollback_tolerance=s.rollback_tolerance,
-            max_wait_seconds=s.max_wait_seconds, min_fresh_events=s.window, feedback_window=s.feedback_window,
-            min_feedback=s.min_feedback, clock=lambda: self.events / s.event_rate)
+        self.loop = DriftLoop(source.reference, source.model.config.num_classes, loop_config(s),
+                              adapt=adapt_enabled, clock=lambda: self.loop.events / s.event_rate)
+        self.reset_at = 0  # stream index of the monitor's last reset (its event indices count from there)
         self.pending: Pending | None = None
 
     def run(self, stream: Stream) -> RunResult:
         n, b = len(stream), self.s.batch
         out = RunResult(np.empty(n, np.int64), np.empty(n), np.empty(n, np.int64))
         fb_x, fb_y = [], []
+        monitor = self.loop.monitor
         for start in range(0, n, b):
             end = min(start + b, n)
             x = stream.x[start:end]
@@ -264,38 +267,26 @@ class Loop:
             p, z = predict(self.current.model, x)
             out.pred[start:end], out.confidence[start:end] = p.argmax(1), p.max(1)
             out.version[start:end] = self.current.version
-            self.events = end
-            self.monitor.update(p, z)
-            self.buffer.offer(x, p)
-            self.window.add(x)
-            self.policy.observe(p.max(1))
+            self.loop.update(x, p, z)
             if self.feedback_every:
                 fb = np.arange(start, end)[np.arange(start, end) % self.feedback_every == 0]
                 if len(fb):
-                    self.policy.record_feedback(out.pred[fb], stream.y[fb], out.confidence[fb])
+                    self.loop.record_feedback(out.pred[fb], stream.y[fb], out.confidence[fb])
                     fb_x.append(stream.x[fb])
                     fb_y.append(stream.y[fb])
-                    if self.policy.labels_needed and out.labels_needed_at is None:
+                    if self.loop.policy.labels_needed and out.labels_needed_at is None:
                         out.labels_needed_at = end
-            if self.monitor.newly_confirmed:
-                out.detections.append(self.reset_at + int(self.monitor.last_confirmation_index))
-                self.buffer.clear()  # what it holds predates the drift
+            action = self.loop.decide()
+            if monitor.newly_confirmed:
+                out.detections.append(self.reset_at + int(monitor.last_confirmation_index))
                 if self.reset_on_detection:  # monitor-only runs: acknowledge and keep counting alarms
-                    self.monitor.reset()
+                    monitor.reset()
                     self.reset_at = end
-                if self.adapt_enabled and self.policy.should_fall_back(drift_confirmed=True,
-                                                                       serving_base=self.current.base):
-                    self._serve(self.base, end, "fallback", out)
-                    self.policy.record_fallback()
-                    continue
-            if not self.adapt_enabled or self.pending is not None:
-                continue
-            if self.policy.rollback_needed:
+            if action is Action.FALL_BACK:
+                self._serve(self.base, end, "fallback", out)
+            elif action is Action.ROLLBACK:
                 self._serve(self.base, end, "rollback", out)
-                self.policy.record_rollback()
-            elif self.policy.should_adapt(drift_confirmed=self.monitor.drift_confirmed,
-                                          pseudo_count=len(self.buffer)):
-                self.policy.adaptation_started()
+            elif action is Action.ADAPT:
                 self._start(end, out)
         if self.pending is not None:
             self._finish(n, out)
@@ -305,37 +296,31 @@ class Loop:
 
     def _serve(self, served: Served, at: int, kind: str, out: RunResult) -> None:
         self.current = served
-        self.monitor.reset(served.reference)
+        self.loop.serve(served.reference, base=served.base)
         self.reset_at = at
-        self.buffer.clear()
         out.swaps.append((at, kind, served.version))
 
     def _start(self, end: int, out: RunResult) -> None:
         s = self.s
-        fresh = min(self.policy.fresh_events, len(self.window))
-        window_x = self.window.array()[-fresh:]
-        px, py = self.buffer.samples()
-        order = np.random.default_rng(end).permutation(len(py))
-        n_hold = int(round(len(py) * s.holdout_fraction))
-        hold, train = order[:n_hold], order[n_hold:]
-        kwargs = dict(window_x=window_x, pseudo_x=px[train], pseudo_y=py[train], anchors_x=self.source.anchors_x,
-                      anchors_y=self.source.anchors_y, config=s.adapt, seed=s.seed)
+        inputs = self.loop.adaptation_inputs()
+        kwargs = dict(window_x=inputs.window_x, pseudo_x=inputs.train_x, pseudo_y=inputs.train_y,
+                      anchors_x=self.source.anchors_x, anchors_y=self.source.anchors_y, config=s.adapt, seed=s.seed)
         t0 = time.perf_counter()
         if s.subprocess:
             result = run_adaptation_in_subprocess(self.current.model, threads=1, timeout=120.0, **kwargs)
         else:
             result = adapt(self.current.model, **kwargs)
         adapt_s = time.perf_counter() - t0
-        report = evaluate_candidate(self.current.model, result.candidate, window_x=window_x,
+        report = evaluate_candidate(self.current.model, result.candidate, window_x=inputs.window_x,
                                     anchors_x=self.source.anchors_x, anchors_y=self.source.anchors_y,
-                                    pseudo_x=px[hold], pseudo_y=py[hold], config=s.guardrails)
+                                    pseudo_x=inputs.holdout_x, pseudo_y=inputs.holdout_y, config=s.guardrails)
         seconds = time.perf_counter() - t0
         detection = out.detections[-1] if out.detections else None
         attempt = 1 + sum(1 for a in out.adaptations if a["detection"] == detection)
-        record = {"decided_at": end, "window": [end - fresh, end], "detection": detection, "attempt": attempt,
-                  "adapt_seconds": round(adapt_s, 3), "compute_seconds": round(seconds, 3),
+        record = {"decided_at": end, "window": [end - len(inputs.window_x), end], "detection": detection,
+                  "attempt": attempt, "adapt_seconds": round(adapt_s, 3), "compute_seconds": round(seconds, 3),
                   "passed": report.passed, "reasons": report.reasons, "stats": report.stats,
-                  "n_pseudo": int(len(py)), "rounds": result.log.get("rounds")}
+                  "n_pseudo": int(len(inputs.train_y) + len(inputs.holdout_y)), "rounds": result.log.get("rounds")}
         ready = end + math.ceil(seconds * s.event_rate)
         self.pending = Pending(ready, result.candidate, report.passed, record)
 
@@ -346,28 +331,16 @@ class Loop:
         if record["detection"] is not None:
             record["detection_to_serving_s"] = round((at - record["detection"]) / self.s.event_rate, 2)
         if pending.passed:
-            recent = self.window.array()
-            held_out = recent[len(recent) - min(len(recent), at - record["window"][1]):]  # not trained on
-            ref_x = _distinct(held_out if len(_distinct(held_out)) >= 256 else recent)
-            p, z = predict(pending.candidate, ref_x)
-            reference = reference_statistics(z, p, false_alarm_rate=self.s.reference_false_alarm_rate)
-            served = Served(pending.candidate, reference, self.next_version, False)
+            reference = self.loop.candidate_reference(pending.candidate, since_event=record["window"][1])
+            self._serve(Served(pending.candidate, reference, self.next_version, False), at, "adapt", out)
             self.next_version += 1
-            self._serve(served, at, "adapt", out)
-        else:  # the drift must be confirmed afresh before the next try (it may have ended meanwhile)
-            self.monitor.reset()
+        else:  # the loop resets the monitor: the drift must be confirmed afresh before the next try
             self.reset_at = at
-        self.policy.record_outcome("promoted" if pending.passed else "rejected",
-                                   expected_confidence=record["stats"]["mean_confidence_candidate"])
-        if self.policy.labels_needed and out.labels_needed_at is None:
+        self.loop.record_result("promoted" if pending.passed else "rejected",
+                                expected_confidence=record["stats"]["mean_confidence_candidate"])
+        if self.loop.policy.labels_needed and out.labels_needed_at is None:
             out.labels_needed_at = at
         out.adaptations.append(record)
-
-
-def _distinct(x: np.ndarray) -> np.ndarray:
-    """Rows without exact repeats (a replayed pool repeats inputs; repeats break the MMD calibration)."""
-    _, first = np.unique(x.reshape(len(x), -1), axis=0, return_index=True)
-    return x[np.sort(first)]
 
 
 # ----------------------------------------------------------------------------- scenarios
