@@ -69,13 +69,23 @@ class Settings(BaseSettings):
     labels_topic: str = "driftwise.labels"
     models_topic: str = "driftwise.models"
 
-    # Drift and adaptation (read by the adaptation controller).
+    # Drift and adaptation (read by the adaptation controller; what is not here keeps the validated
+    # default of `drift.loop.LoopConfig`).
     no_adapt: bool = False
     confidence_threshold: float = Field(0.99, gt=0.0, le=1.0)
     cooldown_seconds: float = Field(30.0, ge=0.0)
     min_pseudo_labels: int = Field(200, ge=1)
     anchor_max_drop: float = Field(0.01, ge=0.0, le=1.0)
     rollback_window: int = Field(500, ge=1)
+    adaptation_window: int = Field(
+        256, ge=64, le=1024,
+        description="DRIFTWISE_ADAPTATION_WINDOW: inputs that must arrive after drift is confirmed before adapting; "
+                    "the candidate is adapted on them (at most the 1024 recent inputs kept)")
+    holdout_fraction: float = Field(
+        1.0, ge=0.0, le=1.0,
+        description="DRIFTWISE_HOLDOUT_FRACTION: share of the buffer's pseudo-labels kept out of training, so the "
+                    "agreement guardrail is measured on labels the candidate never saw (1.0, as validated: the "
+                    "adapter labels the window itself)")
 
     @field_validator("name")
     @classmethod

@@ -52,10 +52,11 @@ def test_wrong_feedback_labels_lower_live_accuracy_and_raise_labels_needed(
         labels = [(i.encode(), json.dumps({"id": i, "label": (lab + 1) % 10}).encode()) for i, lab in served.items()]
         produce(kafka_bootstrap, topics.labels, labels + [(b"x", b"not json"), (b"y", b'{"id": "unknown", "label": 1}')])
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and client.get("/drift").json()["policy"]["feedback_count"] < 120:
+        counted = "driftwise_feedback_labels_total 120.0"
+        while time.monotonic() < deadline and counted not in client.get("/metrics").text:
             time.sleep(0.5)
         drift = client.get("/drift").json()
-        assert drift["policy"]["feedback_count"] == 120
+        assert drift["policy"]["feedback_count"] == drift["loop"]["feedback_window"]  # live accuracy: the latest
         assert drift["policy"]["live_accuracy"] == 0.0
         assert drift["policy"]["labels_needed"] is True and drift["state"] == "labels needed"
         metrics = client.get("/metrics").text

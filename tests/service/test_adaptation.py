@@ -1,0 +1,60 @@
+"""The adaptation controller: the service acts on the shared drift loop's decisions, with its validated settings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from drift.loop import LoopConfig
+from models.registry import Registry
+from service.adaptation import build_controller
+from service.app import load_current_model
+from service.settings import Settings
+from service.state import ServiceState
+from tests.service.conftest import NAME, SHAPE
+
+
+def _traffic(state: ServiceState, batches: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(batches):
+        X = rng.uniform(0, 16, size=(16, *SHAPE)).astype(np.float32)
+        state.notify(X, state.runtime.predict(X), "http")  # observers run at once: no observer thread here
+
+
+def test_the_service_loop_keeps_its_settings_and_the_benchmarks_validated_rest(
+        make_settings: Callable[..., Settings]) -> None:
+    state = ServiceState.build(make_settings(cooldown_seconds=5.0, min_pseudo_labels=7))
+    load_current_model(state)
+    config = build_controller(state).loop.config
+    validated = LoopConfig()
+    assert (config.threshold, config.cooldown_seconds, config.min_pseudo_labels) == (0.99, 5.0, 7)
+    assert config.holdout_fraction == validated.holdout_fraction == 1.0
+    assert (config.window, config.window_capacity, config.max_wait_seconds, config.feedback_window) == (
+        validated.window, validated.window_capacity, validated.max_wait_seconds, validated.feedback_window)
+
+
+def test_a_manual_adaptation_holds_every_pseudo_label_out_and_keeps_a_rejected_candidate_unserved(
+        make_settings: Callable[..., Settings], registry: Registry) -> None:
+    state = ServiceState.build(make_settings(confidence_threshold=0.1))  # the tiny CNN is sure of little: keep all
+    load_current_model(state)
+    controller = build_controller(state)
+    try:
+        _traffic(state, batches=20)
+        held = len(controller.loop.buffer)
+        assert held > 0
+        assert controller.trigger() == {"started": True}
+        assert controller.trigger()["started"] is False  # one at a time
+        deadline = time.monotonic() + 120
+        while controller.last_adaptation is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        done = controller.last_adaptation
+        assert done is not None and done["outcome"] == "rejected", done  # no anchors: nothing vouches for it
+        assert done["adapt_log"]["n_pseudo"] == 0  # trained on none of the buffer's pseudo-labels...
+        assert done["guardrails"]["stats"]["n_confident_holdout"] == held  # ...every one checks agreement
+        assert registry.get(NAME, done["version"]).status == "rejected"
+        assert state.runtime.version == "1" and registry.current(NAME).version == 1
+        assert not controller.loop.policy.in_flight and controller.loop.policy.counts["rejected"] == 1
+    finally:
+        controller.stop()
