@@ -263,6 +263,29 @@ def bench_drift(quick: QuickOpt = False) -> None:
     main(quick=quick)
 
 
+@bench_app.command("recipes")
+def bench_recipes(
+    split: Annotated[str, typer.Option(help="val (method choices) or test")] = "val",
+    windows: Annotated[int, typer.Option(help="window seeds per corruption")] = 3,
+    variants: Annotated[Optional[str], typer.Option(help="comma-separated variant names (default: all)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="results folder (default bench/results)")] = None,
+) -> None:
+    """Adaptation recipe variants offline: gap closed to the oracle per corruption (not part of `all`)."""
+    from bench.recipes import main, parse_variants
+
+    if split not in ("val", "test"):
+        fail(f"--split must be val or test, got {split!r}")
+    if windows < 1:
+        fail(f"--windows must be >= 1, got {windows}")
+    try:
+        chosen = parse_variants(variants)
+    except ValueError as exc:
+        fail(str(exc))
+    command = f"driftwise bench recipes --split {split} --windows {windows}" + (
+        f" --variants '{variants}'" if chosen else "")
+    main(split, windows, chosen, out, command=command)
+
+
 @bench_app.command("all")
 def bench_all(quick: QuickOpt = False) -> None:
     """Every benchmark, one after the other."""
