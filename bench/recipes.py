@@ -114,7 +114,8 @@ def gap_closed(no_adapt: float, adapted: float, oracle: float) -> float:
 
 def compare(model: Classifier, anchors_x: np.ndarray, anchors_y: np.ndarray, pool_x: np.ndarray,
             pool_y: np.ndarray, variants: dict[str, AdaptConfig], seeds: Sequence[int],
-            corruptions: Sequence[str] = CORRUPTION_NAMES, log: Log = print, **draw_kwargs: Any) -> list[dict[str, Any]]:
+            corruptions: Sequence[str] = CORRUPTION_NAMES, log: Log = print,
+            **draw_kwargs: Any) -> list[dict[str, Any]]:
     """One row per (variant, corruption, seed); oracles shared by variants whose oracle config is the same."""
     rows: list[dict[str, Any]] = []
     oracles: dict[tuple[AdaptConfig, str, int], tuple[float, float]] = {}
