@@ -111,6 +111,8 @@ def test_bad_inputs_are_refused(setup):
               anchors_y=ay)
     with pytest.raises(ValueError, match="steps"):
         AdaptConfig(steps=0)
+    with pytest.raises(ValueError, match="rotate_degrees"):
+        AdaptConfig(rotate_degrees=-5)
 
 
 def test_subprocess_adaptation_returns_the_same_kind_of_candidate(setup):
