@@ -374,17 +374,38 @@ def oracle_predictions(source: Source, s: Settings, stream: Stream, na: RunResul
     return pred, {"window": [a, b], "served_at": swap}
 
 
-def drift_metrics(stream: Stream, na: RunResult, ad: RunResult, oracle: np.ndarray | None) -> dict[str, Any]:
+def _gap(na: float, ad: float, oracle: float) -> float:
+    """(adapted - no-adapt) / (oracle - no-adapt); NaN when the oracle gains under half a point."""
+    return (ad - na) / (oracle - na) if oracle - na > 0.005 else float("nan")
+
+
+def drift_metrics(stream: Stream, na: RunResult, ad: RunResult, oracle: np.ndarray | None,
+                  window: list[int] | None = None) -> dict[str, Any]:
+    """Accuracies over the drifted part; gap closed also on events whose image the adaptation never saw.
+
+    The stream replays a pool of a few hundred images, so most later events repeat
+    an image of the adaptation ``window``. The oracle was given those images' true
+    labels: scored on them it shows what it memorised. Events of other images
+    (``held out``) measure what adaptation taught, for all three models alike.
+    """
     dp = stream.drift_points[0]
-    seg = slice(dp, len(stream))
+    seg = np.arange(len(stream)) >= dp
+    held = seg.copy()
+    if window is not None and stream.image is not None:
+        held &= ~np.isin(stream.image, stream.image[window[0]:window[1]])
     acc_na, acc_ad = _acc(na.pred[seg], stream.y[seg]), _acc(ad.pred[seg], stream.y[seg])
     acc_or = _acc(oracle[seg], stream.y[seg]) if oracle is not None else float("nan")
+    held_na, held_ad = _acc(na.pred[held], stream.y[held]), _acc(ad.pred[held], stream.y[held])
+    held_or = _acc(oracle[held], stream.y[held]) if oracle is not None else float("nan")
     after = [d for d in na.detections if d >= dp]
     promoted = [a for a in ad.adaptations if a["passed"]]
-    gap = (acc_ad - acc_na) / (acc_or - acc_na) if oracle is not None and acc_or - acc_na > 0.005 else float("nan")
     return {
         "events": len(stream), "drift_point": dp,
-        "accuracy_no_adapt": acc_na, "accuracy_adapted": acc_ad, "accuracy_oracle": acc_or, "gap_closed": gap,
+        "accuracy_no_adapt": acc_na, "accuracy_adapted": acc_ad, "accuracy_oracle": acc_or,
+        "gap_closed_all_events": _gap(acc_na, acc_ad, acc_or),
+        "held_out_events": int(held.sum()), "held_out_accuracy_no_adapt": held_na,
+        "held_out_accuracy_adapted": held_ad, "held_out_accuracy_oracle": held_or,
+        "gap_closed": _gap(held_na, held_ad, held_or),
         "accuracy_before_drift": _acc(na.pred[:dp], stream.y[:dp]),
         "detection_delay": after[0] - dp if after else None,
         "false_alarms": len([d for d in na.detections if d < dp]),
@@ -408,9 +429,10 @@ def digits_c(source: Source, s: Settings, kind: str, name: str, seed: int, log: 
     na, ad = no_adapt_run(source, s, stream), Loop(source, s).run(stream)
     oracle = oracle_predictions(source, s, stream, na, ad, stream.drift_points[0])
     row = {"scenario": f"digits-C {kind}", "corruption": name,
-           **drift_metrics(stream, na, ad, None if oracle is None else oracle[0])}
+           **drift_metrics(stream, na, ad, *((oracle[0], oracle[1]["window"]) if oracle is not None else (None,)))}
     log(f"  {kind:8s} {name:16s} no-adapt {row['accuracy_no_adapt']:.3f} adapted {row['accuracy_adapted']:.3f} "
-        f"oracle {row['accuracy_oracle']:.3f} gap {row['gap_closed']:.2f} delay {row['detection_delay']} "
+        f"oracle {row['accuracy_oracle']:.3f} gap {row['gap_closed']:.2f} (all events "
+        f"{row['gap_closed_all_events']:.2f}) delay {row['detection_delay']} "
         f"promoted {row['promoted']} rejected {row['rejected']} {row['rejection_reasons']}")
     return row
 
@@ -604,10 +626,15 @@ def _median(values: list[float | None]) -> float | None:
     return float(np.median(present)) if present else None
 
 
+def _mean_gap(rows: list[dict[str, Any]], key: str) -> float:
+    """Mean gap closed; a corruption with no promotion counts as 0 (inversion must be refused)."""
+    gaps = [0.0 if r["promoted"] == 0 and math.isnan(r[key]) else r[key] for r in rows]
+    return float(np.nanmean(gaps)) if gaps else float("nan")
+
+
 def bars(results: dict[str, Any]) -> list[dict[str, Any]]:
     abrupt = [r for r in results["digits_c"] if r["scenario"] == "digits-C abrupt"]
-    gaps = [0.0 if r["promoted"] == 0 and math.isnan(r["gap_closed"]) else r["gap_closed"] for r in abrupt]
-    mean_gap = float(np.nanmean(gaps)) if gaps else float("nan")
+    mean_gap, mean_gap_all = _mean_gap(abrupt, "gap_closed"), _mean_gap(abrupt, "gap_closed_all_events")
     worst = min(abrupt, key=lambda r: r["accuracy_adapted"] - r["accuracy_no_adapt"])
     inversion = next((r for r in abrupt if r["corruption"] == "inversion"), None)
     st, cont = results["stationary"], results["continual"]
@@ -619,7 +646,9 @@ def bars(results: dict[str, Any]) -> list[dict[str, Any]]:
     retried = [t for t, n in pairs if n > 1]
     compute = [t for r in [*results["digits_c"], cont] for t in r.get("adapt_compute_s", [])]
     out = [
-        ("Digits-C mean gap closed (8 abrupt corruptions)", ">= 0.6", f"{mean_gap:.3f}", mean_gap >= 0.6),
+        ("Digits-C mean gap closed (8 abrupt corruptions), on events of images not in the adaptation window",
+         ">= 0.6", f"{mean_gap:.3f} (on all drifted events, repeats of window images included: {mean_gap_all:.3f})",
+         mean_gap >= 0.6),
         ("Digits-C worst corruption, adapted - no-adapt", ">= -1 point",
          f"{100 * (worst['accuracy_adapted'] - worst['accuracy_no_adapt']):+.2f} points ({worst['corruption']})",
          worst["accuracy_adapted"] - worst["accuracy_no_adapt"] >= -0.01),
@@ -674,13 +703,17 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
                                               for b in results["bars"] if not b["met"]) or "none") + ".",
         "", "## Source model", "", "```", json.dumps(results["source"], indent=1), "```", "",
         "## Digits-C (accuracy over the drifted part of each stream)", "",
-        "| scenario | corruption | no-adapt | adapted | oracle | gap closed | detection delay | promoted / rejected | "
-        "detection -> serving (s) | why rejected |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "Gap closed is scored on the events whose image was not in the adaptation window (held out), as the bar is; "
+        "the stream replays a pool of images and the oracle was given the window images' true labels. "
+        "Accuracies are over all drifted events.", "",
+        "| scenario | corruption | no-adapt | adapted | oracle | gap closed (held out) | gap closed (all events) | "
+        "detection delay | promoted / rejected | detection -> serving (s) | why rejected |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["digits_c"]:
         lines.append(f"| {r['scenario']} | {r['corruption']} | {_f(r['accuracy_no_adapt'])} | "
                      f"{_f(r['accuracy_adapted'])} | {_f(r['accuracy_oracle'])} | {_f(r['gap_closed'], 2)} | "
+                     f"{_f(r['gap_closed_all_events'], 2)} | "
                      f"{_f(r['detection_delay'])} | {r['promoted']} / {r['rejected']} | "
                      f"{', '.join(_f(t, 1) for t in r['detection_to_serving_s']) or '-'} | "
                      f"{'; '.join(', '.join(x) for x in r['rejection_reasons']) or '-'} |")

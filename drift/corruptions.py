@@ -171,12 +171,18 @@ def _gradual_mask(n: int, seed: int) -> np.ndarray:
 
 @dataclass
 class Stream:
-    """A labelled event stream; ``y`` is for scoring only, ``drift_points`` mark where drifts start."""
+    """A labelled event stream; ``y`` is for scoring only, ``drift_points`` mark where drifts start.
+
+    ``image`` is the pool index each event was made from (None when there is no
+    pool): a replayed pool repeats images, and a model fitted to some events must
+    be scored on the others to measure more than memory.
+    """
 
     x: np.ndarray
     y: np.ndarray
     domain: np.ndarray
     drift_points: list[int] = field(default_factory=list)
+    image: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -212,7 +218,7 @@ class StreamBuilder:
 
     def _corrupted(self, idx: np.ndarray, name: str) -> Stream:
         x = corrupt(self.pool_x[idx], name, self.severity, seed=int(self._rng.integers(2**31)))
-        return Stream(x, self.pool_y[idx].copy(), np.full(len(idx), name, dtype=object))
+        return Stream(x, self.pool_y[idx].copy(), np.full(len(idx), name, dtype=object), image=idx.copy())
 
     def concat(self, parts: Sequence[Stream]) -> Stream:
         """Join segments; a drift point is recorded wherever the domain changes."""
@@ -222,8 +228,9 @@ class StreamBuilder:
             if i > 0 and part.domain[0] != parts[i - 1].domain[-1]:
                 points.append(start)
             start += len(part)
+        images = None if any(p.image is None for p in parts) else np.concatenate([p.image for p in parts])
         return Stream(np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]),
-                      np.concatenate([p.domain for p in parts]), sorted(set(points)))
+                      np.concatenate([p.domain for p in parts]), sorted(set(points)), images)
 
     def abrupt(self, before: str, after: str, n_before: int, n_after: int) -> Stream:
         return self.concat([self.segment(before, n_before), self.segment(after, n_after)])
@@ -237,7 +244,7 @@ class StreamBuilder:
         x = gradual(a.x, b.x, n_transition, seed=mix_seed)
         took_b = _gradual_mask(n_transition, mix_seed)
         domain = np.where(took_b, after, before).astype(object)
-        stream = self.concat([head, Stream(x, a.y, domain), self.segment(after, n_after)])
+        stream = self.concat([head, Stream(x, a.y, domain, image=idx.copy()), self.segment(after, n_after)])
         stream.drift_points = [n_before]  # one drift, starting where the mix starts
         return stream
 

@@ -79,6 +79,16 @@ def test_every_pool_image_is_used_before_any_repeats(digits):
     assert len({arr.tobytes() for arr in s.x}) == len({arr.tobytes() for arr in x})
 
 
+def test_streams_record_which_pool_image_each_event_came_from(digits):
+    x, y = digits
+    builder = StreamBuilder(x, y, seed=2)
+    for s in (builder.abrupt(CLEAN, "blur", 30, 70), builder.gradual(CLEAN, "shift", 20, 40, 20)):
+        assert s.image is not None and len(s.image) == len(s)
+        assert np.array_equal(s.y, y[s.image])
+    clean = builder.segment(CLEAN, 50)
+    assert np.array_equal(clean.x, x[clean.image])
+
+
 def test_gradual_recurring_and_continual_streams(digits):
     x, y = digits
     builder = StreamBuilder(x, y, seed=1)
