@@ -93,18 +93,9 @@ class Settings:
     stationary_events: int = 50_000
     river_events: int = 20_000
     feedback_every: int = 10
-    feedback_window: int = 60
-    min_feedback: int = 30
     subprocess: bool = True
-    window: int = 256
-    window_capacity: int = 1024
-    min_pseudo_labels: int = 0
-    cooldown_seconds: float = 10.0
-    max_wait_seconds: float = 10.0
-    rollback_window: int = 300
-    rollback_tolerance: float = 0.1
-    holdout_fraction: float = 1.0
-    reference_false_alarm_rate: float = 1e-4
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    """The service's loop settings at their defaults (the buffer threshold is taken from ``guardrails``)."""
     adapt: AdaptConfig = field(default_factory=lambda: AdaptConfig(
         steps=100, rounds=3, self_label_threshold=0.9, augment=True, trainable="all"))
     guardrails: GuardrailConfig = field(default_factory=lambda: GuardrailConfig(confidence_threshold=0.9))
@@ -121,7 +112,7 @@ class Settings:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["adapt"], d["guardrails"] = asdict(self.adapt), asdict(self.guardrails)
+        d["adapt"], d["guardrails"], d["loop"] = asdict(self.adapt), asdict(self.guardrails), asdict(self.loop)
         return d
 
 
@@ -196,7 +187,7 @@ def build_source(s: Settings, log: Any = print) -> Source:
                "clean_pool_accuracy": float((p_pool.argmax(1) == y[pool]).mean()),
                "objective": s.objective, "head": "finetune"}
     log(f"source model: {metrics}")
-    reference = reference_statistics(z, p, false_alarm_rate=s.reference_false_alarm_rate)
+    reference = reference_statistics(z, p, false_alarm_rate=s.loop.reference_false_alarm_rate)
     return Source(model, reference, *anchors, X[pool], y[pool], metrics)
 
 
@@ -234,12 +225,7 @@ class RunResult:
 
 def loop_config(s: Settings) -> LoopConfig:
     """The benchmark's settings for the shared `drift.loop.DriftLoop` (the buffer threshold is the guardrails')."""
-    return LoopConfig(window=s.window, window_capacity=s.window_capacity, threshold=s.guardrails.confidence_threshold,
-                      min_pseudo_labels=s.min_pseudo_labels, cooldown_seconds=s.cooldown_seconds,
-                      max_wait_seconds=s.max_wait_seconds, rollback_window=s.rollback_window,
-                      rollback_tolerance=s.rollback_tolerance, holdout_fraction=s.holdout_fraction,
-                      reference_false_alarm_rate=s.reference_false_alarm_rate, feedback_window=s.feedback_window,
-                      min_feedback=s.min_feedback, seed=s.seed)
+    return replace(s.loop, threshold=s.guardrails.confidence_threshold, seed=s.seed)
 
 
 class Loop:
@@ -532,7 +518,7 @@ def concept_drift(source: Source, s: Settings, seed: int, log: Any) -> dict[str,
     ad = Loop(source, s, feedback_every=s.feedback_every).run(stream)
     fx, fy = ad.feedback
     post = np.arange(0, len(stream), s.feedback_every) >= dp
-    window = stream.x[-s.window:]
+    window = stream.x[-s.loop.window:]
     forced = adapt(source.model, window_x=window, pseudo_x=None, pseudo_y=None, anchors_x=source.anchors_x,
                    anchors_y=source.anchors_y, feedback_x=fx[post], feedback_y=fy[post], config=s.adapt, seed=s.seed)
     p, _ = predict(source.model, window)
@@ -690,7 +676,7 @@ def bars(results: dict[str, Any]) -> list[dict[str, Any]]:
          st["false_alarms"] == 0 and st["events"] >= 50_000),
         ("Detection -> new model serving (max over first-attempt promotions)", "<= 30 s",
          f"{max(serving) if serving else float('nan'):.1f} s simulated at {results['settings']['event_rate']:.0f} "
-         f"events/s, incl. collecting {results['settings']['window']} fresh events (adaptation + guardrail compute: "
+         f"events/s, incl. collecting {results['settings']['loop']['window']} fresh events (adaptation + guardrail compute: "
          f"median {np.median(compute) if compute else float('nan'):.1f} s, max "
          f"{max(compute) if compute else float('nan'):.1f} s). Where a first candidate was rejected and a later "
          f"one promoted after the cooldown: {', '.join(f'{t:.1f} s' for t in retried) or 'none'}",
