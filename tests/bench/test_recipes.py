@@ -11,13 +11,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.recipes import (BASE, compare, conclusion, draws, gap_closed, parse_variants, summarise,
+from bench.drift import gap_closed
+from bench.recipes import (BASE, compare, conclusion, draws, parse_variants, summarise,
                            variant_config, write_report)
 from models.classifier import Classifier
-from models.config import ModelConfig
 from models.digits import load_digits_images
+from tests.tiny_cnn import TINY
 
-TINY = ModelConfig(encoder="cnn", input_shape=(1, 8, 8), num_classes=10, width=8, embed_dim=32)
 FAST = replace(BASE, steps=10, rounds=2, batch_size=32, anchor_batch_size=16)
 SMALL = {"window": 64, "scored": 200}
 

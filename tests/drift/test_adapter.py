@@ -5,34 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from drift.adapter import AdaptConfig, AdaptationFailed, adapt, predict_proba, run_adaptation_in_subprocess
 from drift.corruptions import corrupt
-from models.augment import image_view
 from models.classifier import Classifier
-from models.config import ModelConfig
 from models.digits import load_digits_images
+from tests.tiny_cnn import train_tiny
 
-TINY = ModelConfig(encoder="cnn", input_shape=(1, 8, 8), num_classes=10, width=8, embed_dim=32)
 FAST = AdaptConfig(steps=30, rounds=1, batch_size=32, anchor_batch_size=16)
-
-
-def train_tiny(x: np.ndarray, y: np.ndarray, epochs: int = 15, seed: int = 0) -> Classifier:
-    """A small CNN trained on augmented views, as `models.pipeline.fit_model` trains the real one."""
-    torch.manual_seed(seed)
-    model = Classifier(TINY)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    X, Y = torch.as_tensor(x), torch.as_tensor(y)
-    view, generator = image_view(), torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(epochs):
-        for idx in torch.randperm(len(X), generator=generator).split(64):
-            loss = F.cross_entropy(model.raw_logits(view(X[idx], generator)), Y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
 
 
 @pytest.fixture(scope="module", autouse=True)
