@@ -367,9 +367,13 @@ def oracle_predictions(source: Source, s: Settings, stream: Stream, na: RunResul
     return pred, {"window": [a, b], "served_at": swap}
 
 
-def _gap(na: float, ad: float, oracle: float) -> float:
-    """(adapted - no-adapt) / (oracle - no-adapt); NaN when the oracle gains under half a point."""
-    return (ad - na) / (oracle - na) if oracle - na > 0.005 else float("nan")
+def gap_closed(no_adapt: float, adapted: float, oracle: float) -> float:
+    """(adapted - no-adapt) / (oracle - no-adapt); NaN when the oracle gains under half a point.
+
+    >>> gap_closed(0.5, 0.75, 1.0), gap_closed(0.9, 0.8, 0.9)
+    (0.5, nan)
+    """
+    return (adapted - no_adapt) / (oracle - no_adapt) if oracle - no_adapt > 0.005 else float("nan")
 
 
 def drift_metrics(stream: Stream, na: RunResult, ad: RunResult, oracle: np.ndarray | None,
@@ -395,10 +399,10 @@ def drift_metrics(stream: Stream, na: RunResult, ad: RunResult, oracle: np.ndarr
     return {
         "events": len(stream), "drift_point": dp,
         "accuracy_no_adapt": acc_na, "accuracy_adapted": acc_ad, "accuracy_oracle": acc_or,
-        "gap_closed_all_events": _gap(acc_na, acc_ad, acc_or),
+        "gap_closed_all_events": gap_closed(acc_na, acc_ad, acc_or),
         "held_out_events": int(held.sum()), "held_out_accuracy_no_adapt": held_na,
         "held_out_accuracy_adapted": held_ad, "held_out_accuracy_oracle": held_or,
-        "gap_closed": _gap(held_na, held_ad, held_or),
+        "gap_closed": gap_closed(held_na, held_ad, held_or),
         "accuracy_before_drift": _acc(na.pred[:dp], stream.y[:dp]),
         "detection_delay": after[0] - dp if after else None,
         "false_alarms": len([d for d in na.detections if d < dp]),
@@ -421,9 +425,9 @@ def digits_c(source: Source, s: Settings, kind: str, name: str, seed: int, log: 
     else:
         stream = builder.gradual(CLEAN, name, s.n_before, s.n_transition, s.n_after)
     na, ad = no_adapt_run(source, s, stream), Loop(source, s).run(stream)
-    oracle = oracle_predictions(source, s, stream, na, ad, stream.drift_points[0])
+    oracle_pred, oracle_info = oracle_predictions(source, s, stream, na, ad, stream.drift_points[0]) or (None, {})
     row = {"scenario": f"digits-C {kind}", "corruption": name, "stream": stream_index,
-           **drift_metrics(stream, na, ad, *((oracle[0], oracle[1]["window"]) if oracle is not None else (None,)))}
+           **drift_metrics(stream, na, ad, oracle_pred, oracle_info.get("window"))}
     log(f"  {kind:8s} {stream_index} {name:16s} no-adapt {row['accuracy_no_adapt']:.3f} "
         f"adapted {row['accuracy_adapted']:.3f} "
         f"oracle {row['accuracy_oracle']:.3f} gap {row['gap_closed']:.2f} (all events "
@@ -676,7 +680,8 @@ def bars(results: dict[str, Any]) -> list[dict[str, Any]]:
          st["false_alarms"] == 0 and st["events"] >= 50_000),
         ("Detection -> new model serving (max over first-attempt promotions)", "<= 30 s",
          f"{max(serving) if serving else float('nan'):.1f} s simulated at {results['settings']['event_rate']:.0f} "
-         f"events/s, incl. collecting {results['settings']['loop']['window']} fresh events (adaptation + guardrail compute: "
+         f"events/s, incl. collecting {results['settings']['loop']['window']} fresh events "
+         f"(adaptation + guardrail compute: "
          f"median {np.median(compute) if compute else float('nan'):.1f} s, max "
          f"{max(compute) if compute else float('nan'):.1f} s). Where a first candidate was rejected and a later "
          f"one promoted after the cooldown: {', '.join(f'{t:.1f} s' for t in retried) or 'none'}",
@@ -781,7 +786,8 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
     return path
 
 
-def _machine() -> str:
+def machine() -> str:
+    """The machine and its load, for a results header (figures move with load on shared machines)."""
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     return (f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
             f"load average at start {load[0]:.1f}")
@@ -796,9 +802,9 @@ def main(quick: bool = False, split: str = "test", out_dir: str | Path | None = 
     started = time.perf_counter()
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     command = "python -m bench.drift" + (" --quick" if quick else "") + (f" --split {split}" if split != "test" else "")
-    machine = _machine()
+    machine_line = machine()
     source = build_source(s, log)
-    results: dict[str, Any] = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine,
+    results: dict[str, Any] = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_line,
                                "settings": s.to_dict(), "source": source.metrics}
     log("digits-C abrupt:")
     rows = [digits_c(source, s, "abrupt", name, s.seed + i + 1000 * k, log, k)

@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -32,6 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from bench.drift import Settings, build_source, gap_closed, machine
 from drift.adapter import AdaptConfig, adapt, predict_proba
 from drift.corruptions import CORRUPTION_NAMES, corrupt
 from models.classifier import Classifier
@@ -101,15 +100,6 @@ def accuracies(model: Classifier, d: Draw) -> tuple[float, float]:
     """Accuracy on all scored events and on the held-out ones."""
     right = predict_proba(model, d.scored_x).argmax(1) == d.scored_y
     return float(right.mean()), float(right[d.held_out].mean()) if d.held_out.any() else float("nan")
-
-
-def gap_closed(no_adapt: float, adapted: float, oracle: float) -> float:
-    """(adapted - no-adapt) / (oracle - no-adapt); NaN when the oracle gains under half a point.
-
-    >>> gap_closed(0.5, 0.75, 1.0), gap_closed(0.9, 0.8, 0.9)
-    (0.5, nan)
-    """
-    return (adapted - no_adapt) / (oracle - no_adapt) if oracle - no_adapt > 0.005 else float("nan")
 
 
 def compare(model: Classifier, anchors_x: np.ndarray, anchors_y: np.ndarray, pool_x: np.ndarray,
@@ -258,17 +248,9 @@ def _points(x: float) -> str:
     return "-" if math.isnan(x) else f"{100 * x:+.1f}"
 
 
-def _machine() -> str:
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    return (f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-            f"load average at start {load[0]:.1f}")
-
-
 def main(split: str = "val", windows: int = 3, variants: Sequence[str] | None = None,
          out_dir: str | Path | None = None, command: str | None = None) -> dict[str, Any]:
     """Compare ``variants`` (default: all of `VARIANTS`) on ``windows`` window seeds; write the results."""
-    from bench.drift import Settings, build_source
-
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
     if windows < 1:
@@ -277,14 +259,14 @@ def main(split: str = "val", windows: int = 3, variants: Sequence[str] | None = 
     configs = {name: variant_config(name) for name in names}
     torch.set_num_threads(1)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
-    started, machine = time.perf_counter(), _machine()
+    started, machine_line = time.perf_counter(), machine()
     source = build_source(Settings.make(False, split), log)
     rows = compare(source.model, source.anchors_x, source.anchors_y, source.pool_x, source.pool_y, configs,
                    seeds=range(windows), log=log)
     summary = summarise(rows)
     not_run = [v for v in VARIANTS if v not in summary]
     results = {"command": command or _command(split, windows, names), "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-               "machine": machine, "split": split, "windows": windows, "source": source.metrics,
+               "machine": machine_line, "split": split, "windows": windows, "source": source.metrics,
                "base": asdict(BASE), "variants": {v: asdict(c) for v, c in configs.items()}, "not_run": not_run,
                "summary": summary, "conclusion": conclusion(summary, not_run), "rows": rows,
                "wall_seconds": time.perf_counter() - started}
