@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, fields
 from enum import Enum
-from typing import Callable, Iterable, Literal, Mapping
+from typing import Any, Callable, Iterable, Literal, Mapping
 
 import numpy as np
 import torch
@@ -114,12 +114,20 @@ class AdaptationInputs:
 
 
 @torch.inference_mode()
-def model_reference(model: Classifier, x: np.ndarray, *, false_alarm_rate: float) -> dict[str, np.ndarray]:
-    """Reference statistics of ``model`` on inputs ``x`` (what its monitor will compare live traffic to)."""
+def model_reference(model: Classifier, x: np.ndarray, *, batch_size: int = 512,
+                    **statistics: Any) -> dict[str, np.ndarray]:
+    """Reference statistics of ``model`` on inputs ``x`` (what its monitor will compare live traffic to).
+
+    ``statistics`` go to `drift.embedding_drift.reference_statistics` (e.g. ``false_alarm_rate``).
+    """
     device = next(model.parameters()).device
-    logits, z = model.eval().forward_with_embedding(torch.as_tensor(x, device=device))
-    return reference_statistics(z.cpu().numpy(), torch.softmax(logits, dim=1).cpu().numpy(),
-                                false_alarm_rate=false_alarm_rate)
+    model.eval()
+    embeddings, probabilities = [], []
+    for start in range(0, len(x), batch_size):
+        logits, z = model.forward_with_embedding(torch.as_tensor(x[start:start + batch_size], device=device))
+        probabilities.append(torch.softmax(logits, dim=1).cpu().numpy())
+        embeddings.append(z.cpu().numpy())
+    return reference_statistics(np.concatenate(embeddings), np.concatenate(probabilities), **statistics)
 
 
 def distinct_rows(x: np.ndarray) -> np.ndarray:
@@ -274,8 +282,8 @@ class DriftLoop:
     def reference_inputs(self, since_event: int) -> np.ndarray:
         """Distinct recent inputs that arrived after ``since_event`` (not trained on), or the whole window's."""
         recent = self.window.array()
-        held_out = recent[len(recent) - min(len(recent), self.events - since_event):]
-        return distinct_rows(held_out if len(distinct_rows(held_out)) >= MIN_REFERENCE_EVENTS else recent)
+        held_out = distinct_rows(recent[len(recent) - min(len(recent), self.events - since_event):])
+        return held_out if len(held_out) >= MIN_REFERENCE_EVENTS else distinct_rows(recent)
 
     def candidate_reference(self, candidate: Classifier, since_event: int) -> dict[str, np.ndarray]:
         """The reference a promoted ``candidate`` is served with (see `reference_inputs`)."""

@@ -10,12 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from drift.embedding_drift import reference_statistics
-from models.classifier import Classifier
+from drift.loop import model_reference
 from models.config import ModelConfig
 from models.data import Dataset
 from models.pipeline import fit_model
@@ -58,18 +56,6 @@ def reference_rows(dataset: Dataset) -> np.ndarray:
     return dataset.X[unlabeled] if len(unlabeled) >= MIN_REFERENCE_ROWS else dataset.X
 
 
-@torch.inference_mode()
-def embed_reference(model: Classifier, X: np.ndarray, batch_size: int = 512) -> dict[str, np.ndarray]:
-    """The statistics of clean data that the drift monitor compares live traffic to."""
-    model = model.eval().cpu()
-    embeddings, probabilities = [], []
-    for start in range(0, len(X), batch_size):
-        logits, z = model.forward_with_embedding(torch.as_tensor(X[start:start + batch_size]))
-        probabilities.append(torch.softmax(logits, dim=1).numpy())
-        embeddings.append(z.numpy())
-    return reference_statistics(np.concatenate(embeddings), np.concatenate(probabilities))
-
-
 def pretrain_and_publish(request: PretrainRequest, console: Console | None = None) -> ModelVersion:
     """Fit (SSL pretrain + head + temperature), compute reference statistics, publish and activate."""
     console = console or Console()
@@ -86,7 +72,7 @@ def pretrain_and_publish(request: PretrainRequest, console: Console | None = Non
 
         result = fit_model(X, request.dataset.y, config, objective=request.objective, head=request.head,
                            device=request.device, seed=request.seed, progress=report, **kwargs)
-    reference = embed_reference(result.model, reference_rows(Dataset(X, request.dataset.y)))
+    reference = model_reference(result.model.cpu(), reference_rows(Dataset(X, request.dataset.y)))
     metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float, str))}
     registry = Registry(request.registry)
     current = registry.current(request.name)

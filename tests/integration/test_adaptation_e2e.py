@@ -19,12 +19,12 @@ from fastapi.testclient import TestClient
 
 from drift.corruptions import corrupt
 from drift.guardrails import GuardrailConfig
+from drift.loop import model_reference
 from models.config import ModelConfig
 from models.digits import load_digits_images
 from models.pipeline import fit_model
 from models.registry import Registry
 from service.app import create_app
-from service.publishing import embed_reference
 from service.settings import Settings
 from service.topics import ensure_topics
 from tests.kafka_support import TopicReader, event_bytes, produce, unique_topics
@@ -49,7 +49,7 @@ def source_registry(tmp_path_factory: pytest.TempPathFactory, digits: Any) -> Pa
     result = fit_model(x_src, y_src, config, objective=None, head="finetune", device="cpu", seed=0)
     root = tmp_path_factory.mktemp("registry")
     Registry(root).publish(NAME, result.model, reason="pretrain", anchors=result.anchors,
-                           reference=embed_reference(result.model, x_src), metrics={})
+                           reference=model_reference(result.model, x_src), metrics={})
     return root
 
 
