@@ -12,12 +12,17 @@ to score, except where a scenario says feedback labels exist.
 Scenarios
 ---------
 * digits-C abrupt, gradual (every corruption) and recurring: accuracy no-adapt /
-  adapted / oracle, gap closed, detection delay, adaptations promoted / rejected.
+  adapted / oracle, gap closed, detection delay, adaptations promoted / refined
+  (the base adapted again on all the domain's events once the promoted model has
+  served some, see `drift.loop.Action.REFINE`) / rejected.
   The oracle is the same adaptation recipe given the *true* labels of the same
   window of events, served from the same event as the adapted model. Gap closed
   is scored on events whose pool image was not in that window: streams replay a
   pool of a few hundred images, and on repeats of the window's images the oracle
-  shows what it memorised. Abrupt shifts run on three streams per corruption
+  shows what it memorised. The oracle gets the first window's labels only; a
+  refinement learns, without labels, from later events, whose images the held-out
+  score may include (learning from the unlabeled stream is what the loop is for).
+  Abrupt shifts run on three streams per corruption
   (the bars average them: one 256-event window is a noisy sample).
 * stationary clean stream (false alarms; clean accuracy loss).
 * long continual stream cycling clean and the eight corruptions (2,000-event windows).
@@ -279,8 +284,8 @@ class Loop:
                 self._serve(self.base, end, "fallback", out)
             elif action is Action.ROLLBACK:
                 self._serve(self.base, end, "rollback", out)
-            elif action is Action.ADAPT:
-                self._start(end, out)
+            elif action in (Action.ADAPT, Action.REFINE):
+                self._start(end, out, refinement=action is Action.REFINE)
         if self.pending is not None:
             self._finish(n, out)
         if fb_y:
@@ -293,25 +298,26 @@ class Loop:
         self.reset_at = at
         out.swaps.append((at, kind, served.version))
 
-    def _start(self, end: int, out: RunResult) -> None:
+    def _start(self, end: int, out: RunResult, refinement: bool = False) -> None:
         s = self.s
         inputs = self.loop.adaptation_inputs()
         kwargs = dict(window_x=inputs.window_x, pseudo_x=inputs.train_x, pseudo_y=inputs.train_y,
                       anchors_x=self.source.anchors_x, anchors_y=self.source.anchors_y, config=s.adapt, seed=s.seed)
+        start_from = self.base.model if refinement else self.current.model  # a refinement re-adapts the base
         t0 = time.perf_counter()
         if s.subprocess:
-            result = run_adaptation_in_subprocess(self.current.model, threads=1, timeout=120.0, **kwargs)
+            result = run_adaptation_in_subprocess(start_from, threads=1, timeout=120.0, **kwargs)
         else:
-            result = adapt(self.current.model, **kwargs)
+            result = adapt(start_from, **kwargs)
         adapt_s = time.perf_counter() - t0
         report = evaluate_candidate(self.current.model, result.candidate, window_x=inputs.window_x,
                                     anchors_x=self.source.anchors_x, anchors_y=self.source.anchors_y,
                                     pseudo_x=inputs.holdout_x, pseudo_y=inputs.holdout_y, config=s.guardrails)
         seconds = time.perf_counter() - t0
         detection = out.detections[-1] if out.detections else None
-        attempt = 1 + sum(1 for a in out.adaptations if a["detection"] == detection)
+        attempt = 1 + sum(1 for a in out.adaptations if a["detection"] == detection and not a["refinement"])
         record = {"decided_at": end, "window": [end - len(inputs.window_x), end], "detection": detection,
-                  "attempt": attempt, "adapt_seconds": round(adapt_s, 3), "compute_seconds": round(seconds, 3),
+                  "refinement": refinement, "attempt": attempt, "adapt_seconds": round(adapt_s, 3), "compute_seconds": round(seconds, 3),
                   "passed": report.passed, "reasons": report.reasons, "stats": report.stats,
                   "n_pseudo": int(len(inputs.train_y) + len(inputs.holdout_y)), "rounds": result.log.get("rounds")}
         ready = end + math.ceil(seconds * s.event_rate)
@@ -321,7 +327,7 @@ class Loop:
         pending, self.pending = self.pending, None
         record = pending.record
         record["served_at"] = at if pending.passed else None
-        if record["detection"] is not None:
+        if record["detection"] is not None and not record["refinement"]:
             record["detection_to_serving_s"] = round((at - record["detection"]) / self.s.event_rate, 2)
         if pending.passed:
             reference = self.loop.candidate_reference(pending.candidate, since_event=record["window"][1])
@@ -350,7 +356,7 @@ def _acc(pred: np.ndarray, y: np.ndarray) -> float:
 def oracle_predictions(source: Source, s: Settings, stream: Stream, na: RunResult, ad: RunResult,
                        after: int) -> tuple[np.ndarray, dict[str, Any]] | None:
     """The adaptation recipe given the true labels of the first window after ``after``; served from the same event."""
-    first = next((a for a in ad.adaptations if a["decided_at"] > after), None)
+    first = next((a for a in ad.adaptations if a["decided_at"] > after and not a["refinement"]), None)
     if first is None:
         return None
     a, b = first["window"]
@@ -365,6 +371,16 @@ def oracle_predictions(source: Source, s: Settings, stream: Stream, na: RunResul
         pred[swap:] = np.concatenate([predict(oracle, stream.x[i:i + 2048])[0].argmax(1)
                                       for i in range(swap, len(stream), 2048)])
     return pred, {"window": [a, b], "served_at": swap}
+
+
+def drift_promotions(run: RunResult) -> list[dict[str, Any]]:
+    """Promoted adaptations made for a drift (a refinement of a promoted model is not one)."""
+    return [a for a in run.adaptations if a["passed"] and not a["refinement"]]
+
+
+def refined(run: RunResult) -> int:
+    """Promoted refinements (`drift.loop.Action.REFINE`)."""
+    return sum(a["passed"] and a["refinement"] for a in run.adaptations)
 
 
 def gap_closed(no_adapt: float, adapted: float, oracle: float) -> float:
@@ -395,7 +411,7 @@ def drift_metrics(stream: Stream, na: RunResult, ad: RunResult, oracle: np.ndarr
     held_na, held_ad = _acc(na.pred[held], stream.y[held]), _acc(ad.pred[held], stream.y[held])
     held_or = _acc(oracle[held], stream.y[held]) if oracle is not None else float("nan")
     after = [d for d in na.detections if d >= dp]
-    promoted = [a for a in ad.adaptations if a["passed"]]
+    promoted = drift_promotions(ad)
     return {
         "events": len(stream), "drift_point": dp,
         "accuracy_no_adapt": acc_na, "accuracy_adapted": acc_ad, "accuracy_oracle": acc_or,
@@ -407,7 +423,8 @@ def drift_metrics(stream: Stream, na: RunResult, ad: RunResult, oracle: np.ndarr
         "detection_delay": after[0] - dp if after else None,
         "false_alarms": len([d for d in na.detections if d < dp]),
         "false_alarms_per_10k": 1e4 * len([d for d in na.detections if d < dp]) / max(dp, 1),
-        "promoted": len(promoted), "rejected": len(ad.adaptations) - len(promoted),
+        "promoted": len(promoted), "refined": refined(ad),
+        "rejected": sum(not a["passed"] for a in ad.adaptations),
         "fallbacks": sum(1 for _, kind, _ in ad.swaps if kind == "fallback"),
         "rollbacks": sum(1 for _, kind, _ in ad.swaps if kind == "rollback"),
         "detection_to_serving_s": [a.get("detection_to_serving_s") for a in promoted],
@@ -450,11 +467,11 @@ def recurring(source: Source, s: Settings, name: str, seed: int, log: Any) -> di
            "accuracy_adapted_drifted": _acc(ad.pred[drifted], stream.y[drifted]),
            "accuracy_no_adapt_clean": _acc(na.pred[~drifted], stream.y[~drifted]),
            "accuracy_adapted_clean": _acc(ad.pred[~drifted], stream.y[~drifted]),
-           "promoted": sum(a["passed"] for a in ad.adaptations),
+           "promoted": len(drift_promotions(ad)), "refined": refined(ad),
            "rejected": sum(not a["passed"] for a in ad.adaptations),
            "fallbacks": sum(1 for _, kind, _ in ad.swaps if kind == "fallback"),
-           "detection_to_serving_s": [a.get("detection_to_serving_s") for a in ad.adaptations if a["passed"]],
-           "serving_attempts": [a["attempt"] for a in ad.adaptations if a["passed"]]}
+           "detection_to_serving_s": [a.get("detection_to_serving_s") for a in drift_promotions(ad)],
+           "serving_attempts": [a["attempt"] for a in drift_promotions(ad)]}
     log(f"  recurring {name}: no-adapt {row['accuracy_no_adapt']:.3f} adapted {row['accuracy_adapted']:.3f} "
         f"delays {delays} promoted {row['promoted']} rejected {row['rejected']}")
     return row
@@ -478,13 +495,13 @@ def continual(source: Source, s: Settings, seed: int, log: Any) -> dict[str, Any
     row = {"scenario": "continual", "events": len(stream), "segment": s.continual_segment,
            "accuracy_no_adapt": _acc(na.pred, stream.y), "accuracy_adapted": _acc(ad.pred, stream.y),
            "window_gains": gains, "worst_window_gain": min(gains), "per_domain": per_domain,
-           "promoted": sum(a["passed"] for a in ad.adaptations),
+           "promoted": len(drift_promotions(ad)), "refined": refined(ad),
            "rejected": sum(not a["passed"] for a in ad.adaptations),
            "fallbacks": sum(1 for _, kind, _ in ad.swaps if kind == "fallback"),
            "rollbacks": sum(1 for _, kind, _ in ad.swaps if kind == "rollback"),
            "detections": len(na.detections), "drifts": len(stream.drift_points),
-           "detection_to_serving_s": [a.get("detection_to_serving_s") for a in ad.adaptations if a["passed"]],
-           "serving_attempts": [a["attempt"] for a in ad.adaptations if a["passed"]],
+           "detection_to_serving_s": [a.get("detection_to_serving_s") for a in drift_promotions(ad)],
+           "serving_attempts": [a["attempt"] for a in drift_promotions(ad)],
            "adapt_compute_s": [a["compute_seconds"] for a in ad.adaptations],
            "seconds": round(time.perf_counter() - t0, 1)}
     log(f"  continual: no-adapt {row['accuracy_no_adapt']:.3f} adapted {row['accuracy_adapted']:.3f} worst 2k-window "
@@ -500,7 +517,7 @@ def stationary(source: Source, s: Settings, seed: int, log: Any) -> dict[str, An
     row = {"scenario": "stationary clean", "events": len(stream), "false_alarms": len(na.detections),
            "false_alarm_indices": na.detections, "false_alarms_per_10k": 1e4 * len(na.detections) / len(stream),
            "accuracy_no_adapt": _acc(na.pred, stream.y), "accuracy_adapted": _acc(ad.pred, stream.y),
-           "promoted": sum(a["passed"] for a in ad.adaptations),
+           "promoted": len(drift_promotions(ad)), "refined": refined(ad),
            "rejected": sum(not a["passed"] for a in ad.adaptations)}
     log(f"  stationary: {row['false_alarms']} false alarms in {len(stream)} events; no-adapt "
         f"{row['accuracy_no_adapt']:.4f} adapted {row['accuracy_adapted']:.4f}")
@@ -536,7 +553,7 @@ def concept_drift(source: Source, s: Settings, seed: int, log: Any) -> dict[str,
            "feedback_every": s.feedback_every,
            "labels_needed_at": ad.labels_needed_at,
            "labels_needed_delay": None if ad.labels_needed_at is None else ad.labels_needed_at - dp,
-           "promoted": sum(a["passed"] for a in ad.adaptations),
+           "promoted": len(drift_promotions(ad)), "refined": refined(ad),
            "rejected": sum(not a["passed"] for a in ad.adaptations),
            "accuracy_no_adapt": _acc(na.pred[dp:], stream.y[dp:]),
            "accuracy_adapted": _acc(ad.pred[dp:], stream.y[dp:]),
@@ -721,14 +738,14 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
         "Accuracies are over all drifted events.", "",
         "| scenario | corruption | stream | no-adapt | adapted | oracle | gap closed (held out) | "
         "gap closed (all events) | "
-        "detection delay | promoted / rejected | detection -> serving (s) | why rejected |",
+        "detection delay | promoted / refined / rejected | detection -> serving (s) | why rejected |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["digits_c"]:
         lines.append(f"| {r['scenario']} | {r['corruption']} | {r.get('stream', 0)} | {_f(r['accuracy_no_adapt'])} | "
                      f"{_f(r['accuracy_adapted'])} | {_f(r['accuracy_oracle'])} | {_f(r['gap_closed'], 2)} | "
                      f"{_f(r['gap_closed_all_events'], 2)} | "
-                     f"{_f(r['detection_delay'])} | {r['promoted']} / {r['rejected']} | "
+                     f"{_f(r['detection_delay'])} | {r['promoted']} / {r.get('refined', 0)} / {r['rejected']} | "
                      f"{', '.join(_f(t, 1) for t in r['detection_to_serving_s']) or '-'} | "
                      f"{'; '.join(', '.join(x) for x in r['rejection_reasons']) or '-'} |")
     abrupt = _by_corruption([r for r in results["digits_c"] if r["scenario"] == "digits-C abrupt"])
@@ -741,18 +758,19 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
                 f"{_f(_mean_gap(runs, 'gap_closed'), 2)} | {_f(_mean_gap(runs, 'gap_closed_all_events'), 2)} |"
                 for name, runs in abrupt.items()]]
     lines += ["", "## Recurring", "", "| corruption | events | no-adapt | adapted | no-adapt (drifted) | "
-              "adapted (drifted) | detection delays | promoted / rejected / fallbacks |",
+              "adapted (drifted) | detection delays | promoted / refined / rejected / fallbacks |",
               "|---|---|---|---|---|---|---|---|"]
     for r in results["recurring"]:
         lines.append(f"| {r['corruption']} | {r['events']} | {_f(r['accuracy_no_adapt'])} | "
                      f"{_f(r['accuracy_adapted'])} | {_f(r['accuracy_no_adapt_drifted'])} | "
                      f"{_f(r['accuracy_adapted_drifted'])} | {r['detection_delays']} | "
-                     f"{r['promoted']} / {r['rejected']} / {r['fallbacks']} |")
+                     f"{r['promoted']} / {r.get('refined', 0)} / {r['rejected']} / {r['fallbacks']} |")
     c, st, cd = results["continual"], results["stationary"], results["concept"]
     lines += ["", "## Long continual stream", "",
               f"{c['events']} events cycling clean and the 8 corruptions, {c['segment']} events each. Overall "
               f"no-adapt {_f(c['accuracy_no_adapt'])}, adapted {_f(c['accuracy_adapted'])}; worst 2,000-event window "
-              f"{100 * c['worst_window_gain']:+.2f} points; promoted {c['promoted']}, rejected {c['rejected']}, "
+              f"{100 * c['worst_window_gain']:+.2f} points; promoted {c['promoted']}, refined "
+              f"{c.get('refined', 0)}, rejected {c['rejected']}, "
               f"fallbacks to the base model {c['fallbacks']}, rollbacks {c['rollbacks']}.", "",
               "| domain | no-adapt | adapted |", "|---|---|---|",
               *[f"| {d} | {_f(v['no_adapt'])} | {_f(v['adapted'])} |" for d, v in c["per_domain"].items()],

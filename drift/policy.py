@@ -27,6 +27,14 @@ policy what happened and reads back what to do.
   ``rollback_window`` predictions is compared with what the candidate showed on
   the drifted window; if it is lower by more than ``rollback_tolerance``,
   `rollback_needed` turns on.
+* **Refine** once (``refine_after_events`` > 0): a candidate is made from the first
+  few hundred drifted inputs, because every second it waits the old model serves
+  the new domain badly. When the promoted model has then served
+  ``refine_after_events`` more predictions with no new drift, its watch passed and
+  the cooldown over, `should_refine` says to adapt once more, from the base model
+  again, on every input of the domain seen so far (`domain_events` of them: the
+  first window and all that came since). A refinement is not refined again; a new
+  drift or a rollback cancels it.
 
 Examples
 --------
@@ -90,6 +98,8 @@ class AdaptationPolicy:
         Labels are needed when live accuracy falls this far under the mean confidence of the same predictions.
     clear_after_calm_events
         Predictions without confirmed drift after which a rejection-raised "labels needed" clears (0: never).
+    refine_after_events
+        Predictions a promoted candidate serves, with no new drift, before it is refined once (0: never).
     clock
         Seconds, monotone; ``time.monotonic`` unless a simulation supplies its own.
     """
@@ -109,6 +119,7 @@ class AdaptationPolicy:
         min_live_accuracy: float = 0.5,
         max_confidence_gap: float = 0.2,
         clear_after_calm_events: int = 1000,
+        refine_after_events: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if cooldown_seconds < 0 or max_wait_seconds < 0:
@@ -120,8 +131,9 @@ class AdaptationPolicy:
             raise ValueError(f"max_consecutive_rejections must be >= 1, got {max_consecutive_rejections}")
         if rollback_window < 1 or feedback_window < 1 or min_feedback < 1:
             raise ValueError("rollback_window, feedback_window and min_feedback must be >= 1")
-        if clear_after_calm_events < 0:
-            raise ValueError(f"clear_after_calm_events must be >= 0, got {clear_after_calm_events}")
+        if clear_after_calm_events < 0 or refine_after_events < 0:
+            raise ValueError(f"clear_after_calm_events and refine_after_events must be >= 0, got "
+                             f"{clear_after_calm_events}, {refine_after_events}")
         if min_feedback > feedback_window:
             raise ValueError(f"min_feedback ({min_feedback}) cannot exceed feedback_window ({feedback_window})")
         for name, value in (("rollback_tolerance", rollback_tolerance), ("min_live_accuracy", min_live_accuracy),
@@ -140,13 +152,19 @@ class AdaptationPolicy:
         self.min_live_accuracy = min_live_accuracy
         self.max_confidence_gap = max_confidence_gap
         self.clear_after_calm_events = clear_after_calm_events
+        self.refine_after_events = refine_after_events
         self.clock = clock
         self._reset()
 
     def _reset(self) -> None:
-        self.counts = {**{o: 0 for o in OUTCOMES}, "rolled_back": 0, "fallbacks": 0}
+        self.counts = {**{o: 0 for o in OUTCOMES}, "rolled_back": 0, "fallbacks": 0, "refinements": 0}
         self.consecutive_rejections = 0
         self.in_flight = False
+        self.refining = False
+        self.refine_in_events: int | None = None
+        """Predictions until the promoted model may be refined; None when no refinement is due."""
+        self.domain_events = 0
+        """Predictions since the drift was confirmed, through its adaptation and promotion, until the next one."""
         self.labels_needed = False
         self.labels_needed_reason: str | None = None
         self._labels_needed_by_feedback = False
@@ -178,13 +196,21 @@ class AdaptationPolicy:
             self._drift_since = None
             return False
         if self._drift_since is None:
-            self._drift_since, self.fresh_events = now, 0
+            self._drift_since, self.fresh_events, self.domain_events = now, 0, 0
         if self.in_flight or self.labels_needed or self._watch_expected is not None or self.rollback_needed:
             return False
         if self.cooldown_remaining(now) > 0 or self.fresh_events < self.min_fresh_events:
             return False
         waited = now - self._drift_since
         return pseudo_count >= self.min_pseudo_labels or waited >= self.max_wait_seconds
+
+    def should_refine(self, now: float | None = None, *, drift_confirmed: bool) -> bool:
+        """Whether to refine the promoted model now (call `adaptation_started` with ``refinement=True``)."""
+        if self.refine_in_events is None or self.refine_in_events > 0 or drift_confirmed:
+            return False
+        if self.in_flight or self.labels_needed or self._watch_expected is not None or self.rollback_needed:
+            return False
+        return self.cooldown_remaining(now) == 0
 
     def should_fall_back(self, *, drift_confirmed: bool, serving_base: bool) -> bool:
         """Whether to serve the base model again now (a new drift while an adapted model serves)."""
@@ -195,12 +221,18 @@ class AdaptationPolicy:
         self._watch_expected = None
         self.rollback_needed = False
         self._drift_since = None
+        self.refine_in_events = None
         self.counts["fallbacks"] += 1
 
-    def adaptation_started(self, now: float | None = None) -> None:
+    def adaptation_started(self, now: float | None = None, *, refinement: bool = False) -> None:
+        """An adaptation starts (``refinement``: of the promoted model, see `should_refine`)."""
         if self.in_flight:
             raise RuntimeError("an adaptation is already running")
         self.in_flight = True
+        self.refining = refinement
+        self.refine_in_events = None
+        if refinement:
+            self.counts["refinements"] += 1
 
     def record_outcome(self, outcome: Outcome, now: float | None = None, *,
                        expected_confidence: float | None = None) -> None:
@@ -215,6 +247,9 @@ class AdaptationPolicy:
         self._last_finished = self._now(now)
         self._drift_since = None
         self.counts[outcome] += 1
+        if outcome == "promoted" and not self.refining and self.refine_after_events > 0:
+            self.refine_in_events = self.refine_after_events
+        self.refining = False
         if outcome == "promoted":
             self.consecutive_rejections = 0
             if expected_confidence is not None:
@@ -247,6 +282,10 @@ class AdaptationPolicy:
         c = np.asarray(list(confidences), dtype=np.float64)
         if self._drift_since is not None:
             self.fresh_events += len(c)
+        if self._drift_since is not None or self.refine_in_events is not None:
+            self.domain_events += len(c)
+        if self.refine_in_events is not None:
+            self.refine_in_events = max(0, self.refine_in_events - len(c))
         self._calm_events = 0 if self._drift_now else self._calm_events + len(c)
         if (self.labels_needed and not self._labels_needed_by_feedback and self.clear_after_calm_events
                 and self._calm_events >= self.clear_after_calm_events):
@@ -270,6 +309,7 @@ class AdaptationPolicy:
         self.rollback_needed = False
         self._watch_expected = None
         self._last_finished = self._now(now)
+        self.refine_in_events = None
         self.counts["rolled_back"] += 1
         self._count_rejection("rolled back")
 
@@ -313,7 +353,10 @@ class AdaptationPolicy:
             "labels_needed": self.labels_needed,
             "labels_needed_reason": self.labels_needed_reason,
             "in_flight": self.in_flight,
+            "refining": self.refining,
+            "refine_in_events": self.refine_in_events,
             "fresh_events": self.fresh_events,
+            "domain_events": self.domain_events,
             "cooldown_remaining_s": self.cooldown_remaining(now),
             "consecutive_rejections": self.consecutive_rejections,
             "outcomes": dict(self.counts),

@@ -43,7 +43,8 @@ def loop_config(settings: Settings) -> LoopConfig:
     s = settings
     return LoopConfig(window=s.adaptation_window, threshold=s.confidence_threshold,
                       min_pseudo_labels=s.min_pseudo_labels, cooldown_seconds=s.cooldown_seconds,
-                      rollback_window=s.rollback_window, holdout_fraction=s.holdout_fraction)
+                      rollback_window=s.rollback_window, holdout_fraction=s.holdout_fraction,
+                      refine_after=s.refine_after)
 
 
 class AdaptationController:
@@ -88,6 +89,9 @@ class AdaptationController:
             self._export(loop)
         if action is Action.ADAPT:
             self._actions.submit(self._adapt, reason)
+        elif action is Action.REFINE:
+            self._actions.submit(self._adapt, f"refinement of v{snapshot.version}: the base adapted again on "
+                                              "all of the domain's inputs kept", refinement=True)
         elif action is Action.FALL_BACK:
             self._actions.submit(self._fall_back)
         elif action is Action.ROLLBACK:
@@ -162,19 +166,32 @@ class AdaptationController:
         self._actions.submit(self._adapt, "manual trigger")
         return {"started": True}
 
-    def _adapt(self, reason: str) -> None:
+    def _adapt(self, reason: str, refinement: bool = False) -> None:
+        """Make a candidate, check it against the served model, publish it, serve it if it passed.
+
+        A candidate starts from the served model (after a fallback, the base); a
+        ``refinement`` starts from the base again, on more of the domain.
+        """
         started = time.perf_counter()
         outcome, record, expected = "failed", {"reason": reason}, None
         try:
             snapshot = self.state.runtime.snapshot
             current = snapshot.model if snapshot.device.type == "cpu" else _cpu_copy(snapshot.model)
+            start_from, parent = current, snapshot.version
+            if refinement:
+                base = self._base_version(snapshot)
+                if base is None:
+                    raise RuntimeError(f"v{snapshot.version} has no base model to refine from")
+                start_from = load_from_registry(self.state.registry, self.state.settings.name, base,
+                                                device="cpu").model
+                parent = str(base)
             with self._lock:
                 inputs = self.loop.adaptation_inputs()
                 fx, fy = self.feedback_x, (self.feedback_y if self.feedback_x is not None else None)
             no_anchors = snapshot.anchors_x is None or snapshot.anchors_y is None
             ax = np.empty((0, *snapshot.input_shape), np.float32) if no_anchors else snapshot.anchors_x
             ay = np.empty(0, np.int64) if no_anchors else snapshot.anchors_y
-            job = start_adaptation(current, window_x=inputs.window_x, pseudo_x=inputs.train_x,
+            job = start_adaptation(start_from, window_x=inputs.window_x, pseudo_x=inputs.train_x,
                                    pseudo_y=inputs.train_y, anchors_x=ax, anchors_y=ay, feedback_x=fx, feedback_y=fy,
                                    config=self.adapt_config, device=str(snapshot.device), threads=1)
             result = job.result(ADAPT_TIMEOUT_S)
@@ -191,10 +208,11 @@ class AdaptationController:
                                             false_alarm_rate=self.config.reference_false_alarm_rate)
             published = self.state.registry.publish(
                 self.state.settings.name, candidate, reason=f"adapt: {reason}",
-                parent=int(snapshot.version) if snapshot.version.isdigit() else None,
+                parent=int(parent) if parent.isdigit() else None,
                 metrics={k: float(v) for k, v in report.stats.items()}, reference=reference,
                 anchors=(ax, ay), objective=snapshot.info.manifest.get("objective") if snapshot.info else None,
-                extra={"guardrails": report.to_dict(), "adaptation": result.log, "drift": reason},
+                extra={"guardrails": report.to_dict(), "adaptation": result.log, "drift": reason,
+                       **({"refines": snapshot.version} if refinement else {})},
                 status="approved" if report.passed else "rejected", activate=report.passed,
             )
             record["version"] = published.version
@@ -245,7 +263,7 @@ class AdaptationController:
         """A new drift while an adapted model serves: that model's domain has gone, so serve the base again.
 
         Drift is then re-confirmed against the base, and the next candidate is made
-        from it, so adaptations never compound on each other's mistakes.
+        from it, so mistakes compound over one refinement at most.
         """
         try:
             base = self._base_version(self.state.runtime.snapshot)

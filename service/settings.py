@@ -81,6 +81,10 @@ class Settings(BaseSettings):
         256, ge=64, le=1024,
         description="DRIFTWISE_ADAPTATION_WINDOW: inputs that must arrive after drift is confirmed before adapting; "
                     "the candidate is adapted on them (at most the 1024 recent inputs kept)")
+    refine_after: int = Field(
+        512, ge=0, le=1024,
+        description="DRIFTWISE_REFINE_AFTER: events a promoted candidate serves, with no new drift, before it is "
+                    "adapted once more on them (0: never)")
     holdout_fraction: float = Field(
         1.0, ge=0.0, le=1.0,
         description="DRIFTWISE_HOLDOUT_FRACTION: share of the buffer's pseudo-labels kept out of training, so the "

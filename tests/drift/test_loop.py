@@ -222,6 +222,36 @@ def test_a_promotion_that_falls_short_of_its_confidence_is_rolled_back(
     assert _feed(loop, model, _blobs(2000, seed=42, shift=2.5)[0], until=Action.ADAPT)[-1][1] is Action.ADAPT
 
 
+def test_a_promoted_candidate_is_refined_once_on_all_the_inputs_of_its_domain(model: Classifier,
+                                                                      reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200, refine_after=300, rollback_window=100)
+    _until_adapt(loop, model)
+    loop.record_result("promoted", expected_confidence=0.5)
+    served = _blobs(2000, seed=50, shift=2.5)[0]
+    loop.serve(model_reference(model, served[:400], false_alarm_rate=1e-4), base=False)
+    promoted_at = loop.events
+    acted = _feed(loop, model, served[400:], until=Action.REFINE)
+    assert acted == [(promoted_at + 300, Action.REFINE)]
+    window = loop.adaptation_inputs().window_x  # every input of the domain: the first window and all since
+    assert len(window) == loop.policy.domain_events >= 200 + 300
+    np.testing.assert_array_equal(window[-300:], served[400:700])
+    assert window.mean(axis=1).min() > 1.75  # drifted inputs only (clean rows average 0.5, drifted 3.0)
+    loop.record_result("promoted", expected_confidence=0.5)
+    loop.serve(None, base=False)
+    assert _feed(loop, model, served[700:]) == []  # a refinement is never refined
+
+
+def test_refinement_is_off_at_zero_and_a_new_drift_falls_back_instead(model: Classifier,
+                                                                      reference: dict[str, np.ndarray]) -> None:
+    for refine_after, shift, expected in ((0, 2.5, []), (300, 6.0, [Action.FALL_BACK])):
+        loop = _loop(reference, window=200, refine_after=refine_after, rollback_window=100)
+        _until_adapt(loop, model)
+        loop.record_result("promoted", expected_confidence=0.5)
+        loop.serve(model_reference(model, _blobs(400, seed=51, shift=2.5)[0], false_alarm_rate=1e-4), base=False)
+        acted = _feed(loop, model, _blobs(2000, seed=52, shift=shift)[0], until=Action.FALL_BACK)
+        assert [a for _, a in acted] == expected
+
+
 def test_monitor_only_never_acts_but_still_clears_the_buffer(model: Classifier,
                                                               reference: dict[str, np.ndarray]) -> None:
     loop = DriftLoop(reference, K, LoopConfig(cooldown_seconds=0.0, max_wait_seconds=0.0), adapt=False)
@@ -255,6 +285,8 @@ def test_an_operator_can_force_an_adaptation_on_enough_recent_traffic(model: Cla
 def test_loop_config_refuses_settings_that_cannot_work() -> None:
     with pytest.raises(ValueError, match="window_capacity"):
         LoopConfig(window=2048, window_capacity=1024)
+    with pytest.raises(ValueError, match="refine_after"):
+        LoopConfig(refine_after=-1)
     with pytest.raises(ValueError, match="holdout_fraction"):
         LoopConfig(holdout_fraction=1.5)
     with pytest.raises(ValueError, match="min_feedback"):

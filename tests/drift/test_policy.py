@@ -1,4 +1,4 @@
-"""The adaptation state machine: cooldown, labels needed, rollback."""
+"""The adaptation state machine: cooldown, labels needed, rollback, refinement."""
 
 from __future__ import annotations
 
@@ -167,6 +167,45 @@ def test_no_rollback_when_confidence_holds():
     assert not policy.rollback_needed and not policy.watching
 
 
+def test_a_promoted_model_is_refined_once_after_serving_enough_events_its_watch_passed_and_cooled_down():
+    policy, clock = _policy(refine_after_events=10)
+    policy.adaptation_started()
+    policy.record_outcome("promoted", expected_confidence=0.9)
+    policy.observe([0.9] * 4)  # the watch passes
+    assert not policy.should_refine(drift_confirmed=False), "6 more events to serve"
+    policy.observe([0.9] * 6)
+    assert policy.refine_in_events == 0 and not policy.should_refine(drift_confirmed=False), "cooling down"
+    assert policy.domain_events == 10  # what a refinement adapts on (plus the events before the promotion)
+    clock.t = 60.0
+    assert not policy.should_refine(drift_confirmed=True), "a new drift is the fallback's business"
+    assert policy.should_refine(drift_confirmed=False)
+    policy.adaptation_started(refinement=True)
+    assert policy.refining and policy.counts["refinements"] == 1
+    policy.record_outcome("promoted", expected_confidence=0.9)
+    policy.observe([0.9] * 100)
+    clock.t = 1000.0
+    assert not policy.refining and not policy.should_refine(drift_confirmed=False), "a refinement is not refined"
+
+
+@pytest.mark.parametrize("undo", ["fallback", "rollback"])
+def test_a_fallback_or_rollback_cancels_the_refinement(undo):
+    policy, clock = _policy(refine_after_events=10, cooldown_seconds=0)
+    policy.adaptation_started()
+    policy.record_outcome("promoted", expected_confidence=0.9)
+    policy.record_fallback() if undo == "fallback" else policy.record_rollback()
+    policy.observe([0.9] * 50)
+    assert policy.refine_in_events is None and not policy.should_refine(drift_confirmed=False)
+
+
+def test_no_refinement_when_turned_off_or_after_a_rejection():
+    for outcome, after in (("promoted", 0), ("rejected", 10)):
+        policy, _ = _policy(refine_after_events=after, cooldown_seconds=0)
+        policy.adaptation_started()
+        policy.record_outcome(outcome, expected_confidence=0.9)
+        policy.observe([0.9] * 50)
+        assert not policy.should_refine(drift_confirmed=False)
+
+
 def test_snapshot_is_plain_json():
     import json
 
@@ -174,12 +213,13 @@ def test_snapshot_is_plain_json():
     policy.record_feedback([0] * 60, [0] * 60)
     snap = json.loads(json.dumps(policy.snapshot()))
     assert snap["live_accuracy"] == 1.0 and snap["outcomes"] == {"promoted": 0, "rejected": 0, "failed": 0,
-                                                                 "rolled_back": 0, "fallbacks": 0}
+                                                                 "rolled_back": 0, "fallbacks": 0,
+                                                                 "refinements": 0}
 
 
 @pytest.mark.parametrize("kwargs", [dict(cooldown_seconds=-1), dict(max_consecutive_rejections=0),
                                     dict(rollback_window=0), dict(min_feedback=300),
-                                    dict(rollback_tolerance=2.0)])
+                                    dict(rollback_tolerance=2.0), dict(refine_after_events=-1)])
 def test_bad_hyperparameters_are_refused(kwargs):
     with pytest.raises(ValueError):
         AdaptationPolicy(**kwargs)

@@ -93,7 +93,7 @@ def test_drift_is_detected_adapted_and_the_new_version_serves(
 ) -> None:
     registry = _copy_registry(source_registry, tmp_path / "registry")
     topics = unique_topics()
-    settings = _serve(registry, kafka_bootstrap, topics)
+    settings = _serve(registry, kafka_bootstrap, topics, refine_after=0)  # no refinement racing the checks
     clean, noisy = _drifted_stream(digits)
     with TestClient(create_app(settings)) as client:
         produce(kafka_bootstrap, topics.events, _events(clean, "clean") + _events(noisy, "noisy"))
@@ -139,3 +139,28 @@ def test_a_rejected_candidate_is_kept_but_never_served(
     reg = Registry(registry)
     assert reg.current(NAME).version == 1
     assert reg.get(NAME, 2).status == "rejected"
+
+
+def test_a_promoted_candidate_is_refined_once_on_the_events_it_served(
+    tmp_path: Path, source_registry: Path, kafka_bootstrap: str, digits: Any
+) -> None:
+    registry = _copy_registry(source_registry, tmp_path / "registry")
+    topics = unique_topics()
+    settings = _serve(registry, kafka_bootstrap, topics, refine_after=256)
+    clean, noisy = _drifted_stream(digits)
+
+    def last_version() -> int | None:
+        return (client.get("/drift").json().get("last_adaptation") or {}).get("version")
+
+    with TestClient(create_app(settings)) as client:
+        produce(kafka_bootstrap, topics.events, _events(clean, "clean") + _events(noisy, "noisy"))
+        assert _wait(lambda: last_version() is not None, 180), client.get("/drift").json()
+        assert client.get("/drift").json()["last_adaptation"]["outcome"] == "promoted"
+        produce(kafka_bootstrap, topics.events, _events(noisy[:600], "more"))  # v2 serves 256+ events of its domain
+        assert _wait(lambda: last_version() == 3, 180), client.get("/drift").json()
+        drift = client.get("/drift").json()
+        assert drift["last_adaptation"]["reason"].startswith("refinement of v2")
+        assert drift["policy"]["outcomes"]["refinements"] == 1
+        v3 = Registry(registry).get(NAME, 3)
+        assert v3.manifest["parent"] == 1 and v3.manifest["refines"] == "2"  # the base again, on more of the domain
+        assert client.get("/readyz").json()["model_version"] == ("3" if v3.status == "approved" else "2")

@@ -25,11 +25,13 @@ def _traffic(state: ServiceState, batches: int, seed: int = 0) -> None:
 
 def test_the_service_loop_keeps_its_settings_and_the_benchmarks_validated_rest(
         make_settings: Callable[..., Settings]) -> None:
-    state = ServiceState.build(make_settings(cooldown_seconds=5.0, min_pseudo_labels=7))
+    state = ServiceState.build(make_settings(cooldown_seconds=5.0, min_pseudo_labels=7, refine_after=300))
     load_current_model(state)
     config = build_controller(state).loop.config
     validated = LoopConfig()
     assert (config.threshold, config.cooldown_seconds, config.min_pseudo_labels) == (0.99, 5.0, 7)
+    assert config.refine_after == 300
+    assert Settings.model_fields["refine_after"].default == validated.refine_after == 512
     assert config.holdout_fraction == validated.holdout_fraction == 1.0
     assert (config.window, config.window_capacity, config.max_wait_seconds, config.feedback_window) == (
         validated.window, validated.window_capacity, validated.max_wait_seconds, validated.feedback_window)
