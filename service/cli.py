@@ -263,6 +263,14 @@ def bench_drift(quick: QuickOpt = False) -> None:
     main(quick=quick)
 
 
+def _check_pool(split: str, windows: int) -> None:
+    """The offline adaptation benches' shared options: which pool, how many window seeds."""
+    if split not in ("val", "test"):
+        fail(f"--split must be val or test, got {split!r}")
+    if windows < 1:
+        fail(f"--windows must be >= 1, got {windows}")
+
+
 @bench_app.command("recipes")
 def bench_recipes(
     split: Annotated[str, typer.Option(help="val (method choices) or test")] = "val",
@@ -273,10 +281,7 @@ def bench_recipes(
     """Adaptation recipe variants offline: gap closed to the oracle per corruption (not part of `all`)."""
     from bench.recipes import main, parse_variants
 
-    if split not in ("val", "test"):
-        fail(f"--split must be val or test, got {split!r}")
-    if windows < 1:
-        fail(f"--windows must be >= 1, got {windows}")
+    _check_pool(split, windows)
     try:
         chosen = parse_variants(variants)
     except ValueError as exc:
@@ -284,6 +289,24 @@ def bench_recipes(
     command = f"driftwise bench recipes --split {split} --windows {windows}" + (
         f" --variants '{variants}'" if chosen else "")
     main(split, windows, chosen, out, command=command)
+
+
+@bench_app.command("refine")
+def bench_refine(
+    split: Annotated[str, typer.Option(help="val (method choices) or test")] = "val",
+    windows: Annotated[int, typer.Option(help="window seeds per corruption")] = 3,
+    refine_after: Annotated[int, typer.Option(help="events the refinement adapts on")] = 512,
+    out: Annotated[Optional[Path], typer.Option(help="results folder (default bench/results)")] = None,
+) -> None:
+    """A promoted candidate refined on the next events it served, against the candidate alone (not part of `all`)."""
+    from bench.refine import main
+
+    _check_pool(split, windows)
+    try:
+        main(split, windows, refine_after, out,
+             command=f"driftwise bench refine --split {split} --windows {windows} --refine-after {refine_after}")
+    except ValueError as exc:
+        fail(str(exc))
 
 
 @bench_app.command("all")

@@ -93,3 +93,13 @@ def test_every_flag_reads_its_environment_variable(tmp_path: Path) -> None:
                                                          "DRIFTWISE_NAME": "m"})
     assert result.exit_code == 2
     assert "no registry here" in result.output  # read from the environment, not "missing option"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["recipes", "--split", "train"], "--split must be val or test"),
+    (["refine", "--windows", "0"], "--windows must be >= 1"),
+    (["refine", "--refine-after", "5000"], "refine_after in (0, 2000)"),
+])
+def test_offline_adaptation_benches_refuse_bad_options_before_any_work(args: list[str], message: str) -> None:
+    code, output = _invoke("bench", *args)
+    assert code == 2 and message in output and "Traceback" not in output
