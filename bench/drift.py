@@ -326,6 +326,9 @@ class Loop:
     def _finish(self, at: int, out: RunResult) -> None:
         pending, self.pending = self.pending, None
         record = pending.record
+        if pending.passed and not self.loop.candidate_wanted():
+            pending.passed, record["passed"] = False, False
+            record["reasons"] = ["cancelled: a new drift arrived while the refinement ran"]
         record["served_at"] = at if pending.passed else None
         if record["detection"] is not None and not record["refinement"]:
             record["detection_to_serving_s"] = round((at - record["detection"]) / self.s.event_rate, 2)

@@ -233,7 +233,8 @@ class DriftLoop:
         """What to do after the last `update`; the policy's bookkeeping for the action is done here.
 
         A newly confirmed drift clears the buffer, and while an adapted model serves
-        means falling back to the base. Otherwise, unless an adaptation is running:
+        means falling back to the base (at once, cancelling a refinement in flight:
+        check `candidate_wanted` before serving). Otherwise, unless an adaptation is running:
         roll back if the last promotion fell short of its promise, adapt if the
         policy agrees, or refine the promoted model once it has served enough of its
         domain. After `Action.ADAPT` or `Action.REFINE` call `record_result`; after a
@@ -256,7 +257,15 @@ class DriftLoop:
         if self.policy.should_refine(drift_confirmed=drift):
             self.policy.adaptation_started(refinement=True)
             return Action.REFINE
+        if drift and self.policy.labels_needed:
+            # Noted, and nothing to do until labels arrive; re-confirming afresh shows whether the drift goes on,
+            # so the alarm can clear when it ends (a latched confirmation would hold it forever).
+            self.monitor.reset()
         return Action.NONE
+
+    def candidate_wanted(self) -> bool:
+        """Whether a candidate that passed its guardrails may be served (not a refinement cancelled by a fallback)."""
+        return not self.policy.refinement_cancelled
 
     def force_adaptation(self) -> None:
         """An operator's override: adapt now, whatever the monitor says (the guardrails still apply)."""

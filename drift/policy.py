@@ -161,6 +161,8 @@ class AdaptationPolicy:
         self.consecutive_rejections = 0
         self.in_flight = False
         self.refining = False
+        self.refinement_cancelled = False
+        """A fallback came while the refinement ran: its candidate must not be served, whatever its guardrails."""
         self.refine_in_events: int | None = None
         """Predictions until the promoted model may be refined; None when no refinement is due."""
         self.domain_events = 0
@@ -213,11 +215,18 @@ class AdaptationPolicy:
         return self.cooldown_remaining(now) == 0
 
     def should_fall_back(self, *, drift_confirmed: bool, serving_base: bool) -> bool:
-        """Whether to serve the base model again now (a new drift while an adapted model serves)."""
-        return drift_confirmed and not serving_base and not self.in_flight
+        """Whether to serve the base model again now (a new drift while an adapted model serves).
+
+        Not while an adaptation for the base runs; while a refinement runs, yes: it is cancelled.
+        """
+        return drift_confirmed and not serving_base and (not self.in_flight or self.refining)
 
     def record_fallback(self, now: float | None = None) -> None:
-        """The base model serves again: any post-swap watch ends; drift must be re-confirmed against the base."""
+        """The base model serves again: any post-swap watch ends; drift must be re-confirmed against the base.
+
+        A refinement still running is cancelled: its domain has gone (see `refinement_cancelled`).
+        """
+        self.refinement_cancelled = self.in_flight and self.refining
         self._watch_expected = None
         self.rollback_needed = False
         self._drift_since = None
@@ -230,6 +239,7 @@ class AdaptationPolicy:
             raise RuntimeError("an adaptation is already running")
         self.in_flight = True
         self.refining = refinement
+        self.refinement_cancelled = False
         self.refine_in_events = None
         if refinement:
             self.counts["refinements"] += 1
@@ -247,14 +257,14 @@ class AdaptationPolicy:
         self._last_finished = self._now(now)
         self._drift_since = None
         self.counts[outcome] += 1
-        if outcome == "promoted" and not self.refining and self.refine_after_events > 0:
+        refinement, self.refining = self.refining, False
+        if outcome == "promoted" and not refinement and self.refine_after_events > 0:
             self.refine_in_events = self.refine_after_events
-        self.refining = False
         if outcome == "promoted":
             self.consecutive_rejections = 0
             if expected_confidence is not None:
                 self._watch_expected, self._watch_sum, self._watch_seen = float(expected_confidence), 0.0, 0
-        elif outcome == "rejected":
+        elif outcome == "rejected" and not refinement:  # a refused refinement leaves a good model serving
             self._count_rejection("guardrails rejected")
 
     def _count_rejection(self, what: str) -> None:

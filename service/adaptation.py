@@ -200,8 +200,13 @@ class AdaptationController:
                                         pseudo_x=inputs.holdout_x, pseudo_y=inputs.holdout_y,
                                         config=self.guardrail_config)
             record.update(guardrails=report.to_dict(), adapt_log=result.log)
+            with self._lock:
+                wanted = self.loop.candidate_wanted()
+            passed = report.passed and wanted
+            if not wanted:
+                record["cancelled"] = "a new drift arrived while the refinement ran"
             reference = None
-            if report.passed:  # from recent inputs the candidate was not adapted on (see `DriftLoop`)
+            if passed:  # from recent inputs the candidate was not adapted on (see `DriftLoop`)
                 with self._lock:
                     reference_x = self.loop.reference_inputs(inputs.taken_at)
                 reference = model_reference(candidate, reference_x,
@@ -212,15 +217,17 @@ class AdaptationController:
                 metrics={k: float(v) for k, v in report.stats.items()}, reference=reference,
                 anchors=(ax, ay), objective=snapshot.info.manifest.get("objective") if snapshot.info else None,
                 extra={"guardrails": report.to_dict(), "adaptation": result.log, "drift": reason,
-                       **({"refines": snapshot.version} if refinement else {})},
-                status="approved" if report.passed else "rejected", activate=report.passed,
+                       **({"refines": snapshot.version} if refinement else {}),
+                       **({"cancelled": record["cancelled"]} if not wanted else {})},
+                status="approved" if passed else "rejected", activate=passed,
             )
             record["version"] = published.version
-            outcome = "promoted" if report.passed else "rejected"
-            if report.passed:
+            outcome = "promoted" if passed else "rejected"
+            if passed:
                 self._serve(published.version, reason="adapt")
             else:
-                log.warning("candidate v%s rejected: %s", published.version, "; ".join(report.reasons))
+                log.warning("candidate v%s not served: %s", published.version,
+                            record.get("cancelled") or "; ".join(report.reasons))
             expected = report.stats.get("mean_confidence_candidate")
         except AdaptationFailed as exc:
             record["error"] = str(exc)

@@ -252,6 +252,33 @@ def test_refinement_is_off_at_zero_and_a_new_drift_falls_back_instead(model: Cla
         assert [a for _, a in acted] == expected
 
 
+def test_a_new_drift_during_a_refinement_falls_back_and_the_refined_candidate_is_not_wanted(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200, refine_after=300, rollback_window=100)
+    _until_adapt(loop, model)
+    loop.record_result("promoted", expected_confidence=0.5)
+    loop.serve(model_reference(model, _blobs(400, seed=53, shift=2.5)[0], false_alarm_rate=1e-4), base=False)
+    assert _feed(loop, model, _blobs(600, seed=54, shift=2.5)[0], until=Action.REFINE)[-1][1] is Action.REFINE
+    assert loop.candidate_wanted()
+    acted = _feed(loop, model, _blobs(2000, seed=55, shift=6.0)[0], until=Action.FALL_BACK)
+    assert acted[-1][1] is Action.FALL_BACK and loop.policy.in_flight  # at once, not after the refinement
+    assert not loop.candidate_wanted()
+
+
+def test_labels_needed_after_rejections_holds_while_the_drift_goes_on_and_clears_when_it_ends(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200)
+    for attempt in range(3):
+        acted = _feed(loop, model, _blobs(2000, seed=60 + attempt, shift=2.5)[0], until=Action.ADAPT)
+        assert acted[-1][1] is Action.ADAPT
+        loop.record_result("rejected")
+    assert loop.policy.labels_needed
+    assert _feed(loop, model, _blobs(1500, seed=70, shift=2.5)[0]) == []
+    assert loop.policy.labels_needed  # re-confirmed again and again: the drift goes on
+    _feed(loop, model, _blobs(1500, seed=71)[0])
+    assert not loop.policy.labels_needed  # no drift for 1000 predictions: that drift needs no labels any more
+
+
 def test_monitor_only_never_acts_but_still_clears_the_buffer(model: Classifier,
                                                               reference: dict[str, np.ndarray]) -> None:
     loop = DriftLoop(reference, K, LoopConfig(cooldown_seconds=0.0, max_wait_seconds=0.0), adapt=False)

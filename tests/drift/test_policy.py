@@ -197,6 +197,21 @@ def test_a_fallback_or_rollback_cancels_the_refinement(undo):
     assert policy.refine_in_events is None and not policy.should_refine(drift_confirmed=False)
 
 
+def test_a_new_drift_during_a_refinement_falls_back_at_once_and_cancels_it_without_counting_a_rejection():
+    policy, clock = _policy(refine_after_events=4, cooldown_seconds=0)
+    policy.adaptation_started()
+    policy.record_outcome("promoted", expected_confidence=0.9)
+    policy.observe([0.9] * 4)
+    policy.adaptation_started(refinement=True)
+    assert policy.should_fall_back(drift_confirmed=True, serving_base=False)
+    policy.record_fallback()
+    assert policy.refinement_cancelled
+    policy.record_outcome("rejected")  # the caller did not serve it
+    assert policy.consecutive_rejections == 0 and not policy.refining
+    policy.adaptation_started()  # the next adaptation is wanted again
+    assert not policy.refinement_cancelled and not policy.should_fall_back(drift_confirmed=True, serving_base=False)
+
+
 def test_no_refinement_when_turned_off_or_after_a_rejection():
     for outcome, after in (("promoted", 0), ("rejected", 10)):
         policy, _ = _policy(refine_after_events=after, cooldown_seconds=0)
