@@ -317,7 +317,8 @@ class Loop:
         detection = out.detections[-1] if out.detections else None
         attempt = 1 + sum(1 for a in out.adaptations if a["detection"] == detection and not a["refinement"])
         record = {"decided_at": end, "window": [end - len(inputs.window_x), end], "detection": detection,
-                  "refinement": refinement, "attempt": attempt, "adapt_seconds": round(adapt_s, 3), "compute_seconds": round(seconds, 3),
+                  "refinement": refinement, "attempt": attempt, "adapt_seconds": round(adapt_s, 3),
+                  "compute_seconds": round(seconds, 3),
                   "passed": report.passed, "reasons": report.reasons, "stats": report.stats,
                   "n_pseudo": int(len(inputs.train_y) + len(inputs.holdout_y)), "rounds": result.log.get("rounds")}
         ready = end + math.ceil(seconds * s.event_rate)

@@ -157,7 +157,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="val", choices=["val", "test"])
     parser.add_argument("--windows", type=int, default=3, help="window seeds per corruption")
-    parser.add_argument("--refine-after", type=int, default=512, help="events the refinement adapts on")
+    parser.add_argument("--refine-after", type=int, default=512, help="events after the first window it adds")
     parser.add_argument("--out", default=None, help="results folder (default bench/results)")
     args = parser.parse_args()
     main(args.split, args.windows, args.refine_after, args.out)

@@ -234,7 +234,7 @@ class AdaptationPolicy:
         self.counts["fallbacks"] += 1
 
     def adaptation_started(self, now: float | None = None, *, refinement: bool = False) -> None:
-        """An adaptation starts (``refinement``: of the promoted model, see `should_refine`)."""
+        """An adaptation starts (``refinement``: the base again, for the promoted model's domain; `should_refine`)."""
         if self.in_flight:
             raise RuntimeError("an adaptation is already running")
         self.in_flight = True

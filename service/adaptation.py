@@ -270,7 +270,7 @@ class AdaptationController:
         """A new drift while an adapted model serves: that model's domain has gone, so serve the base again.
 
         Drift is then re-confirmed against the base, and the next candidate is made
-        from it, so mistakes compound over one refinement at most.
+        from it (refinements too), so adaptations never compound on each other's mistakes.
         """
         try:
             base = self._base_version(self.state.runtime.snapshot)

@@ -295,10 +295,10 @@ def bench_recipes(
 def bench_refine(
     split: Annotated[str, typer.Option(help="val (method choices) or test")] = "val",
     windows: Annotated[int, typer.Option(help="window seeds per corruption")] = 3,
-    refine_after: Annotated[int, typer.Option(help="events the refinement adapts on")] = 512,
+    refine_after: Annotated[int, typer.Option(help="events after the first window the refinement adds")] = 512,
     out: Annotated[Optional[Path], typer.Option(help="results folder (default bench/results)")] = None,
 ) -> None:
-    """A promoted candidate refined on the next events it served, against the candidate alone (not part of `all`)."""
+    """The base re-adapted on the first window and the next events, against the first candidate (not in `all`)."""
     from bench.refine import main
 
     _check_pool(split, windows)

@@ -83,8 +83,8 @@ class Settings(BaseSettings):
                     "the candidate is adapted on them (at most the 1024 recent inputs kept)")
     refine_after: int = Field(
         512, ge=0, le=1024,
-        description="DRIFTWISE_REFINE_AFTER: events a promoted candidate serves, with no new drift, before it is "
-                    "adapted once more on them (0: never)")
+        description="DRIFTWISE_REFINE_AFTER: events a promoted candidate serves, with no new drift, before the base "
+                    "is adapted again on all the drifted inputs kept, those events included (0: never)")
     holdout_fraction: float = Field(
         1.0, ge=0.0, le=1.0,
         description="DRIFTWISE_HOLDOUT_FRACTION: share of the buffer's pseudo-labels kept out of training, so the "
