@@ -199,7 +199,7 @@ class AdaptationPolicy:
             return False
         if self._drift_since is None:
             self._drift_since, self.fresh_events, self.domain_events = now, 0, 0
-        if self.in_flight or self.labels_needed or self._watch_expected is not None or self.rollback_needed:
+        if self._held_back:
             return False
         if self.cooldown_remaining(now) > 0 or self.fresh_events < self.min_fresh_events:
             return False
@@ -208,11 +208,14 @@ class AdaptationPolicy:
 
     def should_refine(self, now: float | None = None, *, drift_confirmed: bool) -> bool:
         """Whether to refine the promoted model now (call `adaptation_started` with ``refinement=True``)."""
-        if self.refine_in_events is None or self.refine_in_events > 0 or drift_confirmed:
-            return False
-        if self.in_flight or self.labels_needed or self._watch_expected is not None or self.rollback_needed:
+        if self.refine_in_events is None or self.refine_in_events > 0 or drift_confirmed or self._held_back:
             return False
         return self.cooldown_remaining(now) == 0
+
+    @property
+    def _held_back(self) -> bool:
+        """No adaptation of any kind may start: one runs, labels are needed, or a promotion is on watch or failed it."""
+        return self.in_flight or self.labels_needed or self._watch_expected is not None or self.rollback_needed
 
     def should_fall_back(self, *, drift_confirmed: bool, serving_base: bool) -> bool:
         """Whether to serve the base model again now (a new drift while an adapted model serves).
