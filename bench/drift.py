@@ -2,8 +2,8 @@
 
 The simulation runs the service's own loop in-process, without Kafka:
 `drift.loop.DriftLoop` (monitor -> pseudo-label buffer -> recent window -> policy: the
-decisions the service's controller makes too) -> `drift.adapter` (in a spawned worker
-process in full mode, as the service does) -> `drift.guardrails` -> swap. Events arrive
+decisions the service's controller makes too) -> `drift.adapter` (in its own process,
+started ahead, in full mode, as the service does: `drift.worker`) -> `drift.guardrails` -> swap. Events arrive
 in micro-batches on a simulated clock (``event_rate`` events per second); the real
 seconds an adaptation takes are converted to events that the old model keeps serving
 meanwhile, so accuracy is prequential and honest about delays. Labels are only used
@@ -56,7 +56,8 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from drift.adapter import AdaptConfig, adapt, run_adaptation_in_subprocess
+from drift.adapter import AdaptConfig, adapt
+from drift.worker import prewarm, run_adaptation_in_subprocess
 from drift.corruptions import CLEAN, CORRUPTION_NAMES, Stream, StreamBuilder
 from drift.embedding_drift import reference_statistics
 from drift.guardrails import GuardrailConfig, evaluate_candidate
@@ -251,6 +252,8 @@ class Loop:
                               adapt=adapt_enabled, clock=lambda: self.loop.events / s.event_rate)
         self.reset_at = 0  # stream index of the monitor's last reset (its event indices count from there)
         self.pending: Pending | None = None
+        if s.subprocess and adapt_enabled:
+            prewarm()  # as the service does at start-up: the adapter's process is started ahead
 
     def run(self, stream: Stream) -> RunResult:
         n, b = len(stream), self.s.batch

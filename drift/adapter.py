@@ -21,22 +21,14 @@ The recipe, in the order it runs (each step a named function below):
 
 The temperature is kept from the current model (or, with ``refit_temperature``,
 re-fitted on the anchors in their own domain). Everything is cheap: a few seconds
-for an 8x8 CNN on one CPU thread. `run_adaptation_in_subprocess` (or the
-non-blocking `start_adaptation`) runs it in a spawned worker process with its own
-torch thread limit, so serving never waits on it. Nothing crosses the process
-boundary pickled: weights go through a safetensors file, arrays through an
-``.npz`` read back with ``allow_pickle=False``, configs through JSON.
+for an 8x8 CNN on one CPU thread. `drift.worker` runs it in a separate process, so
+serving never waits on it.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import multiprocessing as mp
-import shutil
-import tempfile
 import time
-import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -349,143 +341,3 @@ def _labeled(x: np.ndarray | None, y: np.ndarray | None, shape: tuple[int, ...],
     if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= k:
         raise ValueError(f"{name}_y must be {len(x)} integer labels in [0, {k}), got {y.dtype} {y.shape}")
     return x, y.astype(np.int64)
-
-
-# ------------------------------------------------------------------ worker process
-
-class AdaptationFailed(RuntimeError):
-    """The worker process raised, crashed or ran out of time; the message says which."""
-
-
-_ARRAYS = ("window_x", "pseudo_x", "pseudo_y", "anchors_x", "anchors_y", "feedback_x", "feedback_y")
-
-
-def _save_model(model: Classifier, path: Path) -> None:
-    from safetensors.torch import save_file
-
-    save_file({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}, str(path))
-
-
-def _load_model(config: dict[str, Any], path: Path) -> Classifier:
-    from safetensors.torch import load_file
-
-    model = Classifier(ModelConfig.from_dict(config))
-    model.load_state_dict(load_file(str(path)), strict=True)
-    return model.eval()
-
-
-def _worker(job_dir: str) -> None:
-    """Entry point of the spawned process: read the job, adapt, write the candidate."""
-    job = Path(job_dir)
-    try:
-        spec = json.loads((job / "job.json").read_text())
-        torch.set_num_threads(spec["threads"])
-        model = _load_model(spec["model_config"], job / "model.safetensors")
-        with np.load(job / "arrays.npz", allow_pickle=False) as data:
-            arrays = {k: (data[k] if k in data.files else None) for k in _ARRAYS}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            (job / "progress.json").write_text(json.dumps({"stage": stage, "done": done, "total": total}))
-
-        result = adapt(model, config=AdaptConfig.from_dict(spec["adapt_config"]), device=spec["device"],
-                       seed=spec["seed"], progress=progress, **arrays)
-        _save_model(result.candidate, job / "candidate.safetensors")
-        (job / "log.json").write_text(json.dumps(result.log))
-    except BaseException:
-        (job / "error.txt").write_text(traceback.format_exc())
-        raise
-
-
-class AdaptationJob:
-    """One adaptation running in a spawned process; poll `done`, then call `result`.
-
-    The job directory (a temporary directory unless given) is removed by `result`
-    and `cancel`.
-    """
-
-    def __init__(self, process: Any, job_dir: Path, model_config: dict[str, Any], started: float,
-                 owns_dir: bool) -> None:
-        self._process, self.job_dir, self._model_config = process, job_dir, model_config
-        self.started, self._owns_dir = started, owns_dir
-
-    @property
-    def done(self) -> bool:
-        return not self._process.is_alive()
-
-    @property
-    def progress(self) -> dict[str, Any] | None:
-        """The worker's last progress report (stage, done, total), if any."""
-        try:
-            return json.loads((self.job_dir / "progress.json").read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
-
-    def result(self, timeout: float | None = None) -> AdaptResult:
-        """Wait up to ``timeout`` seconds; raise `AdaptationFailed` unless a candidate came back."""
-        self._process.join(timeout)
-        try:
-            if self._process.is_alive():
-                self._process.terminate()
-                self._process.join(5)
-                raise AdaptationFailed(f"adaptation did not finish within {timeout} s")
-            error = self.job_dir / "error.txt"
-            if self._process.exitcode != 0 or not (self.job_dir / "candidate.safetensors").exists():
-                detail = error.read_text().strip().splitlines()[-1] if error.exists() else "no error report"
-                raise AdaptationFailed(f"adaptation worker exited with code {self._process.exitcode}: {detail}")
-            candidate = _load_model(self._model_config, self.job_dir / "candidate.safetensors")
-            log = json.loads((self.job_dir / "log.json").read_text())
-            log["process_total_s"] = time.perf_counter() - self.started
-            return AdaptResult(candidate, log)
-        finally:
-            self._cleanup()
-
-    def cancel(self) -> None:
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join(5)
-        self._cleanup()
-
-    def _cleanup(self) -> None:
-        if self._owns_dir:
-            shutil.rmtree(self.job_dir, ignore_errors=True)
-
-
-def start_adaptation(
-    model: Classifier,
-    *,
-    window_x: np.ndarray,
-    pseudo_x: np.ndarray,
-    pseudo_y: np.ndarray,
-    anchors_x: np.ndarray,
-    anchors_y: np.ndarray,
-    feedback_x: np.ndarray | None = None,
-    feedback_y: np.ndarray | None = None,
-    config: AdaptConfig | None = None,
-    device: str = "cpu",
-    seed: int = 0,
-    threads: int = 1,
-    job_dir: str | Path | None = None,
-) -> AdaptationJob:
-    """Start `adapt` in a process of the 'spawn' context and return at once."""
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
-    owns_dir = job_dir is None
-    path = Path(tempfile.mkdtemp(prefix="driftwise-adapt-") if job_dir is None else job_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    _save_model(model, path / "model.safetensors")
-    arrays = {"window_x": window_x, "pseudo_x": pseudo_x, "pseudo_y": pseudo_y, "anchors_x": anchors_x,
-              "anchors_y": anchors_y, "feedback_x": feedback_x, "feedback_y": feedback_y}
-    np.savez(path / "arrays.npz", **{k: np.ascontiguousarray(v) for k, v in arrays.items() if v is not None})
-    spec = {"model_config": model.config.to_dict(), "adapt_config": (config or AdaptConfig()).to_dict(),
-            "device": str(device), "seed": int(seed), "threads": int(threads)}
-    (path / "job.json").write_text(json.dumps(spec))
-    started = time.perf_counter()
-    process = mp.get_context("spawn").Process(target=_worker, args=(str(path),), daemon=True,
-                                              name="driftwise-adapter")
-    process.start()
-    return AdaptationJob(process, path, spec["model_config"], started, owns_dir)
-
-
-def run_adaptation_in_subprocess(model: Classifier, *, timeout: float = 120.0, **kwargs: Any) -> AdaptResult:
-    """`adapt` in a spawned worker process (see `start_adaptation`), waiting up to ``timeout`` seconds."""
-    return start_adaptation(model, **kwargs).result(timeout)

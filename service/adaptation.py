@@ -4,8 +4,8 @@
 when drift is confirmed, when to adapt, fall back to the base model or roll back,
 which inputs and pseudo-labels a candidate is made and checked with, and the
 reference it is served with. The controller feeds it every predicted batch (HTTP
-and Kafka) and acts, off the serving path: it fine-tunes a candidate in a spawned
-worker process, runs the guardrails, publishes the candidate (approved or
+and Kafka) and acts, off the serving path: it fine-tunes a candidate in a worker
+process of its own (`drift.worker`, started ahead), runs the guardrails, publishes the candidate (approved or
 rejected: rejected ones are kept, never served), and on approval swaps it in and
 announces it on the control topic so every replica follows. It also exports the
 loop's state as metrics, joins feedback labels, and answers ``GET /drift``.
@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from drift.adapter import AdaptationFailed, AdaptConfig, start_adaptation
+from drift.adapter import AdaptConfig
 from drift.guardrails import GuardrailConfig, evaluate_candidate
 from drift.loop import Action, DriftLoop, LoopConfig, model_reference
+from drift.worker import AdaptationCancelled, AdaptationFailed, AdaptationJob, prewarm, start_adaptation
 from models.classifier import Classifier
 from service.runtime import BatchPrediction, ModelSnapshot, load_from_registry
 from service.settings import Settings
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 FEEDBACK_CAPACITY = 2000
 LABELS_TO_RESUME = 200  # feedback labels that must arrive before a "labels needed" service adapts again
 ADAPT_TIMEOUT_S = 120.0
+CANCELLED = "a new drift or a rollback came while the refinement ran"
 
 
 def loop_config(settings: Settings) -> LoopConfig:
@@ -69,6 +71,9 @@ class AdaptationController:
         self._lock = threading.Lock()  # guards the loop and the feedback samples
         # One action at a time, in the order decided: an adaptation never runs beside a fallback or rollback.
         self._actions = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftwise-adaptation")
+        self._job: AdaptationJob | None = None  # the adaptation running, so a fallback or rollback can cancel it
+        if adapt:
+            prewarm()  # the first drift's adaptation then does not wait for Python and torch to start
         state.metrics.labels_needed.set(0)
         state.metrics.live_accuracy.set(float("nan"))  # unknown until feedback labels arrive, not 0%
         if state.runtime.snapshot is not None:
@@ -87,6 +92,8 @@ class AdaptationController:
             action = loop.decide()
             reason = loop.monitor.reason or "drift confirmed"
             self._export(loop)
+            if not loop.candidate_wanted() and self._job is not None:
+                self._job.cancel()  # a refinement for a domain just left: what is queued behind it goes now
         if action is Action.ADAPT:
             self._actions.submit(self._adapt, reason)
         elif action is Action.REFINE:
@@ -194,7 +201,15 @@ class AdaptationController:
             job = start_adaptation(start_from, window_x=inputs.window_x, pseudo_x=inputs.train_x,
                                    pseudo_y=inputs.train_y, anchors_x=ax, anchors_y=ay, feedback_x=fx, feedback_y=fy,
                                    config=self.adapt_config, device=str(snapshot.device), threads=1)
-            result = job.result(ADAPT_TIMEOUT_S)
+            with self._lock:
+                self._job = job
+                if not self.loop.candidate_wanted():  # cancelled before it started
+                    job.cancel()
+            try:
+                result = job.result(ADAPT_TIMEOUT_S)
+            finally:
+                with self._lock:
+                    self._job = None
             candidate = result.candidate
             report = evaluate_candidate(current, candidate, window_x=inputs.window_x, anchors_x=ax, anchors_y=ay,
                                         pseudo_x=inputs.holdout_x, pseudo_y=inputs.holdout_y,
@@ -204,7 +219,7 @@ class AdaptationController:
                 wanted = self.loop.candidate_wanted()
             passed = report.passed and wanted
             if not wanted:
-                record["cancelled"] = "a new drift arrived while the refinement ran"
+                record["cancelled"] = CANCELLED
             reference = None
             if passed:  # from recent inputs the candidate was not adapted on (see `DriftLoop`)
                 with self._lock:
@@ -229,6 +244,9 @@ class AdaptationController:
                 log.warning("candidate v%s not served: %s", published.version,
                             record.get("cancelled") or "; ".join(report.reasons))
             expected = report.stats.get("mean_confidence_candidate")
+        except AdaptationCancelled:
+            outcome, record["cancelled"] = "rejected", CANCELLED
+            log.warning("refinement cancelled: %s", CANCELLED)
         except AdaptationFailed as exc:
             record["error"] = str(exc)
             log.error("adaptation failed: %s", exc)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from drift.adapter import AdaptConfig, AdaptationFailed, adapt, predict_proba, run_adaptation_in_subprocess
+from drift.adapter import AdaptConfig, adapt, predict_proba
 from drift.corruptions import corrupt
 from models.classifier import Classifier
 from models.digits import load_digits_images
@@ -93,20 +93,3 @@ def test_bad_inputs_are_refused(setup):
         AdaptConfig(steps=0)
     with pytest.raises(ValueError, match="rotate_degrees"):
         AdaptConfig(rotate_degrees=-5)
-
-
-def test_subprocess_adaptation_returns_the_same_kind_of_candidate(setup):
-    model, ax, ay, window, wy, _ = setup
-    result = run_adaptation_in_subprocess(model, window_x=window, pseudo_x=window[:0], pseudo_y=wy[:0],
-                                          anchors_x=ax, anchors_y=ay, config=FAST, seed=0, timeout=120)
-    in_process = adapt(model, window_x=window, pseudo_x=window[:0], pseudo_y=wy[:0], anchors_x=ax, anchors_y=ay,
-                       config=FAST, seed=0)
-    assert accuracy(result.candidate, window, wy) == pytest.approx(accuracy(in_process.candidate, window, wy))
-    assert result.log["process_total_s"] >= result.log["total_s"]
-
-
-def test_subprocess_failure_is_reported_not_hidden(setup):
-    model, ax, ay, window, wy, _ = setup
-    with pytest.raises(AdaptationFailed, match="window_x needs at least 2"):
-        run_adaptation_in_subprocess(model, window_x=window[:1], pseudo_x=None, pseudo_y=None, anchors_x=ax,
-                                     anchors_y=ay, config=FAST, timeout=120)

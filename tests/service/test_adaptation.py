@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from drift.adapter import AdaptConfig
 from drift.loop import LoopConfig
 from models.registry import Registry
 from service.adaptation import build_controller
@@ -58,5 +59,35 @@ def test_a_manual_adaptation_holds_every_pseudo_label_out_and_keeps_a_rejected_c
         assert registry.get(NAME, done["version"]).status == "rejected"
         assert state.runtime.version == "1" and registry.current(NAME).version == 1
         assert not controller.loop.policy.in_flight and controller.loop.policy.counts["rejected"] == 1
+    finally:
+        controller.stop()
+
+
+def test_a_fallback_during_a_refinement_cancels_its_worker_at_once_and_nothing_is_published(
+        make_settings: Callable[..., Settings], registry: Registry) -> None:
+    state = ServiceState.build(make_settings())
+    load_current_model(state)
+    controller = build_controller(state)
+    controller.adapt_config = AdaptConfig(steps=1_000_000, max_seconds=60.0)  # would run for a minute
+    published_before = [v.version for v in registry.versions(NAME)]
+    try:
+        _traffic(state, batches=10)
+        with controller._lock:  # as `DriftLoop.decide` does when it says REFINE
+            controller.loop.policy.adaptation_started(refinement=True)
+        started = time.monotonic()
+        controller._actions.submit(controller._adapt, "refinement", refinement=True)
+        while controller._job is None and time.monotonic() - started < 60:
+            time.sleep(0.05)
+        assert controller._job is not None
+        with controller._lock:  # as `DriftLoop.decide` does when a new drift is confirmed
+            controller.loop.policy.record_fallback()
+        _traffic(state, batches=1)  # the next batch's decision finds the refinement unwanted
+        while controller.last_adaptation is None and time.monotonic() - started < 60:
+            time.sleep(0.05)
+        done = controller.last_adaptation
+        assert done is not None and done["outcome"] == "rejected" and "cancelled" in done, done
+        assert time.monotonic() - started < 30, "cancelled, not waited for"
+        assert [v.version for v in registry.versions(NAME)] == published_before
+        assert controller.loop.policy.consecutive_rejections == 0  # a cancelled refinement is no rejection
     finally:
         controller.stop()
