@@ -13,8 +13,8 @@ Scenarios
 ---------
 * digits-C abrupt, gradual (every corruption) and recurring: accuracy no-adapt /
   adapted / oracle, gap closed, detection delay, adaptations promoted / refined
-  (the base adapted again on all the domain's events once the promoted model has
-  served some, see `drift.loop.Action.REFINE`) / rejected.
+  (the base adapted again on all the domain's events once enough have been seen,
+  see `drift.loop.Action.REFINE`) / rejected.
   The oracle is the same adaptation recipe given the *true* labels of the same
   window of events, served from the same event as the adapted model. Gap closed
   is scored on events whose pool image was not in that window: streams replay a
@@ -332,7 +332,7 @@ class Loop:
         record = pending.record
         if pending.passed and not self.loop.candidate_wanted():
             pending.passed, record["passed"] = False, False
-            record["reasons"] = ["cancelled: a new drift arrived while the refinement ran"]
+            record["reasons"] = ["cancelled: a new drift or a rollback came while the refinement ran"]
         record["served_at"] = at if pending.passed else None
         if record["detection"] is not None and not record["refinement"]:
             record["detection_to_serving_s"] = round((at - record["detection"]) / self.s.event_rate, 2)

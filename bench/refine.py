@@ -1,12 +1,13 @@
 """`python -m bench.refine`: does refining a promoted candidate on more of its domain help?
 
 The loop adapts on the first 256 drifted events, because every second it waits
-the old model serves the new domain badly; then (``LoopConfig.refine_after``),
-once the promoted candidate has served that many more events, it adapts the base
-model again on all of them (the first window and the events since). This
+the old model serves the new domain badly; then, once its candidate is promoted
+and ``LoopConfig.refine_after`` inputs of the domain have been seen, it adapts the
+base model again on all of them (the first window and the events since). This
 measures that second step offline, with the draws of `bench.recipes`: for every
 corruption and window seed, the first candidate is made on the 256-event window,
-the refined one on that window and the next ``refine_after`` events (no labels,
+the refined one on that window and the next ``refine_after`` events (here counted
+after the first window, unlike the loop's setting; no labels,
 both from the base model, the same recipe), and both are scored on the events
 after those, on images not in the first window (the oracle's, given that
 window's true labels, as in `bench.drift`).

@@ -19,10 +19,10 @@ Choices validated on the benchmark's validation split:
 * A promoted candidate's reference statistics come from distinct recent inputs
   it was not trained on (those that arrived after its window closed), or from the
   whole recent window when too few did (`DriftLoop.reference_inputs`).
-* A promoted candidate is refined once (`Action.REFINE`) after it has served
-  ``refine_after`` events of its domain with no new drift: the base model is
-  adapted again on every input of the domain kept since the drift was confirmed
-  (the first window and what came since; see `drift.policy`).
+* A promoted candidate is refined once (`Action.REFINE`) as soon as ``refine_after``
+  inputs of its domain have been seen since the drift was confirmed, with no new
+  drift: the base model is adapted again on all of them (the first window and what
+  came since; see `drift.policy`).
 """
 
 from __future__ import annotations
@@ -78,10 +78,11 @@ class LoopConfig:
     reference_false_alarm_rate: float = 1e-4
     feedback_window: int = 60
     min_feedback: int = 30
-    refine_after: int = 512
-    """Events a promoted candidate serves, with no new drift, before the base is adapted again on all the domain's
-    inputs kept (0: never). On the validation split (bench/results/refine-val.md, 512 more events) the refined
-    candidate's held-out gain over no-adapt was +15.9 points against the first one's +14.7."""
+    refine_after: int = 1024
+    """Inputs of the drifted domain (since its confirmation) after which the promoted candidate is refined: the
+    base adapted again on all of them (0: never; at most ``window_capacity``, the inputs kept). On the validation
+    split (bench/results/refine-val.md, the first window and 512 more events) the refined candidate's held-out
+    gain over no-adapt was +15.9 points against the first one's +14.7."""
     seed: int = 0
     """Seeds the monitor's sampling detectors."""
 
@@ -92,8 +93,9 @@ class LoopConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.window > self.window_capacity:
             raise ValueError(f"window ({self.window}) cannot exceed window_capacity ({self.window_capacity})")
-        if self.refine_after < 0:
-            raise ValueError(f"refine_after must be >= 0, got {self.refine_after}")
+        if not 0 <= self.refine_after <= self.window_capacity:
+            raise ValueError(f"refine_after must be in [0, window_capacity={self.window_capacity}] (the inputs "
+                             f"kept), got {self.refine_after}")
         if self.min_pseudo_labels < 0 or self.cooldown_seconds < 0 or self.max_wait_seconds < 0:
             raise ValueError("min_pseudo_labels, cooldown_seconds and max_wait_seconds must be >= 0")
         if not 0.0 < self.threshold <= 1.0:
@@ -233,23 +235,25 @@ class DriftLoop:
         """What to do after the last `update`; the policy's bookkeeping for the action is done here.
 
         A newly confirmed drift clears the buffer, and while an adapted model serves
-        means falling back to the base (at once, cancelling a refinement in flight:
-        check `candidate_wanted` before serving). Otherwise, unless an adaptation is running:
-        roll back if the last promotion fell short of its promise, adapt if the
-        policy agrees, or refine the promoted model once it has served enough of its
-        domain. After `Action.ADAPT` or `Action.REFINE` call `record_result`; after a
-        swap, `serve`.
+        means falling back to the base. Roll back if the last promotion fell short of
+        its promise. Both happen at once, cancelling a refinement in flight (check
+        `candidate_wanted` before serving). Otherwise, unless an adaptation is
+        running: adapt if the policy agrees, or refine the promoted model once enough
+        of its domain has been seen. After `Action.ADAPT` or `Action.REFINE` call
+        `record_result`; after a swap, `serve`.
         """
         if self.monitor.newly_confirmed:
             self.buffer.clear()  # what it holds predates the drift
             if self.adapt and self.policy.should_fall_back(drift_confirmed=True, serving_base=self.serving_base):
                 self.policy.record_fallback()
                 return Action.FALL_BACK
-        if not self.adapt or self.policy.in_flight:
+        if not self.adapt:
             return Action.NONE
-        if self.policy.rollback_needed:
+        if self.policy.should_roll_back():
             self.policy.record_rollback()
             return Action.ROLLBACK
+        if self.policy.in_flight:
+            return Action.NONE
         drift = self.monitor.drift_confirmed
         if self.policy.should_adapt(drift_confirmed=drift, pseudo_count=len(self.buffer)):
             self.policy.adaptation_started()
@@ -264,7 +268,8 @@ class DriftLoop:
         return Action.NONE
 
     def candidate_wanted(self) -> bool:
-        """Whether a candidate that passed its guardrails may be served (not a refinement cancelled by a fallback)."""
+        """Whether a candidate that passed its guardrails may be served (not a refinement cancelled by a fallback
+        or a rollback)."""
         return not self.policy.refinement_cancelled
 
     def force_adaptation(self) -> None:

@@ -29,12 +29,14 @@ policy what happened and reads back what to do.
   `rollback_needed` turns on.
 * **Refine** once (``refine_after_events`` > 0): a candidate is made from the first
   few hundred drifted inputs, because every second it waits the old model serves
-  the new domain badly. When the promoted model has then served
-  ``refine_after_events`` more predictions with no new drift, its watch passed and
-  the cooldown over, `should_refine` says to adapt once more, from the base model
-  again, on every input of the domain seen so far (`domain_events` of them: the
-  first window and all that came since). A refinement is not refined again; a new
-  drift or a rollback cancels it.
+  the new domain badly. Once it is promoted and ``refine_after_events`` inputs of
+  the domain have been seen since the drift was confirmed (`domain_events`: the
+  first window, what arrived while it was adapted, and after), `should_refine`
+  says to adapt once more, from the base model again, on all of them. It does not
+  wait for the cooldown or the promoted model's watch: it is the same drift's
+  adaptation finished on more data, and each event it waits is served by the
+  weaker first candidate. A refinement is not refined again; a new drift or a
+  rollback cancels it, even while it runs (`refinement_cancelled`).
 
 Examples
 --------
@@ -99,7 +101,8 @@ class AdaptationPolicy:
     clear_after_calm_events
         Predictions without confirmed drift after which a rejection-raised "labels needed" clears (0: never).
     refine_after_events
-        Predictions a promoted candidate serves, with no new drift, before it is refined once (0: never).
+        Inputs of the drifted domain, counted from the drift's confirmation, after which a promoted candidate is
+        refined once (0: never).
     clock
         Seconds, monotone; ``time.monotonic`` unless a simulation supplies its own.
     """
@@ -162,9 +165,9 @@ class AdaptationPolicy:
         self.in_flight = False
         self.refining = False
         self.refinement_cancelled = False
-        """A fallback came while the refinement ran: its candidate must not be served, whatever its guardrails."""
-        self.refine_in_events: int | None = None
-        """Predictions until the promoted model may be refined; None when no refinement is due."""
+        """A fallback or rollback came while the refinement ran: its candidate must not be served."""
+        self.refine_due = False
+        """A promoted candidate awaits its refinement (`should_refine` says when)."""
         self.domain_events = 0
         """Predictions since the drift was confirmed, through its adaptation and promotion, until the next one."""
         self.labels_needed = False
@@ -206,16 +209,24 @@ class AdaptationPolicy:
         waited = now - self._drift_since
         return pseudo_count >= self.min_pseudo_labels or waited >= self.max_wait_seconds
 
-    def should_refine(self, now: float | None = None, *, drift_confirmed: bool) -> bool:
-        """Whether to refine the promoted model now (call `adaptation_started` with ``refinement=True``)."""
-        if self.refine_in_events is None or self.refine_in_events > 0 or drift_confirmed or self._held_back:
+    def should_refine(self, *, drift_confirmed: bool) -> bool:
+        """Whether to refine the promoted model now (call `adaptation_started` with ``refinement=True``).
+
+        Neither the cooldown nor the promoted model's watch holds it back (see the module's docstring).
+        """
+        if not self.refine_due or self.domain_events < self.refine_after_events or drift_confirmed:
             return False
-        return self.cooldown_remaining(now) == 0
+        return not (self.in_flight or self.labels_needed or self.rollback_needed)
 
     @property
     def _held_back(self) -> bool:
-        """No adaptation of any kind may start: one runs, labels are needed, or a promotion is on watch or failed it."""
+        """No adaptation for a drift may start: one runs, labels are needed, or a promotion is on watch or failed it."""
         return self.in_flight or self.labels_needed or self._watch_expected is not None or self.rollback_needed
+
+    def should_roll_back(self) -> bool:
+        """Whether to undo the last promotion now: its watch failed. Not while an adaptation for a drift runs
+        (none can start during a watch); while a refinement runs, yes: it is cancelled."""
+        return self.rollback_needed and (not self.in_flight or self.refining)
 
     def should_fall_back(self, *, drift_confirmed: bool, serving_base: bool) -> bool:
         """Whether to serve the base model again now (a new drift while an adapted model serves).
@@ -233,7 +244,7 @@ class AdaptationPolicy:
         self._watch_expected = None
         self.rollback_needed = False
         self._drift_since = None
-        self.refine_in_events = None
+        self.refine_due = False
         self.counts["fallbacks"] += 1
 
     def adaptation_started(self, now: float | None = None, *, refinement: bool = False) -> None:
@@ -243,7 +254,7 @@ class AdaptationPolicy:
         self.in_flight = True
         self.refining = refinement
         self.refinement_cancelled = False
-        self.refine_in_events = None
+        self.refine_due = False
         if refinement:
             self.counts["refinements"] += 1
 
@@ -262,7 +273,7 @@ class AdaptationPolicy:
         self.counts[outcome] += 1
         refinement, self.refining = self.refining, False
         if outcome == "promoted" and not refinement and self.refine_after_events > 0:
-            self.refine_in_events = self.refine_after_events
+            self.refine_due = True
         if outcome == "promoted":
             self.consecutive_rejections = 0
             if expected_confidence is not None:
@@ -295,10 +306,8 @@ class AdaptationPolicy:
         c = np.asarray(list(confidences), dtype=np.float64)
         if self._drift_since is not None:
             self.fresh_events += len(c)
-        if self._drift_since is not None or self.refine_in_events is not None:
+        if self._drift_since is not None or self.refine_due:
             self.domain_events += len(c)
-        if self.refine_in_events is not None:
-            self.refine_in_events = max(0, self.refine_in_events - len(c))
         self._calm_events = 0 if self._drift_now else self._calm_events + len(c)
         if (self.labels_needed and not self._labels_needed_by_feedback and self.clear_after_calm_events
                 and self._calm_events >= self.clear_after_calm_events):
@@ -318,11 +327,15 @@ class AdaptationPolicy:
         return self._watch_expected is not None
 
     def record_rollback(self, now: float | None = None) -> None:
-        """The swap was undone; the cooldown restarts and the candidate counts as rejected."""
+        """The swap was undone; the cooldown restarts and the candidate counts as rejected.
+
+        A refinement still running is cancelled (see `refinement_cancelled`).
+        """
+        self.refinement_cancelled = self.in_flight and self.refining
         self.rollback_needed = False
         self._watch_expected = None
         self._last_finished = self._now(now)
-        self.refine_in_events = None
+        self.refine_due = False
         self.counts["rolled_back"] += 1
         self._count_rejection("rolled back")
 
@@ -367,7 +380,7 @@ class AdaptationPolicy:
             "labels_needed_reason": self.labels_needed_reason,
             "in_flight": self.in_flight,
             "refining": self.refining,
-            "refine_in_events": self.refine_in_events,
+            "refine_due": self.refine_due,
             "fresh_events": self.fresh_events,
             "domain_events": self.domain_events,
             "cooldown_remaining_s": self.cooldown_remaining(now),

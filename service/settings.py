@@ -82,9 +82,10 @@ class Settings(BaseSettings):
         description="DRIFTWISE_ADAPTATION_WINDOW: inputs that must arrive after drift is confirmed before adapting; "
                     "the candidate is adapted on them (at most the 1024 recent inputs kept)")
     refine_after: int = Field(
-        512, ge=0, le=1024,
-        description="DRIFTWISE_REFINE_AFTER: events a promoted candidate serves, with no new drift, before the base "
-                    "is adapted again on all the drifted inputs kept, those events included (0: never)")
+        1024, ge=0, le=1024,
+        description="DRIFTWISE_REFINE_AFTER: once a drift's candidate is promoted and this many inputs of the new "
+                    "domain have been seen since the drift was confirmed, the base is adapted again on all of them "
+                    "and replaces it if it passes the guardrails (0: never; at most the 1024 recent inputs kept)")
     holdout_fraction: float = Field(
         1.0, ge=0.0, le=1.0,
         description="DRIFTWISE_HOLDOUT_FRACTION: share of the buffer's pseudo-labels kept out of training, so the "

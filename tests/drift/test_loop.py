@@ -224,26 +224,27 @@ def test_a_promotion_that_falls_short_of_its_confidence_is_rolled_back(
 
 def test_a_promoted_candidate_is_refined_once_on_all_the_inputs_of_its_domain(model: Classifier,
                                                                       reference: dict[str, np.ndarray]) -> None:
-    loop = _loop(reference, window=200, refine_after=300, rollback_window=100)
+    loop = _loop(reference, window=200, refine_after=600, rollback_window=100, cooldown_seconds=60.0)
     _until_adapt(loop, model)
+    made_from = loop.policy.domain_events  # the first window
     loop.record_result("promoted", expected_confidence=0.5)
     served = _blobs(2000, seed=50, shift=2.5)[0]
     loop.serve(model_reference(model, served[:400], false_alarm_rate=1e-4), base=False)
     promoted_at = loop.events
     acted = _feed(loop, model, served[400:], until=Action.REFINE)
-    assert acted == [(promoted_at + 300, Action.REFINE)]
+    assert acted == [(promoted_at + 600 - made_from, Action.REFINE)]  # cooling down and watched, all the same
     window = loop.adaptation_inputs().window_x  # every input of the domain: the first window and all since
-    assert len(window) == loop.policy.domain_events >= 200 + 300
-    np.testing.assert_array_equal(window[-300:], served[400:700])
+    assert len(window) == loop.policy.domain_events == 600
+    np.testing.assert_array_equal(window[-(600 - made_from):], served[400:1000 - made_from])
     assert window.mean(axis=1).min() > 1.75  # drifted inputs only (clean rows average 0.5, drifted 3.0)
     loop.record_result("promoted", expected_confidence=0.5)
     loop.serve(None, base=False)
-    assert _feed(loop, model, served[700:]) == []  # a refinement is never refined
+    assert _feed(loop, model, served[1000 - made_from:]) == []  # a refinement is never refined
 
 
 def test_refinement_is_off_at_zero_and_a_new_drift_falls_back_instead(model: Classifier,
                                                                       reference: dict[str, np.ndarray]) -> None:
-    for refine_after, shift, expected in ((0, 2.5, []), (300, 6.0, [Action.FALL_BACK])):
+    for refine_after, shift, expected in ((0, 2.5, []), (1000, 6.0, [Action.FALL_BACK])):
         loop = _loop(reference, window=200, refine_after=refine_after, rollback_window=100)
         _until_adapt(loop, model)
         loop.record_result("promoted", expected_confidence=0.5)
@@ -262,6 +263,19 @@ def test_a_new_drift_during_a_refinement_falls_back_and_the_refined_candidate_is
     assert loop.candidate_wanted()
     acted = _feed(loop, model, _blobs(2000, seed=55, shift=6.0)[0], until=Action.FALL_BACK)
     assert acted[-1][1] is Action.FALL_BACK and loop.policy.in_flight  # at once, not after the refinement
+    assert not loop.candidate_wanted()
+
+
+def test_a_promotion_that_fails_its_watch_during_its_refinement_is_rolled_back_at_once(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200, refine_after=200, rollback_window=100, rollback_tolerance=0.02)
+    _until_adapt(loop, model)
+    loop.record_result("promoted", expected_confidence=1.0)  # promised more than the drifted stream gives
+    loop.serve(model_reference(model, _blobs(400, seed=56, shift=2.5)[0], false_alarm_rate=1e-4), base=False)
+    drifted = _blobs(400, seed=57, shift=2.5)[0]
+    assert _feed(loop, model, drifted[:20]) == [(loop.events, Action.REFINE)]  # enough of the domain already
+    acted = _feed(loop, model, drifted[20:], until=Action.ROLLBACK)
+    assert acted[-1][1] is Action.ROLLBACK and loop.policy.in_flight  # at once, not after the refinement
     assert not loop.candidate_wanted()
 
 

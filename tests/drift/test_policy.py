@@ -167,20 +167,23 @@ def test_no_rollback_when_confidence_holds():
     assert not policy.rollback_needed and not policy.watching
 
 
-def test_a_promoted_model_is_refined_once_after_serving_enough_events_its_watch_passed_and_cooled_down():
-    policy, clock = _policy(refine_after_events=10)
+def test_a_promoted_model_is_refined_once_when_enough_of_its_domain_was_seen_without_waiting_for_cooldown_or_watch():
+    policy, clock = _policy(refine_after_events=10, min_fresh_events=4)
+    assert not policy.should_adapt(drift_confirmed=True, pseudo_count=100)
+    policy.observe([0.6] * 4)  # the first window
+    assert policy.should_adapt(drift_confirmed=True, pseudo_count=100)
     policy.adaptation_started()
+    policy.observe([0.6] * 3)  # served by the old model while the candidate is made
     policy.record_outcome("promoted", expected_confidence=0.9)
-    policy.observe([0.9] * 4)  # the watch passes
-    assert not policy.should_refine(drift_confirmed=False), "6 more events to serve"
-    policy.observe([0.9] * 6)
-    assert policy.refine_in_events == 0 and not policy.should_refine(drift_confirmed=False), "cooling down"
-    assert policy.domain_events == 10  # what a refinement adapts on (plus the events before the promotion)
-    clock.t = 60.0
+    assert policy.domain_events == 7 and policy.refine_due
+    assert not policy.should_refine(drift_confirmed=False), "3 more inputs of the domain to see"
+    policy.observe([0.9] * 3)
+    assert policy.watching and policy.cooldown_remaining() > 0  # neither holds the refinement back
     assert not policy.should_refine(drift_confirmed=True), "a new drift is the fallback's business"
     assert policy.should_refine(drift_confirmed=False)
     policy.adaptation_started(refinement=True)
-    assert policy.refining and policy.counts["refinements"] == 1
+    assert policy.refining and policy.counts["refinements"] == 1 and not policy.refine_due
+    assert not policy.should_adapt(drift_confirmed=True, pseudo_count=100), "one adaptation at a time"
     policy.record_outcome("promoted", expected_confidence=0.9)
     policy.observe([0.9] * 100)
     clock.t = 1000.0
@@ -188,13 +191,35 @@ def test_a_promoted_model_is_refined_once_after_serving_enough_events_its_watch_
 
 
 @pytest.mark.parametrize("undo", ["fallback", "rollback"])
-def test_a_fallback_or_rollback_cancels_the_refinement(undo):
+def test_a_fallback_or_rollback_before_the_refinement_calls_it_off(undo):
     policy, clock = _policy(refine_after_events=10, cooldown_seconds=0)
     policy.adaptation_started()
     policy.record_outcome("promoted", expected_confidence=0.9)
     policy.record_fallback() if undo == "fallback" else policy.record_rollback()
     policy.observe([0.9] * 50)
-    assert policy.refine_in_events is None and not policy.should_refine(drift_confirmed=False)
+    assert not policy.refine_due and not policy.should_refine(drift_confirmed=False)
+
+
+def test_a_failed_watch_during_a_refinement_rolls_back_at_once_and_cancels_it():
+    policy, clock = _policy(refine_after_events=4)
+    policy.adaptation_started()
+    policy.record_outcome("promoted", expected_confidence=0.9)
+    policy.observe([0.5] * 2)
+    policy.adaptation_started(refinement=True)
+    assert not policy.should_roll_back()
+    policy.observe([0.5] * 2)  # the watch (4 events) fails while the refinement runs
+    assert policy.rollback_needed and policy.should_roll_back()
+    policy.record_rollback()
+    assert policy.refinement_cancelled and policy.counts["rolled_back"] == 1
+    policy.record_outcome("rejected")  # the caller did not serve it
+    assert policy.consecutive_rejections == 1, "the rollback counts, the cancelled refinement does not"
+
+
+def test_no_rollback_while_an_adaptation_for_a_drift_runs():
+    policy, _ = _policy()
+    policy.adaptation_started()
+    policy.rollback_needed = True  # cannot happen in use: no adaptation starts during a watch
+    assert not policy.should_roll_back()
 
 
 def test_a_new_drift_during_a_refinement_falls_back_at_once_and_cancels_it_without_counting_a_rejection():

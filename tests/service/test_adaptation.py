@@ -32,7 +32,7 @@ def test_the_service_loop_keeps_its_settings_and_the_benchmarks_validated_rest(
     validated = LoopConfig()
     assert (config.threshold, config.cooldown_seconds, config.min_pseudo_labels) == (0.99, 5.0, 7)
     assert config.refine_after == 300
-    assert Settings.model_fields["refine_after"].default == validated.refine_after == 512
+    assert Settings.model_fields["refine_after"].default == validated.refine_after == 1024
     assert config.holdout_fraction == validated.holdout_fraction == 1.0
     assert (config.window, config.window_capacity, config.max_wait_seconds, config.feedback_window) == (
         validated.window, validated.window_capacity, validated.max_wait_seconds, validated.feedback_window)
