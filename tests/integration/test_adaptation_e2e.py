@@ -141,12 +141,12 @@ def test_a_rejected_candidate_is_kept_but_never_served(
     assert reg.get(NAME, 2).status == "rejected"
 
 
-def test_a_promoted_candidate_is_refined_once_on_the_events_it_served(
+def test_a_promoted_candidate_is_refined_once_on_more_of_its_domain(
     tmp_path: Path, source_registry: Path, kafka_bootstrap: str, digits: Any
 ) -> None:
     registry = _copy_registry(source_registry, tmp_path / "registry")
     topics = unique_topics()
-    settings = _serve(registry, kafka_bootstrap, topics, refine_after=256)
+    settings = _serve(registry, kafka_bootstrap, topics, refine_after=512)  # twice the first window
     clean, noisy = _drifted_stream(digits)
 
     def last_version() -> int | None:
@@ -156,7 +156,7 @@ def test_a_promoted_candidate_is_refined_once_on_the_events_it_served(
         produce(kafka_bootstrap, topics.events, _events(clean, "clean") + _events(noisy, "noisy"))
         assert _wait(lambda: last_version() is not None, 180), client.get("/drift").json()
         assert client.get("/drift").json()["last_adaptation"]["outcome"] == "promoted"
-        produce(kafka_bootstrap, topics.events, _events(noisy[:600], "more"))  # v2 serves 256+ events of its domain
+        produce(kafka_bootstrap, topics.events, _events(noisy[:600], "more"))  # the domain reaches 512 inputs
         assert _wait(lambda: last_version() == 3, 180), client.get("/drift").json()
         drift = client.get("/drift").json()
         assert drift["last_adaptation"]["reason"].startswith("refinement of v2")
