@@ -5,9 +5,10 @@ when drift is confirmed, when to adapt, fall back to the base model or roll back
 which inputs and pseudo-labels a candidate is made and checked with, and the
 reference it is served with. The controller feeds it every predicted batch (HTTP
 and Kafka) and acts, off the serving path: it fine-tunes a candidate in a worker
-process of its own (`drift.worker`, started ahead), runs the guardrails, publishes the candidate (approved or
-rejected: rejected ones are kept, never served), and on approval swaps it in and
-announces it on the control topic so every replica follows. It also exports the
+process of its own (`drift.worker`, started ahead), runs the guardrails,
+publishes the candidate (approved or rejected: rejected ones are kept, never
+served), and on approval swaps it in and announces it on the control topic so
+every replica follows. It also exports the
 loop's state as metrics, joins feedback labels, and answers ``GET /drift``.
 
 With ``--no-adapt`` it monitors and reports only.
@@ -290,27 +291,28 @@ class AdaptationController:
         Drift is then re-confirmed against the base, and the next candidate is made
         from it (refinements too), so adaptations never compound on each other's mistakes.
         """
+        self._serve_base("fallback", "new drift while an adapted model served")
+
+    def _rollback(self) -> None:
+        """The last promotion fell short of the confidence it showed on the drifted window: serve the base again.
+
+        The base, not the version current before: after a refinement that would be the
+        first candidate of the same domain, which fell short first (and the benchmark
+        validated rolling back to the base).
+        """
+        self._serve_base("auto", "post-swap confidence fell short of the candidate's promise")
+
+    def _serve_base(self, trigger: str, why: str) -> None:
         try:
             base = self._base_version(self.state.runtime.snapshot)
-            if base is None:
+            if base is None or str(base) == self.state.runtime.version:
                 return
             self.state.registry.activate(self.state.settings.name, base)
             self._serve(base, reason="rollback")
-            self.state.metrics.rollbacks.labels("fallback").inc()
-            log.warning("new drift while an adapted model served: fell back to the base model v%s", base)
-        except Exception:  # noqa: BLE001
-            log.exception("falling back to the base model failed")
-
-    def _rollback(self) -> None:
-        """The last promotion fell short of the confidence it showed on the drifted window: undo it."""
-        try:
-            target = self.state.registry.rollback(self.state.settings.name)
-            self._serve(target.version, reason="rollback")
-            self.state.metrics.rollbacks.labels("auto").inc()
-            log.warning("post-swap confidence fell short of the candidate's promise: rolled back to v%s",
-                        target.version)
-        except Exception:  # noqa: BLE001
-            log.exception("automatic rollback failed")
+            self.state.metrics.rollbacks.labels(trigger).inc()
+            log.warning("%s: serving the base model v%s again", why, base)
+        except Exception:  # noqa: BLE001 - serving goes on with the model it has
+            log.exception("serving the base model again failed (%s)", trigger)
 
     # -- reporting ------------------------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from service.adaptation import build_controller
 from service.app import load_current_model
 from service.settings import Settings
 from service.state import ServiceState
-from tests.service.conftest import NAME, SHAPE
+from tests.service.conftest import NAME, SHAPE, tiny_classifier
 
 
 def _traffic(state: ServiceState, batches: int, seed: int = 0) -> None:
@@ -89,5 +89,22 @@ def test_a_fallback_during_a_refinement_cancels_its_worker_at_once_and_nothing_i
         assert time.monotonic() - started < 30, "cancelled, not waited for"
         assert [v.version for v in registry.versions(NAME)] == published_before
         assert controller.loop.policy.consecutive_rejections == 0  # a cancelled refinement is no rejection
+    finally:
+        controller.stop()
+
+
+def test_an_automatic_rollback_serves_the_base_again_not_the_version_current_before(
+        make_settings: Callable[..., Settings], registry: Registry) -> None:
+    registry.activate(NAME, 2)  # the fixture's v2, adapted from v1
+    refined = registry.publish(NAME, tiny_classifier(2), reason="adapt: refinement", parent=1, activate=True)
+    state = ServiceState.build(make_settings())
+    load_current_model(state)
+    controller = build_controller(state)
+    try:
+        assert state.runtime.version == str(refined.version)
+        controller._rollback()  # what `Action.ROLLBACK` submits
+        assert state.runtime.version == "1" and registry.current(NAME).version == 1  # not v2, the first candidate
+        controller._rollback()  # the base already serves: nothing to do
+        assert registry.activation_history(NAME)[-1] == 1
     finally:
         controller.stop()
