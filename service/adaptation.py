@@ -73,7 +73,7 @@ class AdaptationController:
         # One action at a time, in the order decided: an adaptation never runs beside a fallback or rollback.
         self._actions = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftwise-adaptation")
         self._job: AdaptationJob | None = None  # the adaptation running, so a fallback or rollback can cancel it
-        if adapt:
+        if adapt and s.prewarm_adapter:
             prewarm()  # the first drift's adaptation then does not wait for Python and torch to start
         state.metrics.labels_needed.set(0)
         state.metrics.live_accuracy.set(float("nan"))  # unknown until feedback labels arrive, not 0%

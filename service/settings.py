@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     # Drift and adaptation (read by the adaptation controller; what is not here keeps the validated
     # default of `drift.loop.LoopConfig`).
     no_adapt: bool = False
+    prewarm_adapter: bool = Field(
+        True,
+        description="DRIFTWISE_PREWARM_ADAPTER: keep the next adaptation's process started ahead, so it does not "
+                    "wait about 3 s for Python and torch to start (costs about 0.3 GB of memory while it waits)")
     confidence_threshold: float = Field(0.99, gt=0.0, le=1.0)
     cooldown_seconds: float = Field(30.0, ge=0.0)
     min_pseudo_labels: int = Field(200, ge=1)

@@ -108,3 +108,19 @@ def test_an_automatic_rollback_serves_the_base_again_not_the_version_current_bef
         assert registry.activation_history(NAME)[-1] == 1
     finally:
         controller.stop()
+
+
+def test_the_adapters_process_is_started_ahead_unless_turned_off(make_settings: Callable[..., Settings]) -> None:
+    from drift import worker
+
+    for prewarm, no_adapt in ((False, False), (True, True), (True, False)):
+        with worker._ahead_lock:
+            ahead, worker._ahead = worker._ahead, None
+        if ahead is not None:
+            ahead.process.terminate()
+        state = ServiceState.build(make_settings(prewarm_adapter=prewarm, no_adapt=no_adapt))
+        load_current_model(state)
+        controller = build_controller(state)
+        controller.stop()
+        started = worker._ahead is not None and worker._ahead.process.is_alive()
+        assert started == (prewarm and not no_adapt), (prewarm, no_adapt)
