@@ -2,12 +2,13 @@
 
 The simulation runs the service's own loop in-process, without Kafka:
 `drift.loop.DriftLoop` (monitor -> pseudo-label buffer -> recent window -> policy: the
-decisions the service's controller makes too) -> `drift.adapter` (in its own process,
-started ahead, in full mode, as the service does: `drift.worker`) -> `drift.guardrails` -> swap. Events arrive
-in micro-batches on a simulated clock (``event_rate`` events per second); the real
-seconds an adaptation takes are converted to events that the old model keeps serving
-meanwhile, so accuracy is prequential and honest about delays. Labels are only used
-to score, except where a scenario says feedback labels exist.
+decisions the service's controller makes too) -> `drift.adapter` (in full mode in
+its own process, started ahead, as the service does: `drift.worker`) ->
+`drift.guardrails` -> swap. Events arrive in micro-batches on a simulated clock
+(``event_rate`` events per second); the real seconds an adaptation takes are
+converted to events that the old model keeps serving meanwhile, so accuracy is
+prequential and honest about delays. Labels are only used to score, except where a
+scenario says feedback labels exist.
 
 Scenarios
 ---------
@@ -57,11 +58,11 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from drift.adapter import AdaptConfig, adapt
-from drift.worker import prewarm, run_adaptation_in_subprocess
 from drift.corruptions import CLEAN, CORRUPTION_NAMES, Stream, StreamBuilder
 from drift.embedding_drift import reference_statistics
 from drift.guardrails import GuardrailConfig, evaluate_candidate
 from drift.loop import Action, DriftLoop, LoopConfig
+from drift.worker import prewarm, run_adaptation_in_subprocess
 from models.classifier import Classifier
 from models.config import ModelConfig
 from models.digits import load_digits_images, split_label_fraction
