@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -40,7 +39,6 @@ from torch import nn
 
 from models.calibration import fit_temperature
 from models.classifier import Classifier
-from models.config import ModelConfig
 from models.train import recalibrate_batchnorm
 
 ProgressFn = Callable[[str, int, int], None]
