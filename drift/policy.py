@@ -216,12 +216,17 @@ class AdaptationPolicy:
         """
         if not self.refine_due or self.domain_events < self.refine_after_events or drift_confirmed:
             return False
-        return not (self.in_flight or self.labels_needed or self.rollback_needed)
+        return not self._blocked
+
+    @property
+    def _blocked(self) -> bool:
+        """No adaptation of any kind may start: one runs, labels are needed, or a promotion failed its watch."""
+        return self.in_flight or self.labels_needed or self.rollback_needed
 
     @property
     def _held_back(self) -> bool:
-        """No adaptation for a drift may start: one runs, labels are needed, or a promotion is on watch or failed it."""
-        return self.in_flight or self.labels_needed or self._watch_expected is not None or self.rollback_needed
+        """No adaptation for a drift may start: `_blocked`, or a promotion is still on watch."""
+        return self._blocked or self._watch_expected is not None
 
     def should_roll_back(self) -> bool:
         """Whether to undo the last promotion now: its watch failed. Not while an adaptation for a drift runs
