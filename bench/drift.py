@@ -391,6 +391,12 @@ def refined(run: RunResult) -> int:
     return sum(a["passed"] and a["refinement"] for a in run.adaptations)
 
 
+def outcome_counts(run: RunResult) -> dict[str, int]:
+    """Every scenario's row: candidates promoted for a drift, refinements promoted, candidates not served."""
+    return {"promoted": len(drift_promotions(run)), "refined": refined(run),
+            "rejected": sum(not a["passed"] for a in run.adaptations)}
+
+
 def gap_closed(no_adapt: float, adapted: float, oracle: float) -> float:
     """(adapted - no-adapt) / (oracle - no-adapt); NaN when the oracle gains under half a point.
 
@@ -431,8 +437,7 @@ def drift_metrics(stream: Stream, na: RunResult, ad: RunResult, oracle: np.ndarr
         "detection_delay": after[0] - dp if after else None,
         "false_alarms": len([d for d in na.detections if d < dp]),
         "false_alarms_per_10k": 1e4 * len([d for d in na.detections if d < dp]) / max(dp, 1),
-        "promoted": len(promoted), "refined": refined(ad),
-        "rejected": sum(not a["passed"] for a in ad.adaptations),
+        **outcome_counts(ad),
         "fallbacks": sum(1 for _, kind, _ in ad.swaps if kind == "fallback"),
         "rollbacks": sum(1 for _, kind, _ in ad.swaps if kind == "rollback"),
         "detection_to_serving_s": [a.get("detection_to_serving_s") for a in promoted],
@@ -468,6 +473,7 @@ def recurring(source: Source, s: Settings, name: str, seed: int, log: Any) -> di
     drifted = stream.domain != CLEAN
     onsets = [p for p in stream.drift_points if stream.domain[p] != CLEAN]  # returns to clean are no drift for v1
     delays = [min((d - p for d in na.detections if p <= d < p + s.recurring_segment), default=None) for p in onsets]
+    promoted = drift_promotions(ad)
     row = {"scenario": "digits-C recurring", "corruption": name, "events": len(stream),
            "drift_points": stream.drift_points, "onsets": onsets, "detection_delays": delays,
            "accuracy_no_adapt": _acc(na.pred, stream.y), "accuracy_adapted": _acc(ad.pred, stream.y),
@@ -475,11 +481,10 @@ def recurring(source: Source, s: Settings, name: str, seed: int, log: Any) -> di
            "accuracy_adapted_drifted": _acc(ad.pred[drifted], stream.y[drifted]),
            "accuracy_no_adapt_clean": _acc(na.pred[~drifted], stream.y[~drifted]),
            "accuracy_adapted_clean": _acc(ad.pred[~drifted], stream.y[~drifted]),
-           "promoted": len(drift_promotions(ad)), "refined": refined(ad),
-           "rejected": sum(not a["passed"] for a in ad.adaptations),
+           **outcome_counts(ad),
            "fallbacks": sum(1 for _, kind, _ in ad.swaps if kind == "fallback"),
-           "detection_to_serving_s": [a.get("detection_to_serving_s") for a in drift_promotions(ad)],
-           "serving_attempts": [a["attempt"] for a in drift_promotions(ad)]}
+           "detection_to_serving_s": [a.get("detection_to_serving_s") for a in promoted],
+           "serving_attempts": [a["attempt"] for a in promoted]}
     log(f"  recurring {name}: no-adapt {row['accuracy_no_adapt']:.3f} adapted {row['accuracy_adapted']:.3f} "
         f"delays {delays} promoted {row['promoted']} rejected {row['rejected']}")
     return row
@@ -497,19 +502,19 @@ def continual(source: Source, s: Settings, seed: int, log: Any) -> dict[str, Any
     t0 = time.perf_counter()
     na, ad = no_adapt_run(source, s, stream), Loop(source, s).run(stream)
     gains = windowed_gain(stream.y, na.pred, ad.pred)
+    promoted = drift_promotions(ad)
     per_domain = {d: {"no_adapt": _acc(na.pred[stream.domain == d], stream.y[stream.domain == d]),
                       "adapted": _acc(ad.pred[stream.domain == d], stream.y[stream.domain == d])}
                   for d in [CLEAN, *CORRUPTION_NAMES]}
     row = {"scenario": "continual", "events": len(stream), "segment": s.continual_segment,
            "accuracy_no_adapt": _acc(na.pred, stream.y), "accuracy_adapted": _acc(ad.pred, stream.y),
            "window_gains": gains, "worst_window_gain": min(gains), "per_domain": per_domain,
-           "promoted": len(drift_promotions(ad)), "refined": refined(ad),
-           "rejected": sum(not a["passed"] for a in ad.adaptations),
+           **outcome_counts(ad),
            "fallbacks": sum(1 for _, kind, _ in ad.swaps if kind == "fallback"),
            "rollbacks": sum(1 for _, kind, _ in ad.swaps if kind == "rollback"),
            "detections": len(na.detections), "drifts": len(stream.drift_points),
-           "detection_to_serving_s": [a.get("detection_to_serving_s") for a in drift_promotions(ad)],
-           "serving_attempts": [a["attempt"] for a in drift_promotions(ad)],
+           "detection_to_serving_s": [a.get("detection_to_serving_s") for a in promoted],
+           "serving_attempts": [a["attempt"] for a in promoted],
            "adapt_compute_s": [a["compute_seconds"] for a in ad.adaptations],
            "seconds": round(time.perf_counter() - t0, 1)}
     log(f"  continual: no-adapt {row['accuracy_no_adapt']:.3f} adapted {row['accuracy_adapted']:.3f} worst 2k-window "
@@ -525,8 +530,7 @@ def stationary(source: Source, s: Settings, seed: int, log: Any) -> dict[str, An
     row = {"scenario": "stationary clean", "events": len(stream), "false_alarms": len(na.detections),
            "false_alarm_indices": na.detections, "false_alarms_per_10k": 1e4 * len(na.detections) / len(stream),
            "accuracy_no_adapt": _acc(na.pred, stream.y), "accuracy_adapted": _acc(ad.pred, stream.y),
-           "promoted": len(drift_promotions(ad)), "refined": refined(ad),
-           "rejected": sum(not a["passed"] for a in ad.adaptations)}
+           **outcome_counts(ad)}
     log(f"  stationary: {row['false_alarms']} false alarms in {len(stream)} events; no-adapt "
         f"{row['accuracy_no_adapt']:.4f} adapted {row['accuracy_adapted']:.4f}")
     return row
@@ -561,8 +565,7 @@ def concept_drift(source: Source, s: Settings, seed: int, log: Any) -> dict[str,
            "feedback_every": s.feedback_every,
            "labels_needed_at": ad.labels_needed_at,
            "labels_needed_delay": None if ad.labels_needed_at is None else ad.labels_needed_at - dp,
-           "promoted": len(drift_promotions(ad)), "refined": refined(ad),
-           "rejected": sum(not a["passed"] for a in ad.adaptations),
+           **outcome_counts(ad),
            "accuracy_no_adapt": _acc(na.pred[dp:], stream.y[dp:]),
            "accuracy_adapted": _acc(ad.pred[dp:], stream.y[dp:]),
            "forced_candidate": {"trained_on_feedback_labels": int(post.sum()), "passed": report.passed,
