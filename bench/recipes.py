@@ -248,13 +248,18 @@ def _points(x: float) -> str:
     return "-" if math.isnan(x) else f"{100 * x:+.1f}"
 
 
-def main(split: str = "val", windows: int = 3, variants: Sequence[str] | None = None,
-         out_dir: str | Path | None = None, command: str | None = None) -> dict[str, Any]:
-    """Compare ``variants`` (default: all of `VARIANTS`) on ``windows`` window seeds; write the results."""
+def check_pool(split: str, windows: int) -> None:
+    """The offline benches' pool options (this one's and `bench.refine`'s): which split, how many window seeds."""
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
     if windows < 1:
         raise ValueError(f"windows must be >= 1, got {windows}")
+
+
+def main(split: str = "val", windows: int = 3, variants: Sequence[str] | None = None,
+         out_dir: str | Path | None = None, command: str | None = None) -> dict[str, Any]:
+    """Compare ``variants`` (default: all of `VARIANTS`) on ``windows`` window seeds; write the results."""
+    check_pool(split, windows)
     names = list(variants or VARIANTS)
     configs = {name: variant_config(name) for name in names}
     torch.set_num_threads(1)

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from bench.drift import Settings, build_source, gap_closed, machine
-from bench.recipes import BASE, REFUSED, SEVERITY, WINDOW, draws, oracle_config
+from bench.recipes import BASE, REFUSED, SEVERITY, WINDOW, check_pool, draws, oracle_config
 from drift.adapter import AdaptConfig, adapt, predict_proba
 from drift.corruptions import CORRUPTION_NAMES
 from models.classifier import Classifier
@@ -138,10 +138,7 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
 def main(split: str = "val", windows: int = 3, refine_after: int = 512, out_dir: str | Path | None = None,
          command: str | None = None, log: Log | None = None) -> dict[str, Any]:
     """Measure on ``windows`` window seeds of ``split``'s pool; write ``refine-<split>.md`` and ``.json``."""
-    if split not in ("test", "val"):
-        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
-    if windows < 1:
-        raise ValueError(f"windows must be >= 1, got {windows}")
+    check_pool(split, windows)
     _check_refine_after(refine_after, SCORED)  # before the source model is fitted
     torch.set_num_threads(1)
     log = log or (lambda msg: print(msg, flush=True))
