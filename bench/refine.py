@@ -121,8 +121,8 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
         f"true labels) are scored on the {SCORED - results['refine_after']} events after those, on images not in "
         "the first window.", "",
         f"**Held-out accuracy gain over no-adapt, mean over {s['draws']} draws: first "
-        f"{100 * s['mean_gain_first']:+.1f} points, refined {100 * s['mean_gain_refined']:+.1f}; refined better in {s['refined_better']}, worse in "
-        f"{s['refined_worse']}. Mean gap closed over the 8 corruptions (inversion 0): first "
+        f"{100 * s['mean_gain_first']:+.1f} points, refined {100 * s['mean_gain_refined']:+.1f}; refined better "
+        f"in {s['refined_better']}, worse in {s['refined_worse']}. Mean gap closed over the 8 corruptions (inversion 0): first "
         f"{s['mean_gap_closed_first']:.3f}, refined {s['mean_gap_closed_refined']:.3f}.**", "",
         "| corruption | no-adapt | first | refined | oracle | gap closed first | gap closed refined |",
         "|---|---|---|---|---|---|---|",
