@@ -6,6 +6,15 @@ different labelling of inputs the current model was sure about (agreement), or
 learn from too little (yield). Every check returns its value, its threshold and
 whether it passed, so the report can go into the candidate's manifest as it is.
 
+Why collapse is judged against evidence, not a fixed share: one class holding
+more than half of a window is normal for a binary or skewed problem. The
+evidence for a class's share is what the current model predicts on the same
+window and the prior (the anchors' labels). ``class_shift`` lets each class
+gain over the larger of the two only what sampling noise of a window of ``n``
+inputs explains (``z`` binomial standard errors) plus a small slack for the
+errors an adapted model fixes; so the tolerance scales with the reference share
+and the number of classes, and shrinks as the window grows.
+
 Why the anchors are scored "in their own domain": the candidate's BatchNorm
 statistics describe the drifted inputs, and the anchors are clean. Scoring clean
 anchors through drifted statistics would punish exactly the adaptation we want.
@@ -24,7 +33,7 @@ Examples
 >>> report = evaluate_candidate(model, model, window_x=x, anchors_x=x, anchors_y=y, pseudo_x=x[:0],
 ...                             pseudo_y=y[:0])
 >>> [c.name for c in report.checks]  # doctest: +NORMALIZE_WHITESPACE
-['anchor_accuracy', 'anchor_accuracy_vs_baseline', 'class_entropy', 'max_class_fraction',
+['anchor_accuracy', 'anchor_accuracy_vs_baseline', 'class_entropy', 'class_shift',
  'pseudo_label_yield', 'agreement', 'confidence_gain']
 >>> report.passed, "confidence_gain: 0 < 0.001" in report.reasons  # the same model gains nothing
 (False, True)
@@ -54,9 +63,14 @@ class GuardrailConfig:
     """If set (the first version's anchor accuracy), the candidate must also stay within the margin of it,
     so many small drops cannot add up over a long stream."""
     min_class_entropy_ratio: float = 0.8
-    """Entropy of the candidate's predicted-class distribution on the window, relative to the current model's."""
-    max_class_fraction: float = 0.5
-    """No class may take more than this share of the window's predictions."""
+    """Entropy of the candidate's predicted-class distribution on the window, relative to the lower of the current
+    model's and the prior's (anchor labels): a skewed prior is evidence for a low entropy, not a collapse."""
+    class_shift_z: float = 3.0
+    """Binomial standard errors, ``sqrt(q(1-q)/n)``, a class's share may rise over its reference share ``q`` by the
+    chance of which inputs fell in a window of ``n``; 3 keeps false refusals near 0.1% per class."""
+    class_shift_slack: float = 0.05
+    """Share a class may gain beyond that noise: an adapted model fixes some of the current model's errors, which
+    moves a few percent of the window between classes. A collapse moves far more."""
     min_pseudo_yield: float = 0.02
     """Share of the window the current model is confident about (>= ``confidence_threshold``)."""
     confidence_threshold: float = 0.9
@@ -70,12 +84,14 @@ class GuardrailConfig:
     """Mean confidence on the window must rise by at least this much."""
 
     def __post_init__(self) -> None:
-        for name in ("anchor_margin", "min_class_entropy_ratio", "max_class_fraction", "min_pseudo_yield",
+        for name in ("anchor_margin", "min_class_entropy_ratio", "class_shift_slack", "min_pseudo_yield",
                      "confidence_threshold", "min_agreement"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.baseline_anchor_accuracy is not None and not 0.0 <= self.baseline_anchor_accuracy <= 1.0:
             raise ValueError(f"baseline_anchor_accuracy must be in [0, 1], got {self.baseline_anchor_accuracy}")
+        if self.class_shift_z < 0.0:
+            raise ValueError(f"class_shift_z must be >= 0, got {self.class_shift_z}")
         if self.min_confident_samples < 0:
             raise ValueError(f"min_confident_samples must be >= 0, got {self.min_confident_samples}")
         if not -1.0 <= self.min_confidence_gain <= 1.0:
@@ -133,6 +149,31 @@ def class_distribution(predictions: np.ndarray, num_classes: int) -> np.ndarray:
     return counts / max(counts.sum(), 1.0)
 
 
+def class_shift(candidate: np.ndarray, current: np.ndarray, prior: np.ndarray | None, n: int, *,
+                z: float = 3.0, slack: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Per class, the share the candidate gained over the evidence, and the gain allowed; shapes ``(k,)``.
+
+    The reference share ``q`` of a class is the larger of the current model's and the prior's (``None``: no
+    prior, the current model's alone). The allowed gain is ``z * sqrt(q(1-q)/n) + slack``. Only gains count:
+    a collapse onto some classes shows as a rise of those classes.
+
+    Examples
+    --------
+    >>> current, prior = np.array([0.58, 0.42]), np.array([0.5, 0.5])
+    >>> gain, allowed = class_shift(np.array([0.62, 0.38]), current, prior, n=500)
+    >>> bool((gain <= allowed).all())  # a binary 60/40 window, kept by the candidate
+    True
+    >>> gain, allowed = class_shift(np.array([0.97, 0.03]), current, prior, n=500)
+    >>> gain.round(2).tolist(), allowed.round(3).tolist()  # the collapse onto class 0 is refused
+    ([0.39, -0.47], [0.116, 0.117])
+    """
+    if n <= 0:
+        raise ValueError(f"n must be > 0, got {n}")
+    reference = current if prior is None else np.maximum(current, prior)
+    allowed = z * np.sqrt(reference * (1.0 - reference) / n) + slack
+    return candidate - reference, allowed
+
+
 def normalized_entropy(distribution: np.ndarray) -> float:
     """Entropy divided by ``log(k)``: 1 for uniform, 0 when one class takes everything."""
     p = distribution[distribution > 0]
@@ -172,11 +213,20 @@ def evaluate_candidate(
 
     p_cur, p_cand = predict_proba(current, window_x), predict_proba(candidate, window_x)
     dist_cur, dist_cand = class_distribution(p_cur.argmax(1), k), class_distribution(p_cand.argmax(1), k)
+    labels = np.asarray(anchors_y, dtype=np.int64)
+    labels = labels[(labels >= 0) & (labels < k)]
+    prior = class_distribution(labels, k) if len(labels) else None
     h_cur, h_cand = normalized_entropy(dist_cur), normalized_entropy(dist_cand)
-    add(Check("class_entropy", h_cand, cfg.min_class_entropy_ratio * h_cur,
-              h_cand >= cfg.min_class_entropy_ratio * h_cur))
-    add(Check("max_class_fraction", float(dist_cand.max()), cfg.max_class_fraction,
-              float(dist_cand.max()) <= cfg.max_class_fraction, upper=True))
+    h_prior = normalized_entropy(prior) if prior is not None else float("inf")
+    floor = cfg.min_class_entropy_ratio * min(h_cur, h_prior)
+    add(Check("class_entropy", h_cand, floor, h_cand >= floor,
+              detail="relative to the prior's" if h_prior < h_cur else ""))
+    gain, allowed = class_shift(dist_cand, dist_cur, prior, len(window_x), z=cfg.class_shift_z,
+                                slack=cfg.class_shift_slack)
+    c = int(np.argmax(gain - allowed))  # the class closest to (or furthest past) its limit
+    add(Check("class_shift", float(gain[c]), float(allowed[c]), bool(gain[c] <= allowed[c]), upper=True,
+              detail=f"class {c}: {dist_cand[c]:.1%} of {len(window_x)} predictions; current {dist_cur[c]:.1%}, "
+                     + (f"prior {prior[c]:.1%}" if prior is not None else "no prior")))
 
     pseudo_yield = float((p_cur.max(1) >= cfg.confidence_threshold).mean())
     add(Check("pseudo_label_yield", pseudo_yield, cfg.min_pseudo_yield, pseudo_yield >= cfg.min_pseudo_yield))
@@ -198,6 +248,7 @@ def evaluate_candidate(
     report.stats = {
         "anchor_accuracy_current": current_anchor, "anchor_accuracy_candidate": candidate_anchor,
         "class_entropy_current": h_cur, "class_entropy_candidate": h_cand,
+        **({"class_entropy_prior": h_prior} if prior is not None else {}),
         "mean_confidence_current": conf_cur, "mean_confidence_candidate": conf_cand,
         "n_window": float(len(window_x)), "n_confident_holdout": float(n_confident),
     }

@@ -79,7 +79,8 @@ def test_a_collapsed_candidate_fails_the_class_checks(setup):
     report = evaluate_candidate(model, collapsed, window_x=window, anchors_x=ax, anchors_y=ay, pseudo_x=hx,
                                 pseudo_y=hy, config=CONFIG)
     assert not check(report, "class_entropy").passed
-    assert not check(report, "max_class_fraction").passed and check(report, "max_class_fraction").value == 1.0
+    shift = check(report, "class_shift")
+    assert not shift.passed and shift.detail.startswith("class 3: 100.0% of 500 predictions")
 
 
 def test_too_few_confident_samples_cannot_vouch_for_a_candidate(setup):
@@ -115,7 +116,7 @@ def test_the_report_is_plain_json_for_the_manifest(setup):
                                 config=CONFIG)
     data = json.loads(json.dumps(report.to_dict()))
     assert data["passed"] is False and data["reasons"] == ["confidence_gain: 0 < 0.001"]
-    assert {c["name"] for c in data["checks"]} >= {"anchor_accuracy", "class_entropy", "max_class_fraction",
+    assert {c["name"] for c in data["checks"]} >= {"anchor_accuracy", "class_entropy", "class_shift",
                                                     "pseudo_label_yield", "agreement", "confidence_gain"}
     assert all({"value", "threshold", "passed"} <= set(c) for c in data["checks"])
 
