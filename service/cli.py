@@ -309,6 +309,30 @@ def bench_refine(
         fail(str(exc))
 
 
+@bench_app.command("stream")
+def bench_stream(
+    families: Annotated[str, typer.Option(help="heldout (only reported) or dev (defaults chosen on)")] = "heldout",
+    rate: Annotated[float, typer.Option(help="events per second replayed to each twin")] = 50.0,
+    phase_events: Annotated[int, typer.Option(help="events in each phase")] = 1500,
+    seed: Annotated[int, typer.Option(help="data split and stream seed")] = 0,
+    bursts: Annotated[bool, typer.Option("--bursts", help="each phase in runs of 50 events of one class")] = False,
+    bootstrap_servers: Annotated[Optional[str], typer.Option(help="use this broker, not a local one")] = None,
+    device: DeviceOpt = "auto",
+    out: Annotated[Optional[Path], typer.Option(help="results folder (default bench/results)")] = None,
+    quick: QuickOpt = False,
+) -> None:
+    """The real service against a real broker in real time, beside a --no-adapt twin (not part of `all`)."""
+    from bench.stream import StreamBenchConfig, run
+
+    try:
+        config = StreamBenchConfig(families=families, rate=rate, phase_events=phase_events, seed=seed, bursts=bursts,
+                                   quick=quick, device=device, bootstrap_servers=bootstrap_servers)
+    except ValueError as exc:
+        fail(str(exc))
+    report = run(config, out, console=console)
+    console.print(f"[bold green]report:[/] {report}")
+
+
 @bench_app.command("all")
 def bench_all(quick: QuickOpt = False) -> None:
     """Every benchmark, one after the other."""

@@ -1,0 +1,364 @@
+"""`driftwise bench stream`: what users get, in real time, beside a `--no-adapt` twin on the same events.
+
+The other drift benches run the loop in-process on a simulated clock; this one runs
+the real thing. A local Kafka broker (or a given one); `driftwise pretrain` with its
+defaults, as a subprocess; two `driftwise serve` subprocesses on copies of that
+registry, one with no flags but plumbing (registry, name, port, broker, topics and
+group id) and one `--no-adapt`; the same drifting stream replayed into both twins'
+event topics at a fixed rate (clean, each family at severity 3, clean); both
+predictions topics read back and scored by event id against labels the services
+never saw. `--families heldout` streams families no method or default was chosen on
+(`drift.corruptions.HELD_OUT_FAMILIES`); `--bursts` sorts each phase into runs of one
+class (correlated arrivals, as when a batch of one kind of item comes in).
+
+Why twins, and why plumbing only: the gain a user sees is adaptive minus frozen on
+the same events at the same time, with the defaults they would get
+(`tests/test_stream_bench.py` pins that). Both twins share the machine's cores, so
+the adaptive twin's adaptations compete with the frozen one's serving, as they
+would with any neighbour.
+
+Writes ``bench/results/stream-<families>[-bursts]-seed<N>.md`` (``-quick`` added for
+``--quick``), ``.json`` and ``.png``; logs and registries stay in ``runs/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from rich.console import Console
+
+from bench.stream_report import BURST_RUN, EVENT_PREFIX, MODEL_NAME, SEVERITY, score, write_report
+from drift.corruptions import CLEAN, DEVELOPMENT_FAMILIES, HELD_OUT_FAMILIES, Stream, StreamBuilder
+from service.topics import Topics
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+# The only DRIFTWISE_* variables a twin gets: where things are, never how to adapt.
+PLUMBING_ENV = frozenset({"DRIFTWISE_EVENTS_TOPIC", "DRIFTWISE_PREDICTIONS_TOPIC", "DRIFTWISE_DLQ_TOPIC",
+                          "DRIFTWISE_LABELS_TOPIC", "DRIFTWISE_MODELS_TOPIC", "DRIFTWISE_GROUP_ID"})
+TWINS = ("adaptive", "no_adapt")
+
+
+@dataclass(frozen=True)
+class StreamBenchConfig:
+    """The bench's options; ``quick`` means 300 events per phase, two families, 100 events/s."""
+
+    families: str = "heldout"
+    rate: float = 50.0
+    phase_events: int = 1500
+    seed: int = 0
+    bursts: bool = False
+    quick: bool = False
+    device: str = "auto"
+    bootstrap_servers: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.families not in ("dev", "heldout"):
+            raise ValueError(f"families must be dev or heldout, got {self.families!r}")
+        if not self.rate > 0:
+            raise ValueError(f"rate must be positive events per second, got {self.rate}")
+        if self.phase_events < 100:
+            raise ValueError(f"phase_events must be >= 100, got {self.phase_events}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.quick:
+            object.__setattr__(self, "phase_events", 300)
+            object.__setattr__(self, "rate", 100.0)
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        names = HELD_OUT_FAMILIES if self.families == "heldout" else DEVELOPMENT_FAMILIES
+        return (CLEAN, *(names[:2] if self.quick else names), CLEAN)
+
+    @property
+    def stem(self) -> str:
+        bursts, quick = "-bursts" if self.bursts else "", "-quick" if self.quick else ""
+        return f"stream-{self.families}{bursts}-seed{self.seed}{quick}"
+
+    def command(self) -> str:
+        parts = ["driftwise bench stream", f"--families {self.families}", f"--seed {self.seed}"]
+        if self.quick:
+            parts.append("--quick")
+        else:
+            parts += [f"--rate {self.rate:g}", f"--phase-events {self.phase_events}"]
+        if self.bursts:
+            parts.append("--bursts")
+        if self.device != "auto":
+            parts.append(f"--device {self.device}")
+        return " ".join(parts)
+
+
+# -- the stream -----------------------------------------------------------------------------------------------------
+def burst_order(y: np.ndarray, run: int, rng: np.random.Generator) -> np.ndarray:
+    """A permutation of ``range(len(y))`` in runs of at most ``run`` events of one class, runs shuffled.
+
+    >>> order = burst_order(np.array([0, 1, 0, 1, 0, 1]), 3, np.random.default_rng(0))
+    >>> sorted(order.tolist()), np.array([0, 1, 0, 1, 0, 1])[order].tolist() in ([0, 0, 0, 1, 1, 1], [1, 1, 1, 0, 0, 0])
+    ([0, 1, 2, 3, 4, 5], True)
+    """
+    chunks = []
+    for c in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == c))
+        chunks += [members[i:i + run] for i in range(0, len(members), run)]
+    return np.concatenate([chunks[k] for k in rng.permutation(len(chunks))])
+
+
+def build_stream(pool_x: np.ndarray, pool_y: np.ndarray, phases: Sequence[str], phase_events: int, *, seed: int,
+                 bursts: bool) -> Stream:
+    """One segment of ``phase_events`` per phase at severity 3, each optionally sorted into one-class runs."""
+    builder = StreamBuilder(pool_x, pool_y, severity=SEVERITY, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    parts = []
+    for name in phases:
+        part = builder.segment(name, phase_events)
+        if bursts:
+            o = burst_order(part.y, BURST_RUN, rng)
+            part = Stream(part.x[o], part.y[o], part.domain[o], image=None if part.image is None else part.image[o])
+        parts.append(part)
+    return builder.concat(parts)
+
+
+# -- the twins: exactly what a user types, plus where things are -------------------------------------------------------
+def pretrain_command(data: Path, registry: Path, name: str = MODEL_NAME) -> list[str]:
+    """`driftwise pretrain` with the CLI's defaults: data, name, registry and the image shape, nothing else."""
+    return [sys.executable, "-m", "service.cli", "pretrain", "--data", str(data), "--name", name,
+            "--registry", str(registry), "--input-shape", "1,8,8"]
+
+
+def serve_command(registry: Path, port: int, bootstrap: str, *, no_adapt: bool, device: str = "auto",
+                  name: str = MODEL_NAME) -> list[str]:
+    """`driftwise serve` with plumbing flags only; the twin differs by ``--no-adapt`` alone."""
+    cmd = [sys.executable, "-m", "service.cli", "serve", "--registry", str(registry), "--name", name,
+           "--port", str(port), "--bootstrap-servers", bootstrap]
+    if device != "auto":
+        cmd += ["--device", device]
+    return cmd + (["--no-adapt"] if no_adapt else [])
+
+
+def without_settings(environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` less every ``DRIFTWISE_*`` variable: a developer's shell must not tune what is measured."""
+    return {k: v for k, v in environ.items() if not k.startswith("DRIFTWISE_")}
+
+
+def plumbing_env(environ: dict[str, str], topics: Topics, group_id: str) -> dict[str, str]:
+    """`without_settings` plus the twin's own topics and consumer group."""
+    env = without_settings(environ)
+    env.update({"DRIFTWISE_EVENTS_TOPIC": topics.events, "DRIFTWISE_PREDICTIONS_TOPIC": topics.predictions,
+                "DRIFTWISE_DLQ_TOPIC": topics.dlq, "DRIFTWISE_LABELS_TOPIC": topics.labels,
+                "DRIFTWISE_MODELS_TOPIC": topics.models, "DRIFTWISE_GROUP_ID": group_id})
+    return env
+
+
+# -- running it -------------------------------------------------------------------------------------------------------
+@dataclass
+class Twin:
+    """One `driftwise serve` child, its topics, and what came back from it."""
+
+    label: str
+    proc: subprocess.Popen
+    url: str
+    topics: Topics
+    registry: Path
+    observed: Any  # service.demo.Observed
+    confirmed: int = 0
+    version: str = "-"
+
+    @property
+    def detections(self) -> list[tuple[int, str]]:
+        return self.observed.detections
+
+
+def _start_twin(label: str, registry: Path, bootstrap: str, run_id: str, workdir: Path, device: str) -> Twin:
+    from service.demo import Observed
+    from service.localhost import free_port
+    from service.topics import ensure_topics
+
+    topics = Topics().with_suffix(f".stream-{run_id}-{label}")
+    ensure_topics(bootstrap, [topics.events, topics.predictions, topics.dlq, topics.labels], partitions=3)
+    ensure_topics(bootstrap, [topics.models], partitions=1, compacted=[topics.models])
+    port = free_port()
+    log = open(workdir / f"serve-{label}.log", "w")
+    proc = subprocess.Popen(serve_command(registry, port, bootstrap, no_adapt=label == "no_adapt", device=device),
+                            env=plumbing_env(dict(os.environ), topics, f"stream-{run_id}-{label}"), cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    log.close()
+    return Twin(label, proc, f"http://127.0.0.1:{port}", topics, registry, Observed())
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL to the child's own process group (its adapter workers) after 30 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, 9)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait(timeout=10)
+
+
+def _replay_both(data: Path, bootstrap: str, twins: Sequence[Twin], rate: float,
+                 errors: list[str]) -> list[threading.Thread]:
+    """The same file into every twin's events topic, each paced at ``rate``; failures land in ``errors``."""
+    from service.replay import replay
+
+    def one(topic: str) -> None:
+        try:
+            replay(data, bootstrap=bootstrap, topic=topic, rate=rate, id_prefix=EVENT_PREFIX, timeout_s=60.0)
+        except Exception as exc:  # noqa: BLE001 - reported after the run, which then fails
+            errors.append(f"replay into {topic}: {type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=one, args=(t.topics.events,), daemon=True) for t in twins]
+    for th in threads:
+        th.start()
+    return threads
+
+
+def _drift(url: str) -> dict[str, Any]:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/drift", timeout=2.0).json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+
+
+def _watch(twins: Sequence[Twin], total: int, deadline: float, console: Console) -> None:
+    """Show progress until every twin has every prediction or the deadline passes; note each confirmed drift."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]{task.description:>9}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console) as progress:
+        tasks = {t.label: progress.add_task(t.label, total=total, status="") for t in twins}
+        while time.monotonic() < deadline:
+            done = True
+            for t in twins:
+                with t.observed.lock:
+                    seen = len(t.observed.predictions)
+                    last = t.observed.arrivals[-1] if t.observed.arrivals else None
+                    version = t.observed.predictions[last]["model_version"] if last else "-"
+                drift = _drift(t.url)
+                if int(drift.get("confirmed_drifts", 0)) > t.confirmed:
+                    t.confirmed = int(drift["confirmed_drifts"])
+                    t.detections.append((seen, str(drift.get("last_reason", "drift"))))
+                    progress.console.log(f"{t.label}: drift confirmed after {seen} predictions "
+                                         f"({drift.get('last_reason')})")
+                if str(version) != t.version:
+                    progress.console.log(f"{t.label}: serving v{version} after {seen} predictions")
+                    t.version = str(version)
+                progress.update(tasks[t.label], completed=seen, status=f"v{version} {drift.get('state', '')}")
+                done = done and seen >= total
+                if t.proc.poll() is not None:
+                    raise RuntimeError(f"the {t.label} twin exited with code {t.proc.returncode}")
+            if done:
+                return
+            time.sleep(0.5)
+
+
+def code_state() -> str:
+    """The commit the services ran, and the tracked files changed on top of it (a shared tree moves)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout
+
+    dirty = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    return git("rev-parse", "--short", "HEAD").strip() + (f" + uncommitted {', '.join(dirty)}" if dirty else "")
+
+
+def run(config: StreamBenchConfig, out_dir: Path | None = None, console: Console | None = None) -> Path:
+    """The whole bench (see the module docstring); children and the broker always stop; return the report."""
+    from bench.drift import machine
+    from models.registry import Registry
+    from service.demo import _consume_predictions, _digits_splits
+    from service.kafka_local import LocalKafka, free_port_pair
+    from service.localhost import wait_until_ready
+
+    console = console or Console()
+    started_wall, machine_line, code = time.monotonic(), machine(), code_state()
+    workdir = ROOT / "runs" / config.stem
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    broker, twins, readers = None, [], []
+    stop = threading.Event()
+    try:
+        bootstrap = config.bootstrap_servers
+        if bootstrap is None:
+            console.rule("[bold]Kafka: a local single-node broker")
+            broker = LocalKafka(free_port_pair(), tie_to_this_process=True, purge_on_stop=True).start()
+            bootstrap = broker.bootstrap
+        console.rule("[bold]driftwise pretrain (CLI defaults)")
+        x_src, y_src, x_held, y_held = _digits_splits(config.seed)
+        np.savez(workdir / "pretrain.npz", X=x_src, y=y_src)
+        registry = workdir / "registry"
+        with open(workdir / "pretrain.log", "w") as log:
+            subprocess.run(pretrain_command(workdir / "pretrain.npz", registry), env=without_settings(dict(os.environ)),
+                           cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=True,
+                           timeout=1200)
+        current = Registry(registry).current(MODEL_NAME)
+        assert current is not None, "pretrain published nothing"
+        base = str(current.version)
+        console.print(f"v{base}: " + ", ".join(f"{k}={v:.3f}" for k, v in current.manifest["metrics"].items()
+                                                if isinstance(v, float) and "accuracy" in k))
+
+        console.rule("[bold]two twins: driftwise serve, and driftwise serve --no-adapt")
+        run_id = uuid.uuid4().hex[:8]
+        for label in TWINS:
+            copy = workdir / f"registry-{label}"
+            shutil.copytree(registry, copy)
+            twins.append(_start_twin(label, copy, bootstrap, run_id, workdir, config.device))
+        for t in twins:
+            wait_until_ready(f"{t.url}/readyz", t.proc, what=f"the {t.label} twin", timeout=180, interval=0.5,
+                             log=workdir / f"serve-{t.label}.log")
+
+        console.rule(f"[bold]replay {' -> '.join(config.phases)} at {config.rate:g} events/s")
+        stream = build_stream(x_held, y_held, config.phases, config.phase_events, seed=config.seed,
+                              bursts=config.bursts)
+        np.savez(workdir / "stream.npz", X=stream.x, y=stream.y)
+        for t in twins:
+            readers.append(threading.Thread(target=_consume_predictions, daemon=True,
+                                            args=(bootstrap, t.topics.predictions, t.observed, stop)))
+            readers[-1].start()
+        errors: list[str] = []
+        started = datetime.now(timezone.utc)
+        replays = _replay_both(workdir / "stream.npz", bootstrap, twins, config.rate, errors)
+        seconds = len(stream) / config.rate
+        _watch(twins, len(stream), time.monotonic() + seconds + 120 + 0.25 * seconds, console)
+        for th in replays:
+            th.join(timeout=30)
+        if errors:
+            raise RuntimeError("; ".join(errors))
+        final_drift = _drift(next(t.url for t in twins if t.label == "adaptive"))
+        stop.set()
+        for th in readers:
+            th.join(timeout=10)
+
+        console.rule("[bold]score and report")
+        adaptive_registry = next(t.registry for t in twins if t.label == "adaptive")
+        results = {"command": config.command(), "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine_line,
+                   "code": code, "config": asdict(config), "phases_run": list(config.phases), "base_version": base,
+                   "base_metrics": current.manifest["metrics"],
+                   **score(stream, {t.label: t.observed for t in twins}, adaptive_registry, config, base, started),
+                   "final_drift_adaptive": {k: final_drift.get(k) for k in ("state", "confirmed_drifts", "policy",
+                                                                             "last_adaptation", "loop")},
+                   "wall_seconds": time.monotonic() - started_wall}
+        return write_report(results, config, Path(out_dir) if out_dir else RESULTS)
+    finally:
+        stop.set()
+        for t in twins:
+            _stop(t.proc)
+        if broker is not None:
+            broker.stop()
