@@ -19,6 +19,12 @@ Choices validated on the benchmark's validation split:
 * A promoted candidate's reference statistics come from distinct recent inputs
   it was not trained on (those that arrived after its window closed), or from the
   whole recent window when too few did (`DriftLoop.reference_inputs`).
+* As soon as a drift is confirmed and ``normalize_after`` more inputs have
+  arrived, the served weights with BatchNorm re-estimated on the latest
+  ``normalize_window`` inputs serve in the meantime (`Action.NORMALIZE`,
+  `drift.normalize`): milliseconds instead of a window and seconds of training.
+  It is an interim, not a candidate: the monitor is not reset, the buffer is
+  kept, and the self-trained candidate must beat it through the guardrails.
 * A promoted candidate is refined once (`Action.REFINE`) as soon as ``refine_after``
   inputs of its domain have been seen since the drift was confirmed, with no new
   drift: the base model is adapted again on all of them (the first window and what
@@ -28,7 +34,7 @@ Choices validated on the benchmark's validation split:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable, Iterable, Literal, Mapping
 
@@ -36,12 +42,12 @@ import numpy as np
 import torch
 
 from drift.buffer import PseudoLabelBuffer, RecentWindow
+from drift.loop_config import MIN_WINDOW, LoopConfig
 from drift.embedding_drift import reference_statistics
 from drift.monitor import DriftMonitor
 from drift.policy import AdaptationPolicy
 from models.classifier import Classifier
 
-MIN_WINDOW = 64  # fewer inputs cannot re-estimate BatchNorm or calibrate a reference (manual triggers)
 MIN_REFERENCE_EVENTS = 256  # distinct held-out inputs needed to take a reference from them alone
 
 
@@ -49,67 +55,15 @@ class Action(str, Enum):
     """What `DriftLoop.decide` asks the caller to do."""
 
     NONE = "none"
+    NORMALIZE = "normalize"
+    """Serve the base's weights with BatchNorm re-estimated on `DriftLoop.normalize_inputs` (if its cheap
+    checks pass) until a candidate is promoted; then call `DriftLoop.serve_interim`, not `serve`."""
     ADAPT = "adapt"
     REFINE = "refine"
     """Adapt the base model again, on all of the domain's inputs kept (``LoopConfig.refine_after``); the
     candidate replaces the promoted model if it passes the guardrails against it."""
     FALL_BACK = "fall_back"
     ROLLBACK = "rollback"
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    """Every setting of the loop; the defaults are those the benchmark was validated with."""
-
-    window: int = 256
-    """Fresh inputs (seen since drift was confirmed) that must arrive before adapting; the adaptation window."""
-    window_capacity: int = 1024
-    """Recent inputs kept."""
-    threshold: float = 0.9
-    """Calibrated confidence a prediction needs to enter the pseudo-label buffer."""
-    capacity_per_class: int = 100
-    min_pseudo_labels: int = 0
-    cooldown_seconds: float = 10.0
-    max_wait_seconds: float = 10.0
-    rollback_window: int = 300
-    rollback_tolerance: float = 0.1
-    holdout_fraction: float = 1.0
-    """Share of the buffer's pseudo-labels kept out of training for the agreement guardrail."""
-    reference_false_alarm_rate: float = 1e-4
-    feedback_window: int = 60
-    min_feedback: int = 30
-    refine_after: int = 1024
-    """Inputs of the drifted domain (since its confirmation) after which the promoted candidate is refined: the
-    base adapted again on all of them, or the latest ``window_capacity`` (0: never). On the validation
-    split (bench/results/refine-val.md, the first window and 512 more events) the refined candidate's held-out
-    gain over no-adapt was +15.9 points against the first one's +14.7."""
-    seed: int = 0
-    """Seeds the monitor's sampling detectors."""
-
-    def __post_init__(self) -> None:
-        for name in ("window", "window_capacity", "capacity_per_class", "rollback_window", "feedback_window",
-                     "min_feedback"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.window > self.window_capacity:
-            raise ValueError(f"window ({self.window}) cannot exceed window_capacity ({self.window_capacity})")
-        if self.refine_after < 0:
-            raise ValueError(f"refine_after must be >= 0, got {self.refine_after}")
-        if self.min_pseudo_labels < 0 or self.cooldown_seconds < 0 or self.max_wait_seconds < 0:
-            raise ValueError("min_pseudo_labels, cooldown_seconds and max_wait_seconds must be >= 0")
-        if not 0.0 < self.threshold <= 1.0:
-            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
-        for name in ("rollback_tolerance", "holdout_fraction"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if not 0.0 < self.reference_false_alarm_rate < 1.0:
-            raise ValueError(f"reference_false_alarm_rate must be in (0, 1), got {self.reference_false_alarm_rate}")
-        if self.min_feedback > self.feedback_window:
-            raise ValueError(f"min_feedback ({self.min_feedback}) cannot exceed feedback_window "
-                             f"({self.feedback_window})")
-
-    def to_dict(self) -> dict[str, float | int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -181,9 +135,13 @@ class DriftLoop:
     >>> for start in range(0, 2000, 20):
     ...     loop.update(*batch(20, drifted=start >= 1000))
     ...     action = loop.decide()
-    ...     if action is not Action.NONE:
+    ...     if action is Action.NORMALIZE:  # the interim: the latest inputs' BatchNorm statistics, served at once
+    ...         print(start, action.value, loop.normalize_inputs().shape)
+    ...         loop.serve_interim()
+    ...     elif action is not Action.NONE:
     ...         print(start, action.value, loop.monitor.last_confirmation_index)
     ...         break
+    1060 normalize (128, 4)
     1120 adapt 1023
     >>> inputs = loop.adaptation_inputs()  # the 100 inputs since confirmation; every pseudo-label held out
     >>> inputs.window_x.shape, len(inputs.train_y), len(inputs.holdout_y)
@@ -211,6 +169,9 @@ class DriftLoop:
     def _reset(self, serving_base: bool) -> None:
         self.serving_base = serving_base
         self.events = 0
+        self.normalize_pending = False
+        """A drift was confirmed and no interim normalised model has been made for it yet."""
+        self._since_confirmation = 0
         self.accepted = 0  # pseudo-labels accepted from the last batch
         self.rejected = 0
 
@@ -222,6 +183,7 @@ class DriftLoop:
         self.accepted, self.rejected = self.buffer.offer(x, probabilities)
         self.window.add(x)
         self.policy.observe(probabilities.max(axis=1))
+        self._since_confirmation += len(probabilities)
         self.events += len(probabilities)
 
     def record_feedback(self, predictions: Iterable[int], labels: Iterable[int],
@@ -243,6 +205,8 @@ class DriftLoop:
         """
         if self.monitor.newly_confirmed:
             self.buffer.clear()  # what it holds predates the drift
+            self.normalize_pending = self.adapt and self.config.normalize_after > 0
+            self._since_confirmation = 0
             if self.adapt and self.policy.should_fall_back(drift_confirmed=True, serving_base=self.serving_base):
                 self.policy.record_fallback()
                 return Action.FALL_BACK
@@ -251,6 +215,10 @@ class DriftLoop:
         if self.policy.should_roll_back():
             self.policy.record_rollback()
             return Action.ROLLBACK
+        if (self.normalize_pending and self._since_confirmation >= self.config.normalize_after
+                and len(self.window) >= MIN_WINDOW and not self.policy.labels_needed):
+            self.normalize_pending = False
+            return Action.NORMALIZE
         if self.policy.in_flight:
             return Action.NONE
         drift = self.monitor.drift_confirmed
@@ -278,6 +246,11 @@ class DriftLoop:
         if len(self.window) < MIN_WINDOW:
             raise ValueError(f"not enough recent traffic to adapt on (need {MIN_WINDOW} inputs)")
         self.policy.adaptation_started()
+
+    def normalize_inputs(self) -> np.ndarray:
+        """The latest ``normalize_window`` inputs: the interim's BatchNorm statistics (`Action.NORMALIZE`)."""
+        recent = self.window.array()
+        return recent[max(0, len(recent) - self.config.normalize_window):]
 
     def adaptation_inputs(self) -> AdaptationInputs:
         """The window since drift was confirmed (for a refinement, all the domain's inputs kept; on a manual
@@ -311,6 +284,17 @@ class DriftLoop:
         self.monitor.reset(reference)
         self.buffer.clear()
         self.serving_base = base
+        if not base:  # a candidate for the drift serves: no interim any more (after a fallback, one is welcome)
+            self.normalize_pending = False
+
+    def serve_interim(self) -> None:
+        """The interim normalised model serves (`Action.NORMALIZE`): nothing is reset.
+
+        The drift stays confirmed (the candidate is still to be made), the monitor keeps
+        the base's reference, and the buffer keeps its pseudo-labels: the interim only
+        re-estimates the base's statistics, so it counts as the base.
+        """
+        self.serving_base = True
 
     def reference_inputs(self, since_event: int) -> np.ndarray:
         """Distinct recent inputs that arrived after ``since_event`` (not trained on), or the whole window's."""

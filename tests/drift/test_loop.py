@@ -72,13 +72,21 @@ def _loop(reference: dict[str, np.ndarray], clock: Clock | None = None, **config
     return DriftLoop(reference, K, LoopConfig(**settings), clock=clock or Clock())  # type: ignore[arg-type]
 
 
-def _feed(loop: DriftLoop, model: Classifier, x: np.ndarray, until: Action | None = None) -> list[tuple[int, Action]]:
-    """Serve ``x`` batch by batch through the loop; the (event, action) pairs that were not NONE."""
+def _feed(loop: DriftLoop, model: Classifier, x: np.ndarray, until: Action | None = None,
+          interims: bool = False) -> list[tuple[int, Action]]:
+    """Serve ``x`` batch by batch through the loop; the (event, action) pairs that were not NONE.
+
+    An interim (`Action.NORMALIZE`) is served at once, and listed only with ``interims``.
+    """
     acted = []
     for start in range(0, len(x), BATCH):
         batch = x[start:start + BATCH]
         loop.update(batch, *_predict(model, batch))
         action = loop.decide()
+        if action is Action.NORMALIZE:
+            loop.serve_interim()
+            if not interims:
+                continue
         if action is not Action.NONE:
             acted.append((loop.events, action))
             if action is until:
@@ -101,6 +109,48 @@ def test_a_covariate_drift_is_confirmed_and_adapted_on_once_enough_fresh_inputs_
     assert [a for _, a in acted] == [Action.ADAPT]  # once: the adaptation is in flight until record_result
     assert loop.monitor.confirmations == 1
     assert loop.policy.fresh_events >= 200 and loop.policy.in_flight
+
+
+def test_a_confirmed_drift_asks_for_an_interim_normalised_model_once_before_the_candidate(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200)
+    _feed(loop, model, _blobs(600, seed=2)[0])
+    drifted = _blobs(1000, seed=3, shift=2.5)[0]
+    acted, confirmed_at = [], None
+    for start in range(0, len(drifted), BATCH):
+        batch = drifted[start:start + BATCH]
+        loop.update(batch, *_predict(model, batch))
+        action = loop.decide()
+        if loop.monitor.newly_confirmed:
+            confirmed_at = loop.events
+        if action is Action.NORMALIZE:
+            assert loop.normalize_inputs().shape == (loop.config.normalize_window, D)
+            loop.serve_interim()
+        if action is not Action.NONE:
+            acted.append((loop.events, action))
+    assert [a for _, a in acted] == [Action.NORMALIZE, Action.ADAPT]
+    assert confirmed_at is not None
+    assert loop.config.normalize_after <= acted[0][0] - confirmed_at <= loop.config.normalize_after + BATCH
+    assert loop.monitor.drift_confirmed  # serving the interim did not reset the drift it was made for
+
+
+def test_serving_the_interim_keeps_the_drift_and_its_pseudo_labels(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200)
+    _feed(loop, model, _blobs(600, seed=2)[0])
+    _feed(loop, model, _blobs(1000, seed=3, shift=2.5)[0], until=Action.NORMALIZE, interims=True)
+    held = len(loop.buffer)
+    loop.serve_interim()
+    assert len(loop.buffer) == held and loop.serving_base and loop.monitor.drift_confirmed
+
+
+def test_no_interim_when_normalize_after_is_zero_or_adapting_is_off(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    for loop in (_loop(reference, window=200, normalize_after=0),
+                 DriftLoop(reference, K, LoopConfig(cooldown_seconds=0.0, max_wait_seconds=0.0), adapt=False)):
+        _feed(loop, model, _blobs(600, seed=2)[0])
+        acted = _feed(loop, model, _blobs(1000, seed=3, shift=2.5)[0], interims=True)
+        assert Action.NORMALIZE not in [a for _, a in acted]
 
 
 def test_new_confirmed_drift_clears_the_buffer(model: Classifier, reference: dict[str, np.ndarray]) -> None:

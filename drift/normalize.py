@@ -1,0 +1,117 @@
+"""The fast first response: the served weights with BatchNorm re-estimated on the drifted inputs.
+
+Making a self-trained candidate takes a window of a few hundred drifted inputs
+and seconds of training; every event meanwhile is served by a model that has
+not seen the new domain. Re-estimating the normalisation statistics on the
+latest inputs (AdaBN, Li et al. 2016) needs no labels, no gradients and a few
+milliseconds, and alone it recovers much of what noise, blur or contrast cost.
+So as soon as a drift is confirmed the loop serves this *interim* model; the
+self-trained candidate replaces it later, through the full guardrails.
+
+Cheap checks, each a `drift.guardrails.Check`, decide whether the interim may serve:
+
+* ``temporal_correlation``: statistics of a burst are not statistics of a domain.
+  When classes arrive in runs (the online test-time-adaptation benchmarks'
+  "correlated" setting, where Tent and CoTTA collapse), consecutive predictions
+  agree far more often than the window's class shares allow for independent
+  arrivals (the sum of the squared shares). A window more correlated than that is
+  refused: normalising on one class's statistics would wipe out what tells the
+  classes apart.
+* ``confidence_gain``: the interim must be more confident on the window than the
+  served model (a normalisation that does not help is not worth a swap).
+* ``class_collapse``: the interim's predicted-class entropy on the window may not
+  fall far below the served model's.
+
+The weights do not change, so accuracy on the anchors (scored with BatchNorm
+re-estimated on them, see `drift.guardrails`) cannot change either: it is not
+checked.
+
+Examples
+--------
+>>> same = np.array([0] * 50 + [1] * 50 + [2] * 50)  # classes in runs of 50
+>>> mixed = np.random.default_rng(0).integers(0, 3, size=150)
+>>> temporal_correlation(same) > 0.5, abs(temporal_correlation(mixed)) < 0.1
+(True, True)
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from drift.adapter import predict_proba
+from drift.guardrails import Check, GuardrailReport, class_distribution, normalized_entropy
+from models.classifier import Classifier
+from models.train import recalibrate_batchnorm
+
+
+@dataclass(frozen=True)
+class NormalizeConfig:
+    """Thresholds of the interim model's checks."""
+
+    max_correlation: float = 0.2
+    """Largest excess of consecutive same-class predictions over independent arrivals (see the module)."""
+    min_confidence_gain: float = 0.0
+    """Mean confidence on the window must rise by more than this."""
+    min_entropy_ratio: float = 0.8
+    """The interim's predicted-class entropy on the window, relative to the served model's."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_correlation", "min_entropy_ratio"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not -1.0 <= self.min_confidence_gain <= 1.0:
+            raise ValueError(f"min_confidence_gain must be in [-1, 1], got {self.min_confidence_gain}")
+
+
+def temporal_correlation(predictions: np.ndarray) -> float:
+    """How much more often consecutive predictions agree than independent arrivals would.
+
+    0 for arrivals in random order, near 1 for long runs of one class. Scaled so
+    that an i.i.d. stream scores 0 whatever its class shares:
+    ``(P(same as previous) - sum p_c^2) / (1 - sum p_c^2)``.
+    """
+    y = np.asarray(predictions)
+    if len(y) < 2:
+        return 0.0
+    shares = np.bincount(y) / len(y)
+    chance = float((shares ** 2).sum())
+    if chance >= 1.0:  # one class only: no evidence of order either way
+        return 0.0
+    same = float((y[1:] == y[:-1]).mean())
+    return (same - chance) / (1.0 - chance)
+
+
+def normalized_copy(model: Classifier, window_x: np.ndarray) -> Classifier:
+    """A copy of ``model`` (CPU, eval mode) whose BatchNorm statistics are those of ``window_x``."""
+    interim = copy.deepcopy(model).cpu()
+    recalibrate_batchnorm(interim, torch.as_tensor(np.asarray(window_x, dtype=np.float32)))
+    return interim.eval()
+
+
+def check_interim(current: Classifier, interim: Classifier, window_x: np.ndarray,
+                  config: NormalizeConfig | None = None) -> GuardrailReport:
+    """The cheap checks of the module docstring, on the window the interim was normalised on (in order)."""
+    cfg = config or NormalizeConfig()
+    if len(window_x) < 2:
+        raise ValueError("window_x needs at least two inputs")
+    k = current.config.num_classes
+    p_cur, p_new = predict_proba(current, window_x), predict_proba(interim, window_x)
+    report = GuardrailReport()
+    correlation = temporal_correlation(p_cur.argmax(1))
+    report.checks.append(Check("temporal_correlation", correlation, cfg.max_correlation,
+                               correlation <= cfg.max_correlation, upper=True,
+                               detail="classes arrive in runs" if correlation > cfg.max_correlation else ""))
+    conf_cur, conf_new = float(p_cur.max(1).mean()), float(p_new.max(1).mean())
+    gain = conf_new - conf_cur
+    report.checks.append(Check("confidence_gain", gain, cfg.min_confidence_gain, gain > cfg.min_confidence_gain))
+    h_cur = normalized_entropy(class_distribution(p_cur.argmax(1), k))
+    h_new = normalized_entropy(class_distribution(p_new.argmax(1), k))
+    report.checks.append(Check("class_collapse", h_new, cfg.min_entropy_ratio * h_cur,
+                               h_new >= cfg.min_entropy_ratio * h_cur))
+    report.stats = {"mean_confidence_current": conf_cur, "mean_confidence_interim": conf_new,
+                    "class_entropy_current": h_cur, "class_entropy_interim": h_new, "n_window": float(len(window_x))}
+    return report

@@ -1,0 +1,81 @@
+"""The interim normalised model: BatchNorm statistics of the drifted inputs, and the cheap checks that guard it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from drift.adapter import predict_proba
+from drift.normalize import NormalizeConfig, check_interim, normalized_copy, temporal_correlation
+from models.classifier import Classifier
+from models.config import ModelConfig
+
+K, D = 3, 8
+CENTERS = np.eye(K, D, dtype=np.float32) * 4.0
+
+
+def _blobs(n: int, seed: int, shift: float = 0.0, gain: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, K, n)
+    x = (CENTERS[y] + rng.normal(0.0, 1.0, (n, D))) * gain + shift
+    return x.astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def model() -> Classifier:
+    torch.manual_seed(0)
+    x, y = _blobs(600, seed=0)
+    model = Classifier(ModelConfig(encoder="mlp", input_shape=(D,), num_classes=K, hidden=32, embed_dim=16))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(150):
+        loss = torch.nn.functional.cross_entropy(model.raw_logits(torch.as_tensor(x)), torch.as_tensor(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+def _accuracy(model: Classifier, x: np.ndarray, y: np.ndarray) -> float:
+    return float((predict_proba(model, x).argmax(1) == y).mean())
+
+
+def test_temporal_correlation_is_zero_for_independent_arrivals_whatever_the_class_shares() -> None:
+    rng = np.random.default_rng(0)
+    skewed = rng.choice(3, size=2000, p=[0.8, 0.15, 0.05])
+    assert abs(temporal_correlation(skewed)) < 0.05
+    assert temporal_correlation(np.sort(skewed)) > 0.95  # the same labels, in runs
+    assert temporal_correlation(np.zeros(10, int)) == 0.0  # one class: no evidence of order
+
+
+def test_the_interim_recovers_a_sensor_gain_and_offset_without_labels(model: Classifier) -> None:
+    x, y = _blobs(2000, seed=1, shift=3.0, gain=0.5)  # 0.66 accuracy before, 0.99 after
+    window, rest = slice(0, 128), slice(128, None)
+    interim = normalized_copy(model, x[window])
+    assert _accuracy(interim, x[rest], y[rest]) > _accuracy(model, x[rest], y[rest]) + 0.1
+    report = check_interim(model, interim, x[window])
+    assert report.passed, report.reasons
+    assert model.training is False and interim.training is False
+
+
+def test_a_window_of_class_bursts_is_refused(model: Classifier) -> None:
+    x, y = _blobs(2000, seed=2, shift=3.0, gain=0.5)
+    runs = np.concatenate([np.flatnonzero(y == c)[:50] for c in (0, 1, 2, 0)])  # runs of 50 of one class each
+    bursts = x[runs][:128]  # as a correlated stream sends them
+    report = check_interim(model, normalized_copy(model, bursts), bursts)
+    assert not report.passed
+    assert any(r.startswith("temporal_correlation") for r in report.reasons)
+
+
+def test_an_interim_that_is_no_more_confident_is_refused(model: Classifier) -> None:
+    x, _ = _blobs(128, seed=3)  # clean inputs: the source statistics were already right
+    report = check_interim(model, model, x)
+    assert [c.name for c in report.checks if not c.passed] == ["confidence_gain"]
+
+
+@pytest.mark.parametrize("kwargs", [dict(max_correlation=1.5), dict(min_entropy_ratio=-0.1),
+                                    dict(min_confidence_gain=2.0)])
+def test_normalize_config_refuses_values_out_of_range(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        NormalizeConfig(**kwargs)
