@@ -61,6 +61,7 @@ from drift.adapter import AdaptConfig, adapt
 from drift.corruptions import CLEAN, CORRUPTION_NAMES, Stream, StreamBuilder
 from drift.embedding_drift import reference_statistics
 from drift.guardrails import GuardrailConfig, evaluate_candidate
+from drift.normalize import check_interim, normalized_copy
 from drift.loop import Action, DriftLoop, LoopConfig
 from drift.worker import prewarm, run_adaptation_in_subprocess
 from models.classifier import Classifier
@@ -226,6 +227,7 @@ class RunResult:
     detections: list[int] = field(default_factory=list)
     adaptations: list[dict[str, Any]] = field(default_factory=list)
     swaps: list[tuple[int, str, int]] = field(default_factory=list)
+    normalizations: list[dict[str, Any]] = field(default_factory=list)
     labels_needed_at: int | None = None
     feedback: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -284,7 +286,9 @@ class Loop:
                 if self.reset_on_detection:  # monitor-only runs: acknowledge and keep counting alarms
                     monitor.reset()
                     self.reset_at = end
-            if action is Action.FALL_BACK:
+            if action is Action.NORMALIZE:
+                self._normalize(end, out)
+            elif action is Action.FALL_BACK:
                 self._serve(self.base, end, "fallback", out)
             elif action is Action.ROLLBACK:
                 self._serve(self.base, end, "rollback", out)
@@ -301,6 +305,18 @@ class Loop:
         self.loop.serve(served.reference, base=served.base)
         self.reset_at = at
         out.swaps.append((at, kind, served.version))
+
+    def _normalize(self, at: int, out: RunResult) -> None:
+        """The interim, as the service makes it: the base with BatchNorm re-estimated on the latest inputs."""
+        window_x = self.loop.normalize_inputs()
+        interim = normalized_copy(self.base.model, window_x)
+        report = check_interim(self.current.model, interim, window_x)
+        out.normalizations.append({"at": at, "passed": report.passed, "reasons": report.reasons})
+        if report.passed:
+            self.current = Served(interim, self.base.reference, self.next_version, True)
+            self.next_version += 1
+            self.loop.serve_interim()
+            out.swaps.append((at, "normalize", self.current.version))
 
     def _start(self, end: int, out: RunResult, refinement: bool = False) -> None:
         s = self.s

@@ -27,6 +27,7 @@ import numpy as np
 from drift.adapter import AdaptConfig
 from drift.guardrails import GuardrailConfig, evaluate_candidate
 from drift.loop import Action, DriftLoop, LoopConfig, model_reference
+from drift.normalize import NormalizeConfig, check_interim, normalized_copy
 from drift.worker import AdaptationCancelled, AdaptationFailed, AdaptationJob, prewarm, start_adaptation
 from models.classifier import Classifier
 from service.runtime import BatchPrediction, ModelSnapshot, load_from_registry
@@ -47,24 +48,27 @@ def loop_config(settings: Settings) -> LoopConfig:
     return LoopConfig(window=s.adaptation_window, threshold=s.confidence_threshold,
                       min_pseudo_labels=s.min_pseudo_labels, cooldown_seconds=s.cooldown_seconds,
                       rollback_window=s.rollback_window, holdout_fraction=s.holdout_fraction,
-                      refine_after=s.refine_after)
+                      refine_after=s.refine_after, normalize_after=s.normalize_after)
 
 
 class AdaptationController:
     """Feeds the drift loop and, unless ``adapt`` is off, does what it decides."""
 
     def __init__(self, state: ServiceState, *, adapt: bool = True, adapt_config: AdaptConfig | None = None,
-                 guardrail_config: GuardrailConfig | None = None) -> None:
+                 guardrail_config: GuardrailConfig | None = None,
+                 normalize_config: NormalizeConfig | None = None) -> None:
         s = state.settings
         self.state = state
         self.adapt_enabled = adapt
         self.adapt_config = adapt_config or AdaptConfig()
         self.guardrail_config = guardrail_config or GuardrailConfig(anchor_margin=s.anchor_max_drop,
                                                                     confidence_threshold=s.confidence_threshold)
+        self.normalize_config = normalize_config or NormalizeConfig()
         self.config = loop_config(s)
         self.loop: DriftLoop | None = None  # made for the first model served, against its reference
         self.monitored_version: str | None = None
         self.last_adaptation: dict[str, Any] | None = None
+        self.last_normalization: dict[str, Any] | None = None
         self._seen_detections: dict[str, int] = {}
         self.feedback_x: np.ndarray | None = None  # labeled samples from the feedback topic, newest last
         self.feedback_y = np.empty(0, np.int64)
@@ -95,7 +99,9 @@ class AdaptationController:
             self._export(loop)
             if not loop.candidate_wanted() and self._job is not None:
                 self._job.cancel()  # a refinement for a domain just left: what is queued behind it goes now
-        if action is Action.ADAPT:
+        if action is Action.NORMALIZE:
+            self._actions.submit(self._normalize, reason)
+        elif action is Action.ADAPT:
             self._actions.submit(self._adapt, reason)
         elif action is Action.REFINE:
             self._actions.submit(self._adapt, f"refinement of v{snapshot.version}: the base adapted again on "
@@ -106,7 +112,15 @@ class AdaptationController:
             self._actions.submit(self._rollback)
 
     def _follow(self, snapshot: ModelSnapshot) -> None:
-        """A new model is being served (adapted, activated, rolled back or announced): watch it afresh."""
+        """A new model is being served (adapted, activated, rolled back or announced): watch it afresh.
+
+        An interim normalised model (`_normalize`) is the base with the drift's statistics: the loop goes on
+        with the drift it was made for (`DriftLoop.serve_interim`).
+        """
+        if self.loop is not None and _is_interim(snapshot):
+            self.loop.serve_interim()
+            self.monitored_version = snapshot.version
+            return
         base = self._base_version(snapshot)
         serving_base = base is None or str(base) == snapshot.version
         reference = snapshot.reference or None
@@ -174,6 +188,55 @@ class AdaptationController:
         self._actions.submit(self._adapt, "manual trigger")
         return {"started": True}
 
+    def _normalize(self, reason: str) -> None:
+        """The fast first response: the base's weights with BatchNorm re-estimated on the latest inputs.
+
+        Made here, in milliseconds (no worker process); served if its cheap checks pass
+        (`drift.normalize`) until the self-trained candidate replaces it. Published like
+        any version, marked ``interim``, with the base as parent and the base's reference,
+        so the drift it was made for stays confirmed against the base.
+        """
+        started = time.perf_counter()
+        record: dict[str, Any] = {"reason": reason}
+        try:
+            snapshot = self.state.runtime.snapshot
+            base_version = self._base_version(snapshot)
+            if base_version is not None and str(base_version) != snapshot.version and not _is_interim(snapshot):
+                log.info("no interim: v%s, an adapted candidate, serves already", snapshot.version)
+                return
+            base = snapshot if base_version is None or str(base_version) == snapshot.version or _is_interim(snapshot) \
+                else load_from_registry(self.state.registry, self.state.settings.name, base_version, device="cpu")
+            with self._lock:
+                window_x = self.loop.normalize_inputs()
+            base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
+            interim = normalized_copy(base_model, window_x)
+            current = snapshot.model if snapshot.device.type == "cpu" else _cpu_copy(snapshot.model)
+            report = check_interim(current, interim, window_x, self.normalize_config)
+            record["checks"] = report.to_dict()
+            if report.passed:
+                parent = base_version if base_version is not None else int(snapshot.version)
+                published = self.state.registry.publish(
+                    self.state.settings.name, interim, reason=f"normalize: {reason}", parent=parent,
+                    metrics={k: float(v) for k, v in report.stats.items()}, reference=base.reference or None,
+                    anchors=None if base.anchors_x is None else (base.anchors_x, base.anchors_y),
+                    objective=base.info.manifest.get("objective") if base.info else None,
+                    extra={"interim": True, "checks": report.to_dict(), "drift": reason})
+                record["version"] = published.version
+                self._serve(published.version, reason="normalize")
+                self.state.metrics.normalizations.labels("served").inc()
+            else:
+                self.state.metrics.normalizations.labels("refused").inc()
+                log.warning("interim normalised model not served: %s", "; ".join(report.reasons))
+        except Exception as exc:  # noqa: BLE001 - serving goes on with the model it has
+            record["error"] = f"{type(exc).__name__}: {exc}"
+            self.state.metrics.normalizations.labels("failed").inc()
+            log.exception("normalising failed")
+        record["seconds"] = round(time.perf_counter() - started, 4)
+        with self._lock:
+            self.last_normalization = {**record, "finished": time.time()}
+        log.info("interim normalisation %s in %.3fs", "served" if "version" in record else "not served",
+                 record["seconds"])
+
     def _adapt(self, reason: str, refinement: bool = False) -> None:
         """Make a candidate, check it against the served model, publish it, serve it if it passed.
 
@@ -186,6 +249,8 @@ class AdaptationController:
             snapshot = self.state.runtime.snapshot
             current = snapshot.model if snapshot.device.type == "cpu" else _cpu_copy(snapshot.model)
             start_from, parent = current, snapshot.version
+            if _is_interim(snapshot):  # the base's weights with other statistics: the candidate descends from the base
+                parent = str(self._base_version(snapshot))
             if refinement:
                 base = self._base_version(snapshot)
                 if base is None:
@@ -323,7 +388,8 @@ class AdaptationController:
                 return {"state": "no model", "adapt": self.adapt_enabled, "model_version": None,
                         "confirmed_drifts": 0, "last_reason": None, "monitor": None, "policy": None,
                         "pseudo_labels": {"per_class": [], "threshold": self.config.threshold},
-                        "window": 0, "loop": self.config.to_dict(), "last_adaptation": self.last_adaptation}
+                        "window": 0, "loop": self.config.to_dict(), "last_adaptation": self.last_adaptation,
+                        "last_normalization": self.last_normalization}
             monitor, policy = loop.monitor.snapshot(), loop.policy.snapshot()
             if policy["in_flight"]:
                 state = "adapting"
@@ -345,11 +411,17 @@ class AdaptationController:
                 "window": len(loop.window),
                 "loop": self.config.to_dict(),
                 "last_adaptation": self.last_adaptation,
+                "last_normalization": self.last_normalization,
             }
 
     def stop(self) -> None:
         """Wait for a running action (at most an adaptation's timeout); drop those not started."""
         self._actions.shutdown(wait=True, cancel_futures=True)
+
+
+def _is_interim(snapshot: ModelSnapshot) -> bool:
+    """Whether ``snapshot`` is an interim normalised model (see `AdaptationController._normalize`)."""
+    return bool(snapshot.info is not None and snapshot.info.manifest.get("interim"))
 
 
 def _cpu_copy(model: Classifier) -> Classifier:

@@ -77,6 +77,9 @@ class Metrics:
             "driftwise_adaptation_seconds", "Time from confirmed drift to a decision on the candidate",
             buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300), registry=r,
         )
+        self.normalizations = Counter(
+            "driftwise_normalizations", "Interim normalised models (BatchNorm re-estimated on a drift), by outcome",
+            ["outcome"], registry=r)
         self.rollbacks = Counter("driftwise_rollbacks", "Automatic or manual rollbacks", ["trigger"], registry=r)
         self.labels_needed = Gauge(
             "driftwise_labels_needed", "1 while the service believes the concept moved and asks for labels", registry=r

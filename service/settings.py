@@ -28,6 +28,10 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from drift.loop_config import LoopConfig
+
+_LOOP = LoopConfig()  # the loop's defaults are the service's: what the benchmarks measure is what users get
+
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SERVER = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
@@ -76,22 +80,30 @@ class Settings(BaseSettings):
         True,
         description="DRIFTWISE_PREWARM_ADAPTER: keep the next adaptation's process started ahead, so it does not "
                     "wait about 3 s for Python and torch to start (costs about 0.3 GB of memory while it waits)")
-    confidence_threshold: float = Field(0.99, gt=0.0, le=1.0)
-    cooldown_seconds: float = Field(30.0, ge=0.0)
-    min_pseudo_labels: int = Field(200, ge=1)
+    confidence_threshold: float = Field(
+        _LOOP.threshold, gt=0.0, le=1.0,
+        description="DRIFTWISE_CONFIDENCE_THRESHOLD: calibrated confidence a prediction needs to become a "
+                    "pseudo-label (chosen on development shifts: bench/results/thresholds.md)")
+    cooldown_seconds: float = Field(_LOOP.cooldown_seconds, ge=0.0)
+    min_pseudo_labels: int = Field(_LOOP.min_pseudo_labels, ge=0)
     anchor_max_drop: float = Field(0.01, ge=0.0, le=1.0)
-    rollback_window: int = Field(500, ge=1)
+    rollback_window: int = Field(_LOOP.rollback_window, ge=1)
     adaptation_window: int = Field(
-        256, ge=64, le=1024,
+        _LOOP.window, ge=64, le=1024,
         description="DRIFTWISE_ADAPTATION_WINDOW: inputs that must arrive after drift is confirmed before adapting; "
                     "the candidate is adapted on them (at most the 1024 recent inputs kept)")
+    normalize_after: int = Field(
+        _LOOP.normalize_after, ge=0, le=1024,
+        description="DRIFTWISE_NORMALIZE_AFTER: inputs after a confirmed drift before the served weights, with "
+                    "BatchNorm re-estimated on the latest inputs, serve until the self-trained candidate is ready "
+                    "(0: never)")
     refine_after: int = Field(
-        1024, ge=0, le=1024,
+        _LOOP.refine_after, ge=0, le=1024,
         description="DRIFTWISE_REFINE_AFTER: once a drift's candidate is promoted and this many inputs of the new "
                     "domain have been seen since the drift was confirmed, the base is adapted again on all of them "
                     "and replaces it if it passes the guardrails (0: never; at most the 1024 recent inputs kept)")
     holdout_fraction: float = Field(
-        1.0, ge=0.0, le=1.0,
+        _LOOP.holdout_fraction, ge=0.0, le=1.0,
         description="DRIFTWISE_HOLDOUT_FRACTION: share of the buffer's pseudo-labels kept out of training, so the "
                     "agreement guardrail is measured on labels the candidate never saw (1.0, as validated: the "
                     "adapter labels the window itself)")

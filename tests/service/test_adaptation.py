@@ -10,7 +10,8 @@ import numpy as np
 from drift.adapter import AdaptConfig
 from drift.loop import LoopConfig
 from models.registry import Registry
-from service.adaptation import build_controller
+from drift.normalize import NormalizeConfig
+from service.adaptation import AdaptationController, build_controller
 from service.app import load_current_model
 from service.settings import Settings
 from service.state import ServiceState
@@ -30,12 +31,25 @@ def test_the_service_loop_keeps_its_settings_and_the_benchmarks_validated_rest(
     load_current_model(state)
     config = build_controller(state).loop.config
     validated = LoopConfig()
-    assert (config.threshold, config.cooldown_seconds, config.min_pseudo_labels) == (0.99, 5.0, 7)
+    assert (config.threshold, config.cooldown_seconds, config.min_pseudo_labels) == (validated.threshold, 5.0, 7)
     assert config.refine_after == 300
     assert Settings.model_fields["refine_after"].default == validated.refine_after == 1024
     assert config.holdout_fraction == validated.holdout_fraction == 1.0
     assert (config.window, config.window_capacity, config.max_wait_seconds, config.feedback_window) == (
         validated.window, validated.window_capacity, validated.max_wait_seconds, validated.feedback_window)
+
+
+def test_a_service_with_no_flags_runs_exactly_the_loop_and_guardrails_the_benchmarks_run(
+        make_settings: Callable[..., Settings]) -> None:
+    from bench.drift import Settings as DriftBench
+
+    state = ServiceState.build(make_settings())
+    load_current_model(state)
+    controller = build_controller(state)
+    bench = DriftBench.make(quick=False)
+    assert controller.config == LoopConfig() == bench.loop
+    assert controller.guardrail_config == bench.guardrails
+    assert controller.adapt_config == bench.adapt
 
 
 def test_a_manual_adaptation_holds_every_pseudo_label_out_and_keeps_a_rejected_candidate_unserved(
@@ -124,3 +138,43 @@ def test_the_adapters_process_is_started_ahead_unless_turned_off(make_settings: 
         controller.stop()
         started = worker._ahead is not None and worker._ahead.process.is_alive()
         assert started == (prewarm and not no_adapt), (prewarm, no_adapt)
+
+
+def _controller_with(make_settings: Callable[..., Settings], normalize: NormalizeConfig) -> AdaptationController:
+    state = ServiceState.build(make_settings(prewarm_adapter=False))
+    load_current_model(state)
+    controller = AdaptationController(state, normalize_config=normalize)
+    state.controller = controller
+    state.observers.append(controller.observe)
+    return controller
+
+
+def test_an_interim_that_passes_its_checks_serves_at_once_as_the_base_and_keeps_the_drift(
+        make_settings: Callable[..., Settings], registry: Registry) -> None:
+    lenient = NormalizeConfig(max_correlation=1.0, min_confidence_gain=-1.0, min_entropy_ratio=0.0)
+    controller = _controller_with(make_settings, lenient)
+    state = controller.state
+    _traffic(state, batches=10)
+    loop = controller.loop
+    controller._normalize("drift confirmed")
+    done = controller.last_normalization
+    assert done is not None and done["checks"]["passed"], done
+    info = registry.get(NAME, done["version"])
+    assert info.manifest["interim"] is True and info.manifest["parent"] == 1
+    assert state.runtime.version == str(done["version"]) and registry.current(NAME).version == done["version"]
+    _traffic(state, batches=1, seed=1)  # the next batch is predicted by the interim
+    assert controller.loop is loop and loop.serving_base  # followed as the base: nothing reset
+    assert controller.monitored_version == str(done["version"])
+    assert done["seconds"] < 5.0
+
+
+def test_an_interim_that_fails_its_checks_is_neither_published_nor_served(
+        make_settings: Callable[..., Settings], registry: Registry) -> None:
+    controller = _controller_with(make_settings, NormalizeConfig(min_confidence_gain=1.0))  # cannot be met
+    _traffic(controller.state, batches=10)
+    versions = [v.version for v in registry.versions(NAME)]
+    controller._normalize("drift confirmed")
+    done = controller.last_normalization
+    assert done is not None and not done["checks"]["passed"] and "version" not in done
+    assert [v.version for v in registry.versions(NAME)] == versions
+    assert controller.state.runtime.version == "1"
