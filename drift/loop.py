@@ -24,7 +24,10 @@ Choices validated on the benchmark's validation split:
   ``normalize_window`` inputs serve in the meantime (`Action.NORMALIZE`,
   `drift.normalize`): milliseconds instead of a window and seconds of training.
   It is an interim, not a candidate: the monitor is not reset, the buffer is
-  kept, and the self-trained candidate must beat it through the guardrails.
+  kept, and the self-trained candidate must beat it through the guardrails. A
+  new drift falls back from it to the base, and the next interim is made from
+  the base and checked against it (on the held-out stream bench an interim
+  checked against the previous domain's interim was refused three times in three).
 * A promoted candidate is refined once (`Action.REFINE`) as soon as ``refine_after``
   inputs of its domain have been seen since the drift was confirmed, with no new
   drift: the base model is adapted again on all of them (the first window and what
@@ -291,10 +294,11 @@ class DriftLoop:
         """The interim normalised model serves (`Action.NORMALIZE`): nothing is reset.
 
         The drift stays confirmed (the candidate is still to be made), the monitor keeps
-        the base's reference, and the buffer keeps its pseudo-labels: the interim only
-        re-estimates the base's statistics, so it counts as the base.
+        the base's reference, and the buffer keeps its pseudo-labels. It is not the base,
+        though: a new drift falls back to the base (then a new interim is made from it),
+        as the stream bench showed that an interim judged against a stale one is refused.
         """
-        self.serving_base = True
+        self.serving_base = False
 
     def reference_inputs(self, since_event: int) -> np.ndarray:
         """Distinct recent inputs that arrived after ``since_event`` (not trained on), or the whole window's."""

@@ -115,7 +115,7 @@ class AdaptationController:
         """A new model is being served (adapted, activated, rolled back or announced): watch it afresh.
 
         An interim normalised model (`_normalize`) is the base with the drift's statistics: the loop goes on
-        with the drift it was made for (`DriftLoop.serve_interim`).
+        with the drift it was made for (`DriftLoop.serve_interim`); a new drift falls back to the base.
         """
         if self.loop is not None and _is_interim(snapshot):
             self.loop.serve_interim()
