@@ -93,7 +93,7 @@ def test_drift_is_detected_adapted_and_the_new_version_serves(
 ) -> None:
     registry = _copy_registry(source_registry, tmp_path / "registry")
     topics = unique_topics()
-    settings = _serve(registry, kafka_bootstrap, topics, refine_after=0)  # no refinement racing the checks
+    settings = _serve(registry, kafka_bootstrap, topics, refine_after=0, normalize_after=0)  # the candidate alone
     clean, noisy = _drifted_stream(digits)
     with TestClient(create_app(settings)) as client:
         produce(kafka_bootstrap, topics.events, _events(clean, "clean") + _events(noisy, "noisy"))
@@ -117,12 +117,43 @@ def test_drift_is_detected_adapted_and_the_new_version_serves(
     assert {c["name"] for c in v2.manifest["guardrails"]["checks"]} >= {"anchor_accuracy", "class_entropy", "agreement"}
 
 
+def test_an_interim_normalised_model_serves_soon_after_the_drift_then_the_candidate_replaces_it(
+    tmp_path: Path, source_registry: Path, kafka_bootstrap: str, digits: Any
+) -> None:
+    registry = _copy_registry(source_registry, tmp_path / "registry")
+    topics = unique_topics()
+    settings = _serve(registry, kafka_bootstrap, topics, refine_after=0)
+    clean, noisy = _drifted_stream(digits)
+    with TestClient(create_app(settings)) as client:
+        produce(kafka_bootstrap, topics.events, _events(clean, "clean") + _events(noisy, "noisy"))
+        assert _wait(lambda: (client.get("/drift").json().get("last_adaptation") or {}).get("outcome") is not None,
+                     180), client.get("/drift").json()
+        drift = client.get("/drift").json()
+        interim = drift["last_normalization"]
+        assert interim is not None and interim["checks"]["passed"], interim
+        assert interim["seconds"] < 2.0  # milliseconds of work, no worker process
+        assert drift["last_adaptation"]["outcome"] == "promoted", drift["last_adaptation"]
+        assert client.get("/readyz").json()["model_version"] == "3"  # the candidate replaced the interim
+        assert 'driftwise_normalizations_total{outcome="served"} 1.0' in client.get("/metrics").text
+        with TopicReader(kafka_bootstrap, topics.predictions) as reader:
+            records = reader.read_until(lambda rs: len(rs) >= len(clean) + len(noisy), 60)
+    reg = Registry(registry)
+    v2, v3 = reg.get(NAME, 2), reg.get(NAME, 3)
+    assert v2.manifest["interim"] is True and v2.manifest["parent"] == 1
+    assert v3.manifest["parent"] == 1 and v3.manifest["guardrails"]["passed"]  # made from the base, not the interim
+    served = {json.loads(r.value)["id"]: json.loads(r.value)["model_version"] for r in records}
+    noisy_versions = [served[f"noisy-{i}"] for i in range(len(noisy))]
+    assert "2" in noisy_versions  # the interim served drifted events before any candidate existed
+    if "3" in noisy_versions:
+        assert noisy_versions.index("2") < noisy_versions.index("3")
+
+
 def test_a_rejected_candidate_is_kept_but_never_served(
     tmp_path: Path, source_registry: Path, kafka_bootstrap: str, digits: Any
 ) -> None:
     registry = _copy_registry(source_registry, tmp_path / "registry")
     topics = unique_topics()
-    settings = _serve(registry, kafka_bootstrap, topics)
+    settings = _serve(registry, kafka_bootstrap, topics, normalize_after=0)
     clean, noisy = _drifted_stream(digits)
     with TestClient(create_app(settings)) as client:
         controller = client.app.state.service.controller
@@ -146,7 +177,7 @@ def test_a_promoted_candidate_is_refined_once_on_more_of_its_domain(
 ) -> None:
     registry = _copy_registry(source_registry, tmp_path / "registry")
     topics = unique_topics()
-    settings = _serve(registry, kafka_bootstrap, topics, refine_after=512)  # twice the first window
+    settings = _serve(registry, kafka_bootstrap, topics, refine_after=512, normalize_after=0)  # twice the window
     clean, noisy = _drifted_stream(digits)
 
     def last_version() -> int | None:
