@@ -310,7 +310,7 @@ class Loop:
         """The interim, as the service makes it: the base with BatchNorm re-estimated on the latest inputs."""
         window_x = self.loop.normalize_inputs()
         interim = normalized_copy(self.base.model, window_x)
-        report = check_interim(self.current.model, interim, window_x)
+        report = check_interim(self.base.model, interim, window_x)  # as the service: against the base
         out.normalizations.append({"at": at, "passed": report.passed, "reasons": report.reasons})
         if report.passed:
             self.current = Served(interim, self.base.reference, self.next_version, True)

@@ -115,7 +115,7 @@ class AdaptationController:
         """A new model is being served (adapted, activated, rolled back or announced): watch it afresh.
 
         An interim normalised model (`_normalize`) is the base with the drift's statistics: the loop goes on
-        with the drift it was made for (`DriftLoop.serve_interim`); a new drift falls back to the base.
+        with the drift it was made for (`DriftLoop.serve_interim`).
         """
         if self.loop is not None and _is_interim(snapshot):
             self.loop.serve_interim()
@@ -191,8 +191,8 @@ class AdaptationController:
     def _normalize(self, reason: str) -> None:
         """The fast first response: the base's weights with BatchNorm re-estimated on the latest inputs.
 
-        Made here, in milliseconds (no worker process); served if its cheap checks pass
-        (`drift.normalize`) until the self-trained candidate replaces it. Published like
+        Made here, in milliseconds (no worker process); served if its cheap checks against
+        the base pass (`drift.normalize`) until the self-trained candidate replaces it. Published like
         any version, marked ``interim``, with the base as parent and the base's reference,
         so the drift it was made for stays confirmed against the base.
         """
@@ -210,8 +210,8 @@ class AdaptationController:
                 window_x = self.loop.normalize_inputs()
             base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
             interim = normalized_copy(base_model, window_x)
-            current = snapshot.model if snapshot.device.type == "cpu" else _cpu_copy(snapshot.model)
-            report = check_interim(current, interim, window_x, self.normalize_config)
+            # Checked against the base, not the model serving: that may be the interim of a domain just left.
+            report = check_interim(base_model, interim, window_x, self.normalize_config)
             record["checks"] = report.to_dict()
             if report.passed:
                 parent = base_version if base_version is not None else int(snapshot.version)

@@ -163,7 +163,7 @@ def test_an_interim_that_passes_its_checks_serves_at_once_and_keeps_the_drift(
     assert info.manifest["interim"] is True and info.manifest["parent"] == 1
     assert state.runtime.version == str(done["version"]) and registry.current(NAME).version == done["version"]
     _traffic(state, batches=1, seed=1)  # the next batch is predicted by the interim
-    assert controller.loop is loop and not loop.serving_base  # followed as an interim: nothing reset
+    assert controller.loop is loop and loop.serving_base  # followed as the base: nothing reset
     assert controller.monitored_version == str(done["version"])
     assert done["seconds"] < 5.0
 
