@@ -1,0 +1,59 @@
+"""Guardrail decisions scored against the frozen model on the same events."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.guardrail_decisions import rates, score_decisions
+
+N = 600
+DOMAIN = np.array(["clean"] * 200 + ["noise"] * 400)
+
+
+def _never(version: int, idx: np.ndarray) -> np.ndarray:
+    return np.zeros(len(idx), bool)
+
+
+def _always(version: int, idx: np.ndarray) -> np.ndarray:
+    return np.ones(len(idx), bool)
+
+
+def test_a_promotion_that_served_worse_than_the_frozen_model_is_a_false_accept() -> None:
+    served = np.array(["1"] * 250 + ["2"] * 350, dtype=object)
+    adaptive = np.zeros(N, bool)
+    frozen = np.ones(N, bool)
+    rows = score_decisions([{"version": 2, "kind": "adapt", "status": "approved", "at_event": 250}], served,
+                           adaptive, frozen, DOMAIN, offline_correct=_never)
+    assert rows[0]["verdict"] == "false accept" and rows[0]["events"] == 350
+    assert rates(rows)["false_accept_rate"] == 1.0
+
+
+def test_a_refused_candidate_that_would_have_helped_on_its_domain_is_a_false_reject() -> None:
+    frozen = np.zeros(N, bool)
+    seen = []
+
+    def offline(version: int, idx: np.ndarray) -> np.ndarray:
+        seen.append(idx)
+        return np.ones(len(idx), bool)
+
+    rows = score_decisions([{"version": 3, "kind": "adapt", "status": "rejected", "at_event": 300}],
+                           np.full(N, "1", dtype=object), frozen, frozen, DOMAIN, offline_correct=offline)
+    assert rows[0]["verdict"] == "false reject"
+    assert seen[0][0] == 300 and seen[0][-1] == N - 1  # the rest of its domain only
+    assert rates(rows)["false_reject_rate"] == 1.0
+
+
+def test_a_rejection_at_the_end_of_a_domain_is_too_few_to_judge() -> None:
+    rows = score_decisions([{"version": 3, "kind": "adapt", "status": "rejected", "at_event": 150}],
+                           np.full(N, "1", dtype=object), np.zeros(N, bool), np.zeros(N, bool), DOMAIN,
+                           offline_correct=_always)
+    assert rows[0]["events"] == 50 and rows[0]["verdict"] == "too few to judge"
+    assert rates(rows)["false_reject_rate"] is None and rates(rows)["too_few"] == 1
+
+
+def test_the_base_and_a_tie_within_the_margin_are_not_mistakes() -> None:
+    versions = [{"version": 1, "kind": "pretrain", "status": "approved", "at_event": 0},
+                {"version": 2, "kind": "normalize", "status": "approved", "at_event": 0}]
+    same = np.ones(N, bool)
+    rows = score_decisions(versions, np.full(N, "2", dtype=object), same, same, DOMAIN, offline_correct=_never)
+    assert [(r["version"], r["verdict"]) for r in rows] == [(2, "right")]
