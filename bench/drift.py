@@ -255,6 +255,7 @@ class Loop:
                               adapt=adapt_enabled, clock=lambda: self.loop.events / s.event_rate)
         self.reset_at = 0  # stream index of the monitor's last reset (its event indices count from there)
         self.pending: Pending | None = None
+        self.interim_serves = False
         if s.subprocess and adapt_enabled:
             prewarm()  # as the service does at start-up: the adapter's process is started ahead
 
@@ -301,7 +302,7 @@ class Loop:
         return out
 
     def _serve(self, served: Served, at: int, kind: str, out: RunResult) -> None:
-        self.current = served
+        self.current, self.interim_serves = served, False
         self.loop.serve(served.reference, base=served.base)
         self.reset_at = at
         out.swaps.append((at, kind, served.version))
@@ -317,6 +318,11 @@ class Loop:
             self.next_version += 1
             self.loop.serve_interim()
             out.swaps.append((at, "normalize", self.current.version))
+            self.interim_serves = True
+        elif self.interim_serves:  # made for a domain that has gone: the base serves the new one (nothing resets)
+            self.current, self.interim_serves = self.base, False
+            self.loop.serve_interim()
+            out.swaps.append((at, "fallback", self.base.version))
 
     def _start(self, end: int, out: RunResult, refinement: bool = False) -> None:
         s = self.s

@@ -67,6 +67,7 @@ class AdaptationController:
         self.config = loop_config(s)
         self.loop: DriftLoop | None = None  # made for the first model served, against its reference
         self.monitored_version: str | None = None
+        self._monitored_interim = False  # the model followed is an interim (see `_follow`)
         self.last_adaptation: dict[str, Any] | None = None
         self.last_normalization: dict[str, Any] | None = None
         self._seen_detections: dict[str, int] = {}
@@ -117,10 +118,13 @@ class AdaptationController:
         An interim normalised model (`_normalize`) is the base with the drift's statistics: the loop goes on
         with the drift it was made for (`DriftLoop.serve_interim`).
         """
-        if self.loop is not None and _is_interim(snapshot):
+        interim = _is_interim(snapshot)
+        back_to_base = self._monitored_interim and str(self._base_version(snapshot)) == snapshot.version
+        if self.loop is not None and (interim or back_to_base):  # the base's weights either way: nothing resets
             self.loop.serve_interim()
-            self.monitored_version = snapshot.version
+            self.monitored_version, self._monitored_interim = snapshot.version, interim
             return
+        self._monitored_interim = False
         base = self._base_version(snapshot)
         serving_base = base is None or str(base) == snapshot.version
         reference = snapshot.reference or None
@@ -227,6 +231,8 @@ class AdaptationController:
             else:
                 self.state.metrics.normalizations.labels("refused").inc()
                 log.warning("interim normalised model not served: %s", "; ".join(report.reasons))
+                if _is_interim(snapshot):  # made for a domain that has gone: the base serves the new one better
+                    self._serve_base("fallback", "the serving interim's domain has gone and the new one's was refused")
         except Exception as exc:  # noqa: BLE001 - serving goes on with the model it has
             record["error"] = f"{type(exc).__name__}: {exc}"
             self.state.metrics.normalizations.labels("failed").inc()

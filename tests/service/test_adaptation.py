@@ -178,3 +178,21 @@ def test_an_interim_that_fails_its_checks_is_neither_published_nor_served(
     assert done is not None and not done["checks"]["passed"] and "version" not in done
     assert [v.version for v in registry.versions(NAME)] == versions
     assert controller.state.runtime.version == "1"
+
+
+def test_a_refused_interim_while_another_domains_interim_serves_puts_the_base_back_without_a_reset(
+        make_settings: Callable[..., Settings], registry: Registry) -> None:
+    lenient = NormalizeConfig(max_correlation=1.0, min_confidence_gain=-1.0, min_entropy_ratio=0.0)
+    controller = _controller_with(make_settings, lenient)
+    state = controller.state
+    _traffic(state, batches=10)
+    controller._normalize("first drift")
+    interim = controller.last_normalization["version"]
+    _traffic(state, batches=1, seed=1)
+    assert state.runtime.version == str(interim)
+    loop, held = controller.loop, len(controller.loop.buffer)
+    controller.normalize_config = NormalizeConfig(min_confidence_gain=1.0)  # the next domain's interim is refused
+    controller._normalize("second drift")
+    assert state.runtime.version == "1" and registry.current(NAME).version == 1
+    _traffic(state, batches=1, seed=2)
+    assert controller.loop is loop and loop.serving_base and len(loop.buffer) >= held  # followed without a reset
