@@ -23,6 +23,7 @@ way, in rows of their own kind: their checks are guardrails too.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -94,3 +95,77 @@ def rates(rows: Sequence[dict[str, Any]], kinds: Sequence[str] = ("adapt", "refi
                               if refused else None),
         "too_few": sum(r["verdict"] == "too few to judge" for r in rows if r["kind"] in kinds),
     }
+
+
+# -- from a finished `driftwise bench stream` run ---------------------------------------------------------------
+def served_versions(n: int, base: str, swaps: Sequence[Sequence[Any]]) -> np.ndarray:
+    """The adaptive twin's served version per stream position, from its (position, version) swaps."""
+    served = np.full(n, base, dtype=object)
+    for position, version in sorted(swaps, key=lambda s: int(s[0])):
+        served[int(position):] = str(version)
+    return served
+
+
+def score_run(results_json: Path, run_dir: Path) -> list[dict[str, Any]]:
+    """Score every guardrail decision of one stream bench run (its results ``.json`` and its ``runs/`` folder)."""
+    import json
+
+    from drift.adapter import predict_proba
+    from service.runtime import load_from_registry
+
+    results = json.loads(Path(results_json).read_text())
+    stream = np.load(Path(run_dir) / "stream.npz")
+    x, y = stream["X"], stream["y"]
+    phases, per_phase = results["phases_run"], int(results["config"]["phase_events"])
+    domain = np.repeat(np.arange(len(phases)), per_phase)[:len(y)]
+    adaptive = np.asarray(results["correct"]["adaptive"], bool)
+    frozen = np.asarray(results["correct"]["no_adapt"], bool)
+    served = served_versions(len(y), str(results["base_version"]), results["swaps"]["adaptive"])
+    registry = Path(run_dir) / "registry-adaptive"
+
+    def offline(version: int, idx: np.ndarray) -> np.ndarray:
+        model = load_from_registry(registry, "digits", version, device="cpu").model
+        return predict_proba(model, x[idx]).argmax(1) == y[idx]
+
+    rows = score_decisions(results["versions"], served, adaptive, frozen, domain, offline_correct=offline)
+    for row in rows:
+        row["family"] = phases[int(row["domain"])] if row["domain"] is not None else None
+        row["run"] = Path(results_json).stem
+    return rows
+
+
+def main(pairs: Sequence[tuple[Path, Path]], out: Path) -> dict[str, Any]:
+    """Score several runs together and write ``out`` (markdown) with its ``.json``."""
+    import json
+
+    rows = [row for results_json, run_dir in pairs for row in score_run(results_json, run_dir)]
+    summary = {"candidates": rates(rows), "interims": rates(rows, kinds=("normalize",))}
+    lines = [f"# Guardrail decisions scored: {', '.join(sorted({r['run'] for r in rows}))}", "",
+             "Command: `python -m bench.guardrail_decisions " + " ".join(f"{a} {b}" for a, b in pairs) + "`", "",
+             f"False accept: promoted, then worse than the frozen twin by more than {100 * MARGIN:.0f} point on the "
+             f"events it served. False reject: refused, though run offline on the next {HORIZON} events of its phase "
+             f"it beats the frozen twin by more than {100 * MARGIN:.0f} point. Under {MIN_EVENTS} events: too few "
+             "to judge.", ""]
+    def rate(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.1%}"
+
+    for kind, r in summary.items():
+        lines.append(f"* **{kind}**: {r['false_accepts']} false accepts of {r['promotions_judged']} promotions judged "
+                     f"(rate {rate(r['false_accept_rate'])}), {r['false_rejects']} false rejects of {r['rejections_judged']} "
+                     f"rejections judged (rate {rate(r['false_reject_rate'])}), {r['too_few']} too few to judge")
+    lines += ["", "| run | version | kind | status | family | events | gain vs frozen (points) | verdict |",
+              "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['run']} | {r['version']} | {r['kind']} | {r['status']} | {r['family']} | {r['events']} | "
+              f"{r['gain_points']:+.1f} | {r['verdict']} |" for r in rows]
+    out.write_text("\n".join(lines) + "\n")
+    out.with_suffix(".json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
+    return summary
+
+
+if __name__ == "__main__":
+    import sys
+
+    args = sys.argv[1:]
+    if len(args) < 3 or len(args) % 2 == 0:
+        sys.exit("usage: python -m bench.guardrail_decisions OUT.md RESULTS.json RUN_DIR [RESULTS.json RUN_DIR ...]")
+    print(main([(Path(a), Path(b)) for a, b in zip(args[1::2], args[2::2])], Path(args[0])))
