@@ -11,14 +11,24 @@ never saw. `--families heldout` streams families no method or default was chosen
 (`drift.corruptions.HELD_OUT_FAMILIES`); `--bursts` sorts each phase into runs of one
 class (correlated arrivals, as when a batch of one kind of item comes in).
 
+`--domain tabular` runs the same bench on a dataset river ships (no download):
+`river.datasets.ImageSegments` (`--dataset segments`, 2,310 rows, 18 features, 7
+classes, the default) or `river.datasets.Phishing` (`--dataset phishing`, 1,250
+rows, 9 features, 2 classes), split like digits (source half with 10% labels for
+`driftwise pretrain`, which then picks its MLP path for flat rows; the other half
+is the stream's pool), through the sensor shifts of `drift.sensor_shifts` scaled
+by the source half's feature stds. Its defaults are 3,000-event phases at 100
+events/s.
+
 Why twins, and why plumbing only: the gain a user sees is adaptive minus frozen on
 the same events at the same time, with the defaults they would get
 (`tests/test_stream_bench.py` pins that). Both twins share the machine's cores, so
 the adaptive twin's adaptations compete with the frozen one's serving, as they
 would with any neighbour.
 
-Writes ``bench/results/stream-<families>[-bursts]-seed<N>.md`` (``-quick`` added for
-``--quick``), ``.json`` and ``.png``; logs and registries stay in ``runs/``.
+Writes ``bench/results/stream-[tabular-<dataset>-]<families>[-bursts]-seed<N>.md``
+(``-quick`` added for ``--quick``), ``.json`` and ``.png``; logs and registries stay in
+``runs/``.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ import numpy as np
 from rich.console import Console
 
 from bench.stream_report import BURST_RUN, EVENT_PREFIX, MODEL_NAME, SEVERITY, score, write_report
+from drift import sensor_shifts
 from drift.corruptions import CLEAN, DEVELOPMENT_FAMILIES, HELD_OUT_FAMILIES, Stream, StreamBuilder
 from service.topics import Topics
 
@@ -48,22 +59,46 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PLUMBING_ENV = frozenset({"DRIFTWISE_EVENTS_TOPIC", "DRIFTWISE_PREDICTIONS_TOPIC", "DRIFTWISE_DLQ_TOPIC",
                           "DRIFTWISE_LABELS_TOPIC", "DRIFTWISE_MODELS_TOPIC", "DRIFTWISE_GROUP_ID"})
 TWINS = ("adaptive", "no_adapt")
+DOMAINS = ("digits", "tabular")
+# --dataset for --domain tabular: river's bundled datasets (files inside the package, no download).
+TABULAR_DATASETS = {"segments": "ImageSegments", "phishing": "Phishing"}
+# (events per second, events per phase) when not given.
+DEFAULTS = {"digits": (50.0, 1500), "tabular": (100.0, 3000)}
 
 
 @dataclass(frozen=True)
 class StreamBenchConfig:
-    """The bench's options; ``quick`` means 300 events per phase, two families, 100 events/s."""
+    """The bench's options; ``quick`` means 300 events per phase, two families, 100 events/s.
+
+    ``rate`` and ``phase_events`` default by domain (`DEFAULTS`); ``dataset`` is "digits" for
+    the digits domain and one of `TABULAR_DATASETS` (default "segments") for the tabular one.
+    """
 
     families: str = "heldout"
-    rate: float = 50.0
-    phase_events: int = 1500
+    rate: float | None = None
+    phase_events: int | None = None
     seed: int = 0
     bursts: bool = False
     quick: bool = False
     device: str = "auto"
     bootstrap_servers: str | None = None
+    domain: str = "digits"
+    dataset: str | None = None
 
     def __post_init__(self) -> None:
+        if self.domain not in DOMAINS:
+            raise ValueError(f"domain must be digits or tabular, got {self.domain!r}")
+        if self.dataset is None:
+            object.__setattr__(self, "dataset", "digits" if self.domain == "digits" else "segments")
+        allowed = ("digits",) if self.domain == "digits" else tuple(TABULAR_DATASETS)
+        if self.dataset not in allowed:
+            raise ValueError(f"dataset for the {self.domain} domain must be {' or '.join(allowed)}, "
+                             f"got {self.dataset!r}")
+        rate, phase_events = DEFAULTS[self.domain]
+        if self.rate is None:
+            object.__setattr__(self, "rate", rate)
+        if self.phase_events is None:
+            object.__setattr__(self, "phase_events", phase_events)
         if self.families not in ("dev", "heldout"):
             raise ValueError(f"families must be dev or heldout, got {self.families!r}")
         if not self.rate > 0:
@@ -77,17 +112,39 @@ class StreamBenchConfig:
             object.__setattr__(self, "rate", 100.0)
 
     @property
+    def tabular(self) -> bool:
+        return self.domain == "tabular"
+
+    @property
     def phases(self) -> tuple[str, ...]:
-        names = HELD_OUT_FAMILIES if self.families == "heldout" else DEVELOPMENT_FAMILIES
+        if self.tabular:
+            held, dev = sensor_shifts.HELD_OUT_FAMILIES, sensor_shifts.DEVELOPMENT_FAMILIES
+        else:
+            held, dev = HELD_OUT_FAMILIES, DEVELOPMENT_FAMILIES
+        names = held if self.families == "heldout" else dev
         return (CLEAN, *(names[:2] if self.quick else names), CLEAN)
+
+    @property
+    def model_name(self) -> str:
+        """The registry name both twins serve: the dataset's ("digits", "segments", "phishing")."""
+        return str(self.dataset)
+
+    @property
+    def input_shape(self) -> str | None:
+        """`driftwise pretrain --input-shape`: digits' rows are 1x8 images; tabular rows stay flat (no flag)."""
+        return None if self.tabular else "1,8,8"
 
     @property
     def stem(self) -> str:
         bursts, quick = "-bursts" if self.bursts else "", "-quick" if self.quick else ""
-        return f"stream-{self.families}{bursts}-seed{self.seed}{quick}"
+        domain = f"tabular-{self.dataset}-" if self.tabular else ""
+        return f"stream-{domain}{self.families}{bursts}-seed{self.seed}{quick}"
 
     def command(self) -> str:
-        parts = ["driftwise bench stream", f"--families {self.families}", f"--seed {self.seed}"]
+        parts = ["driftwise bench stream"]
+        if self.tabular:
+            parts += ["--domain tabular", f"--dataset {self.dataset}"]
+        parts += [f"--families {self.families}", f"--seed {self.seed}"]
         if self.quick:
             parts.append("--quick")
         else:
@@ -97,6 +154,40 @@ class StreamBenchConfig:
         if self.device != "auto":
             parts.append(f"--device {self.device}")
         return " ".join(parts)
+
+
+# -- the data -------------------------------------------------------------------------------------------------------
+def load_tabular(dataset: str) -> tuple[np.ndarray, np.ndarray]:
+    """``X`` float32 ``(n, d)`` and ``y`` int64 (classes in sorted order) of a river bundled dataset."""
+    from river import datasets
+
+    if dataset not in TABULAR_DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(TABULAR_DATASETS)}, got {dataset!r}")
+    rows = list(getattr(datasets, TABULAR_DATASETS[dataset])())  # reads the files inside the package
+    names = list(rows[0][0])
+    X = np.array([[float(x[k]) for k in names] for x, _ in rows], dtype=np.float32)
+    classes = sorted({label for _, label in rows}, key=str)
+    index = {c: i for i, c in enumerate(classes)}
+    return X, np.array([index[label] for _, label in rows], dtype=np.int64)
+
+
+def tabular_splits(dataset: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """As `service.demo._digits_splits`: source half (10% labeled, the rest -1) and the held-out half."""
+    from models.digits import split_label_fraction
+
+    X, y = load_tabular(dataset)
+    order = np.random.default_rng(seed).permutation(len(X))
+    src, held = order[: len(X) // 2], order[len(X) // 2:]
+    return X[src], split_label_fraction(y[src], 0.1, seed=seed), X[held], y[held]
+
+
+def splits(config: StreamBenchConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(x_source, y_source with -1 for unlabeled, x_pool, y_pool)`` of the config's dataset."""
+    if config.tabular:
+        return tabular_splits(str(config.dataset), config.seed)
+    from service.demo import _digits_splits
+
+    return _digits_splits(config.seed)
 
 
 # -- the stream -----------------------------------------------------------------------------------------------------
@@ -115,9 +206,14 @@ def burst_order(y: np.ndarray, run: int, rng: np.random.Generator) -> np.ndarray
 
 
 def build_stream(pool_x: np.ndarray, pool_y: np.ndarray, phases: Sequence[str], phase_events: int, *, seed: int,
-                 bursts: bool) -> Stream:
-    """One segment of ``phase_events`` per phase at severity 3, each optionally sorted into one-class runs."""
-    builder = StreamBuilder(pool_x, pool_y, severity=SEVERITY, seed=seed)
+                 bursts: bool, reference: np.ndarray | None = None) -> Stream:
+    """One segment of ``phase_events`` per phase at severity 3, each optionally sorted into one-class runs.
+
+    With a ``reference`` (the source features) the pool is tabular and the phases are sensor shifts
+    scaled by its stds; without, the pool is images and the phases are corruptions.
+    """
+    builder = (StreamBuilder(pool_x, pool_y, severity=SEVERITY, seed=seed) if reference is None else
+               sensor_shifts.SensorStreamBuilder(pool_x, pool_y, reference, severity=SEVERITY, seed=seed))
     rng = np.random.default_rng(seed + 1)
     parts = []
     for name in phases:
@@ -130,10 +226,13 @@ def build_stream(pool_x: np.ndarray, pool_y: np.ndarray, phases: Sequence[str], 
 
 
 # -- the twins: exactly what a user types, plus where things are -------------------------------------------------------
-def pretrain_command(data: Path, registry: Path, name: str = MODEL_NAME) -> list[str]:
-    """`driftwise pretrain` with the CLI's defaults: data, name, registry and the image shape, nothing else."""
-    return [sys.executable, "-m", "service.cli", "pretrain", "--data", str(data), "--name", name,
-            "--registry", str(registry), "--input-shape", "1,8,8"]
+def pretrain_command(data: Path, registry: Path, name: str = MODEL_NAME,
+                     input_shape: str | None = "1,8,8") -> list[str]:
+    """`driftwise pretrain` with the CLI's defaults: data, name, registry and the image shape (none for flat
+    rows), nothing else."""
+    cmd = [sys.executable, "-m", "service.cli", "pretrain", "--data", str(data), "--name", name,
+           "--registry", str(registry)]
+    return cmd + (["--input-shape", input_shape] if input_shape else [])
 
 
 def serve_command(registry: Path, port: int, bootstrap: str, *, no_adapt: bool, device: str = "auto",
@@ -144,6 +243,14 @@ def serve_command(registry: Path, port: int, bootstrap: str, *, no_adapt: bool, 
     if device != "auto":
         cmd += ["--device", device]
     return cmd + (["--no-adapt"] if no_adapt else [])
+
+
+def twin_command(config: StreamBenchConfig, label: str, registry: Path, port: int, bootstrap: str) -> list[str]:
+    """The `serve_command` of twin ``label`` ("adaptive" or "no_adapt") in a run of ``config``."""
+    if label not in TWINS:
+        raise ValueError(f"twin must be one of {', '.join(TWINS)}, got {label!r}")
+    return serve_command(registry, port, bootstrap, no_adapt=label == "no_adapt", device=config.device,
+                         name=config.model_name)
 
 
 def without_settings(environ: dict[str, str]) -> dict[str, str]:
@@ -179,7 +286,8 @@ class Twin:
         return self.observed.detections
 
 
-def _start_twin(label: str, registry: Path, bootstrap: str, run_id: str, workdir: Path, device: str) -> Twin:
+def _start_twin(label: str, registry: Path, bootstrap: str, run_id: str, workdir: Path,
+                config: StreamBenchConfig) -> Twin:
     from service.demo import Observed
     from service.localhost import free_port
     from service.topics import ensure_topics
@@ -189,7 +297,7 @@ def _start_twin(label: str, registry: Path, bootstrap: str, run_id: str, workdir
     ensure_topics(bootstrap, [topics.models], partitions=1, compacted=[topics.models])
     port = free_port()
     log = open(workdir / f"serve-{label}.log", "w")
-    proc = subprocess.Popen(serve_command(registry, port, bootstrap, no_adapt=label == "no_adapt", device=device),
+    proc = subprocess.Popen(twin_command(config, label, registry, port, bootstrap),
                             env=plumbing_env(dict(os.environ), topics, f"stream-{run_id}-{label}"), cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     log.close()
@@ -279,11 +387,20 @@ def code_state() -> str:
     return git("rev-parse", "--short", "HEAD").strip() + (f" + uncommitted {', '.join(dirty)}" if dirty else "")
 
 
+def data_line(config: StreamBenchConfig, x_src: np.ndarray, y_src: np.ndarray, x_pool: np.ndarray) -> str:
+    """What was pretrained on and streamed from, in one line for the report."""
+    what = ("scikit-learn's digits (8x8)" if not config.tabular else
+            f"river's bundled {TABULAR_DATASETS[str(config.dataset)]} ({x_src.shape[1]} features)")
+    k = int(y_src.max()) + 1
+    return (f"{what}, {k} classes: {len(x_src)} source rows ({int((y_src >= 0).sum())} labeled) for pretraining, "
+            f"a pool of {len(x_pool)} other rows drawn for the stream")
+
+
 def run(config: StreamBenchConfig, out_dir: Path | None = None, console: Console | None = None) -> Path:
     """The whole bench (see the module docstring); children and the broker always stop; return the report."""
     from bench.drift import machine
     from models.registry import Registry
-    from service.demo import _consume_predictions, _digits_splits
+    from service.demo import _consume_predictions
     from service.kafka_local import LocalKafka, free_port_pair
     from service.localhost import wait_until_ready
 
@@ -300,15 +417,15 @@ def run(config: StreamBenchConfig, out_dir: Path | None = None, console: Console
             console.rule("[bold]Kafka: a local single-node broker")
             broker = LocalKafka(free_port_pair(), tie_to_this_process=True, purge_on_stop=True).start()
             bootstrap = broker.bootstrap
-        console.rule("[bold]driftwise pretrain (CLI defaults)")
-        x_src, y_src, x_held, y_held = _digits_splits(config.seed)
+        console.rule(f"[bold]driftwise pretrain on {config.dataset} (CLI defaults)")
+        x_src, y_src, x_held, y_held = splits(config)
         np.savez(workdir / "pretrain.npz", X=x_src, y=y_src)
         registry = workdir / "registry"
         with open(workdir / "pretrain.log", "w") as log:
-            subprocess.run(pretrain_command(workdir / "pretrain.npz", registry), env=without_settings(dict(os.environ)),
-                           cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=True,
-                           timeout=1200)
-        current = Registry(registry).current(MODEL_NAME)
+            subprocess.run(pretrain_command(workdir / "pretrain.npz", registry, config.model_name, config.input_shape),
+                           env=without_settings(dict(os.environ)), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL, check=True, timeout=1200)
+        current = Registry(registry).current(config.model_name)
         assert current is not None, "pretrain published nothing"
         base = str(current.version)
         console.print(f"v{base}: " + ", ".join(f"{k}={v:.3f}" for k, v in current.manifest["metrics"].items()
@@ -319,14 +436,14 @@ def run(config: StreamBenchConfig, out_dir: Path | None = None, console: Console
         for label in TWINS:
             copy = workdir / f"registry-{label}"
             shutil.copytree(registry, copy)
-            twins.append(_start_twin(label, copy, bootstrap, run_id, workdir, config.device))
+            twins.append(_start_twin(label, copy, bootstrap, run_id, workdir, config))
         for t in twins:
             wait_until_ready(f"{t.url}/readyz", t.proc, what=f"the {t.label} twin", timeout=180, interval=0.5,
                              log=workdir / f"serve-{t.label}.log")
 
         console.rule(f"[bold]replay {' -> '.join(config.phases)} at {config.rate:g} events/s")
         stream = build_stream(x_held, y_held, config.phases, config.phase_events, seed=config.seed,
-                              bursts=config.bursts)
+                              bursts=config.bursts, reference=x_src if config.tabular else None)
         np.savez(workdir / "stream.npz", X=stream.x, y=stream.y)
         for t in twins:
             readers.append(threading.Thread(target=_consume_predictions, daemon=True,
@@ -350,6 +467,7 @@ def run(config: StreamBenchConfig, out_dir: Path | None = None, console: Console
         adaptive_registry = next(t.registry for t in twins if t.label == "adaptive")
         results = {"command": config.command(), "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine_line,
                    "code": code, "config": asdict(config), "phases_run": list(config.phases), "base_version": base,
+                   "model_name": config.model_name, "data": data_line(config, x_src, y_src, x_held),
                    "base_metrics": current.manifest["metrics"],
                    **score(stream, {t.label: t.observed for t in twins}, adaptive_registry, config, base, started),
                    "final_drift_adaptive": {k: final_drift.get(k) for k in ("state", "confirmed_drifts", "policy",

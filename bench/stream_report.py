@@ -20,7 +20,7 @@ from drift.corruptions import CLEAN, Stream
 if TYPE_CHECKING:
     from bench.stream import StreamBenchConfig
 
-MODEL_NAME = "digits"
+MODEL_NAME = "digits"  # the digits domain's; a run's own is ``config.model_name``
 SEVERITY = 3
 BURST_RUN = 50
 WORST_WINDOW = 500
@@ -154,7 +154,7 @@ def score(stream: Stream, observed: Mapping[str, Any], registry: Path, config: S
     versions = served["adaptive"]["version"]
     worst, at = worst_window(correct["adaptive"].astype(float) - correct["no_adapt"], WORST_WINDOW)
     delays = first_adapted_delays(versions, bounds, base)
-    outcomes = registry_outcomes(registry, MODEL_NAME, started, config.rate)
+    outcomes = registry_outcomes(registry, config.model_name, started, config.rate)
     positions = {label: _arrival_positions(o) for label, o in observed.items()}
     return {
         "phases": rows,
@@ -203,12 +203,17 @@ def _plot(results: dict[str, Any], path: Path, config: StreamBenchConfig) -> Non
     ax.set_ylim(0, 1.08)
     ax.set_xlabel("event")
     ax.set_ylabel(f"accuracy (rolling {window})")
-    ax.set_title(f"driftwise bench stream: {config.families} families{', bursts' if config.bursts else ''}, "
-                 f"{config.rate:g} events/s, severity {SEVERITY}")
+    ax.set_title(f"driftwise bench stream: {_domain(config)}{config.families} families"
+                 f"{', bursts' if config.bursts else ''}, {config.rate:g} events/s, severity {SEVERITY}")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=4, fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _domain(config: StreamBenchConfig) -> str:
+    """Empty for digits, 'tabular <dataset>, ' otherwise (for titles)."""
+    return f"tabular {config.dataset}, " if config.tabular else ""
 
 
 def _delay(d: int | None, rate: float) -> str:
@@ -221,16 +226,20 @@ def write_report(results: dict[str, Any], config: StreamBenchConfig, out_dir: Pa
     (out_dir / f"{config.stem}.json").write_text(json.dumps(results, indent=2, default=float))
     _plot(results, out_dir / f"{config.stem}.png", config)
     s = results["summary"]
-    kind = ("held-out families: only reported, no method or default was chosen on them" if config.families == "heldout"
-            else "development families: the ones methods and defaults were chosen on")
+    shifts = "sensor shifts (`drift.sensor_shifts`)" if config.tabular else "families"
+    chosen = "may be chosen on (none has been yet)" if config.tabular else "were chosen on"
+    kind = (f"held-out {shifts}: only reported, no method or default was chosen on them"
+            if config.families == "heldout" else f"development {shifts}: the ones methods and defaults {chosen}")
     fmt = lambda p, k: "-" if np.isnan(p) else f"{p:.3f} ({k})"  # noqa: E731
     lines = [
-        f"# Stream bench: {config.families} families{', bursts' if config.bursts else ''}, seed {config.seed}", "",
+        f"# Stream bench: {_domain(config)}{config.families} families{', bursts' if config.bursts else ''}, "
+        f"seed {config.seed}", "",
         f"Command: `{results['command']}`  ", f"Date: {results['date']}, {results['machine']}  ",
         f"Code: {results['code']}  ",
         f"Wall time {results['wall_seconds']:.0f} s; {len(results['correct']['adaptive'])} events at "
         f"{config.rate:g}/s, {config.phase_events} per phase, severity {SEVERITY}; {kind}."
-        + (f" Each phase sorted into runs of {BURST_RUN} events of one class." if config.bursts else ""), "",
+        + (f" Each phase sorted into runs of {BURST_RUN} events of one class." if config.bursts else "")
+        + (f"  \nData: {results['data']}." if results.get("data") else ""), "",
         "Real time, real broker: `driftwise pretrain` with the CLI defaults, then two `driftwise serve` processes on "
         "copies of its registry, given only plumbing (registry, name, port, broker, topics, group id): the adaptive "
         "twin with every default, and a `--no-adapt` twin. Both receive the same events at the same rate and share "

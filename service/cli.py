@@ -312,8 +312,10 @@ def bench_refine(
 @bench_app.command("stream")
 def bench_stream(
     families: Annotated[str, typer.Option(help="heldout (only reported) or dev (defaults chosen on)")] = "heldout",
-    rate: Annotated[float, typer.Option(help="events per second replayed to each twin")] = 50.0,
-    phase_events: Annotated[int, typer.Option(help="events in each phase")] = 1500,
+    domain: Annotated[str, typer.Option(help="digits (8x8 images) or tabular (river's bundled data, sensor shifts)")] = "digits",
+    dataset: Annotated[Optional[str], typer.Option(help="tabular: segments (default) or phishing")] = None,
+    rate: Annotated[Optional[float], typer.Option(help="events per second replayed to each twin (default 50; tabular 100)")] = None,
+    phase_events: Annotated[Optional[int], typer.Option(help="events in each phase (default 1500; tabular 3000)")] = None,
     seed: Annotated[int, typer.Option(help="data split and stream seed")] = 0,
     bursts: Annotated[bool, typer.Option("--bursts", help="each phase in runs of 50 events of one class")] = False,
     bootstrap_servers: Annotated[Optional[str], typer.Option(help="use this broker, not a local one")] = None,
@@ -326,7 +328,8 @@ def bench_stream(
 
     try:
         config = StreamBenchConfig(families=families, rate=rate, phase_events=phase_events, seed=seed, bursts=bursts,
-                                   quick=quick, device=device, bootstrap_servers=bootstrap_servers)
+                                   quick=quick, device=device, bootstrap_servers=bootstrap_servers, domain=domain,
+                                   dataset=dataset)
     except ValueError as exc:
         fail(str(exc))
     report = run(config, out, console=console)

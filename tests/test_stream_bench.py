@@ -15,8 +15,11 @@ from bench.stream import (
     plumbing_env,
     pretrain_command,
     serve_command,
+    tabular_splits,
+    twin_command,
 )
-from bench.stream_report import first_adapted_delays, phase_bounds, phase_gains, worst_window
+from bench.stream_report import first_adapted_delays, phase_bounds, phase_gains, score, worst_window
+from drift import sensor_shifts
 from drift.corruptions import CLEAN, HELD_OUT_FAMILIES
 from service.topics import Topics
 
@@ -118,3 +121,121 @@ def test_config_refuses_bad_options():
         StreamBenchConfig(phase_events=10)
     expected = "driftwise bench stream --families heldout --seed 0 --rate 50 --phase-events 1500"
     assert StreamBenchConfig().command() == expected
+
+
+# -- --domain tabular -------------------------------------------------------------------------------------------------
+def test_tabular_twins_get_plumbing_flags_only_and_serve_the_datasets_model():
+    config = StreamBenchConfig(domain="tabular")
+    adaptive = twin_command(config, "adaptive", Path("/r"), 8123, "127.0.0.1:9092")
+    frozen = twin_command(config, "no_adapt", Path("/r"), 8123, "127.0.0.1:9092")
+    assert adaptive[1:4] == ["-m", "service.cli", "serve"]
+    assert _flags(adaptive) <= PLUMBING_FLAGS and "--device" not in adaptive
+    assert frozen == adaptive + ["--no-adapt"]
+    assert adaptive[adaptive.index("--name") + 1] == "segments"
+    assert twin_command(StreamBenchConfig(), "adaptive", Path("/r"), 1, "b") == serve_command(
+        Path("/r"), 1, "b", no_adapt=False), "digits twins are what they were"
+
+
+def test_tabular_pretrain_runs_the_cli_defaults_on_flat_rows():
+    config = StreamBenchConfig(domain="tabular", dataset="phishing")
+    cmd = pretrain_command(Path("d.npz"), Path("reg"), config.model_name, config.input_shape)
+    assert cmd[1:4] == ["-m", "service.cli", "pretrain"]
+    assert _flags(cmd) == {"--data", "--name", "--registry"}, "no --input-shape: the CLI picks its flat-row path"
+    assert cmd[cmd.index("--name") + 1] == "phishing"
+    digits = StreamBenchConfig()
+    assert pretrain_command(Path("d.npz"), Path("reg"), digits.model_name, digits.input_shape) == pretrain_command(
+        Path("d.npz"), Path("reg"))
+
+
+def test_tabular_config_defaults_phases_stem_and_command():
+    config = StreamBenchConfig(domain="tabular")
+    assert (config.dataset, config.rate, config.phase_events) == ("segments", 100.0, 3000)
+    assert config.phases == (CLEAN, *sensor_shifts.HELD_OUT_FAMILIES, CLEAN)
+    assert StreamBenchConfig(domain="tabular", families="dev").phases == (
+        CLEAN, *sensor_shifts.DEVELOPMENT_FAMILIES, CLEAN)
+    assert config.stem == "stream-tabular-segments-heldout-seed0"
+    assert StreamBenchConfig(domain="tabular", dataset="phishing", quick=True, bursts=True).stem == (
+        "stream-tabular-phishing-heldout-bursts-seed0-quick")
+    assert config.command() == ("driftwise bench stream --domain tabular --dataset segments --families heldout "
+                                "--seed 0 --rate 100 --phase-events 3000")
+    quick = StreamBenchConfig(domain="tabular", quick=True)
+    assert quick.phases == (CLEAN, *sensor_shifts.HELD_OUT_FAMILIES[:2], CLEAN) and quick.phase_events == 300
+    with pytest.raises(ValueError, match="dataset"):
+        StreamBenchConfig(domain="tabular", dataset="digits")
+    with pytest.raises(ValueError, match="dataset"):
+        StreamBenchConfig(dataset="segments")
+    with pytest.raises(ValueError, match="domain"):
+        StreamBenchConfig(domain="audio")
+
+
+@pytest.mark.parametrize("dataset, n, d, k", [("segments", 2310, 18, 7), ("phishing", 1250, 9, 2)])
+def test_tabular_splits_are_river_bundled_data_halved_with_ten_percent_labels(dataset, n, d, k):
+    x_src, y_src, x_pool, y_pool = tabular_splits(dataset, seed=0)
+    assert x_src.dtype == x_pool.dtype == np.float32 and x_src.shape[1] == x_pool.shape[1] == d
+    assert len(x_src) + len(x_pool) == n and len(x_src) == n // 2
+    assert sorted(set(y_pool.tolist())) == list(range(k)) and sorted(set(y_src[y_src >= 0].tolist())) == list(range(k))
+    assert 0.08 <= float(np.mean(y_src >= 0)) <= 0.12 and set(y_src.tolist()) <= set(range(-1, k))
+    again = tabular_splits(dataset, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip((x_src, y_src, x_pool, y_pool), again))
+
+
+def test_tabular_stream_shifts_each_phase_by_the_source_scale():
+    rng = np.random.default_rng(0)
+    ref = (rng.normal(size=(200, 6)) * [1, 10, 100, 0.1, 1, 5]).astype(np.float32)
+    pool = ref[:80].copy()
+    y = np.arange(80) % 7
+    phases = (CLEAN, *sensor_shifts.HELD_OUT_FAMILIES, CLEAN)
+    s = build_stream(pool, y, phases, 100, seed=0, bursts=True, reference=ref)
+    assert len(s) == 500 and s.x.shape == (500, 6) and s.drift_points == [100, 200, 300, 400]
+    assert list(s.domain[[0, 100, 200, 300, 400]]) == list(phases)
+    assert np.array_equal(s.y, y[s.image])
+    assert np.array_equal(s.x[:100], pool[s.image[:100]]) and not np.array_equal(s.x[100:400], pool[s.image[100:400]])
+
+
+class _Observed:
+    """What `service.demo.Observed` holds, filled from arrays."""
+
+    def __init__(self, labels: np.ndarray, versions: list[str], confidence: float = 0.95) -> None:
+        from service.replay import event_id
+
+        self.arrivals = [event_id("evt", i) for i in range(len(labels))]
+        self.predictions = {e: {"id": e, "label": int(lab), "confidence": confidence, "model_version": v}
+                            for e, lab, v in zip(self.arrivals, labels, versions)}
+        self.detections = [(len(labels) // 4 + 10, "confidence")]
+
+
+@pytest.mark.parametrize("k", [2, 7])
+def test_scoring_works_for_two_and_seven_classes(tmp_path, k):
+    from drift.corruptions import Stream
+
+    config = StreamBenchConfig(domain="tabular", dataset="phishing" if k == 2 else "segments", families="dev",
+                               phase_events=100, rate=100.0)
+    phases = config.phases
+    n = 100 * len(phases)
+    y = np.arange(n) % k
+    stream = Stream(np.zeros((n, 3), np.float32), y, np.repeat(np.array(phases, dtype=object), 100))
+    frozen = y.copy()
+    frozen[100:300] = (y[100:300] + 1) % k  # wrong on every drifted event
+    adaptive = frozen.copy()
+    adaptive[150:300] = y[150:300]  # right from 50 events into the first shift
+    versions = ["1"] * 150 + ["2"] * (n - 150)
+    from datetime import datetime, timezone
+
+    out = score(stream, {"adaptive": _Observed(adaptive, versions), "no_adapt": _Observed(frozen, ["1"] * n)},
+                tmp_path / "registry", config, "1", datetime.now(timezone.utc))
+    gains = [r["gain_points"] for r in out["phases"]]
+    assert gains == pytest.approx([0.0, 50.0, 100.0, 0.0])
+    assert out["summary"]["mean_gain_drifted_points"] == pytest.approx(75.0)
+    assert out["summary"]["first_adapted_delay_events"] == {"offset": 50, "noise": None}
+    assert out["summary"]["adapted_share_drifted"] == pytest.approx(0.75)
+    assert out["summary"]["missing"] == {"adaptive": 0, "no_adapt": 0} and out["versions"] == []
+    assert out["swaps"]["adaptive"] == [(150, "2")]
+
+
+def test_cli_refuses_a_dataset_of_another_domain_before_any_work():
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "stream", "--domain", "tabular", "--dataset", "digits"])
+    assert result.exit_code == 2 and "dataset" in result.output
