@@ -26,12 +26,7 @@ The weights do not change, so accuracy on the anchors (scored with BatchNorm
 re-estimated on them, see `drift.guardrails`) cannot change either: it is not
 checked.
 
-Examples
---------
->>> same = np.array([0] * 50 + [1] * 50 + [2] * 50)  # classes in runs of 50
->>> mixed = np.random.default_rng(0).integers(0, 3, size=150)
->>> temporal_correlation(same) > 0.5, abs(temporal_correlation(mixed)) < 0.1
-(True, True)
+The candidate's guardrails (`drift.guardrails`) check the temporal correlation too.
 """
 
 from __future__ import annotations
@@ -43,7 +38,7 @@ import numpy as np
 import torch
 
 from drift.adapter import predict_proba
-from drift.guardrails import Check, GuardrailReport, class_distribution, normalized_entropy
+from drift.guardrails import Check, GuardrailReport, class_distribution, normalized_entropy, temporal_correlation
 from models.classifier import Classifier
 from models.train import recalibrate_batchnorm
 
@@ -65,24 +60,6 @@ class NormalizeConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not -1.0 <= self.min_confidence_gain <= 1.0:
             raise ValueError(f"min_confidence_gain must be in [-1, 1], got {self.min_confidence_gain}")
-
-
-def temporal_correlation(predictions: np.ndarray) -> float:
-    """How much more often consecutive predictions agree than independent arrivals would.
-
-    0 for arrivals in random order, near 1 for long runs of one class. Scaled so
-    that an i.i.d. stream scores 0 whatever its class shares:
-    ``(P(same as previous) - sum p_c^2) / (1 - sum p_c^2)``.
-    """
-    y = np.asarray(predictions)
-    if len(y) < 2:
-        return 0.0
-    shares = np.bincount(y) / len(y)
-    chance = float((shares ** 2).sum())
-    if chance >= 1.0:  # one class only: no evidence of order either way
-        return 0.0
-    same = float((y[1:] == y[:-1]).mean())
-    return (same - chance) / (1.0 - chance)
 
 
 def normalized_copy(model: Classifier, window_x: np.ndarray) -> Classifier:

@@ -79,3 +79,18 @@ def test_an_interim_that_is_no_more_confident_is_refused(model: Classifier) -> N
 def test_normalize_config_refuses_values_out_of_range(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         NormalizeConfig(**kwargs)
+
+
+def test_a_candidate_made_on_a_window_of_class_bursts_is_refused_by_the_guardrails_too(model: Classifier) -> None:
+    from drift.guardrails import evaluate_candidate
+
+    x, y = _blobs(2000, seed=4, shift=3.0, gain=0.5)
+    runs = np.concatenate([np.flatnonzero(y == c)[:50] for c in (0, 1, 2, 0, 1)])
+    bursts = x[runs]
+    report = evaluate_candidate(model, normalized_copy(model, bursts), window_x=bursts, anchors_x=x[:300],
+                                anchors_y=y[:300], pseudo_x=x[:0], pseudo_y=y[:0])
+    assert any(r.startswith("temporal_correlation") for r in report.reasons)
+    shuffled = bursts[np.random.default_rng(0).permutation(len(bursts))]
+    report = evaluate_candidate(model, normalized_copy(model, shuffled), window_x=shuffled, anchors_x=x[:300],
+                                anchors_y=y[:300], pseudo_x=x[:0], pseudo_y=y[:0])
+    assert not any(r.startswith("temporal_correlation") for r in report.reasons)
