@@ -141,7 +141,7 @@ def main(pairs: Sequence[tuple[Path, Path]], out: Path) -> dict[str, Any]:
     rows = [row for results_json, run_dir in pairs for row in score_run(results_json, run_dir)]
     summary = {"candidates": rates(rows), "interims": rates(rows, kinds=("normalize",))}
     lines = [f"# Guardrail decisions scored: {', '.join(sorted({r['run'] for r in rows}))}", "",
-             "Command: `python -m bench.guardrail_decisions " + " ".join(f"{a} {b}" for a, b in pairs) + "`", "",
+             f"Command: `python -m bench.guardrail_decisions {out} " + " ".join(f"{a} {b}" for a, b in pairs) + "`", "",
              f"False accept: promoted, then worse than the frozen twin by more than {100 * MARGIN:.0f} point on the "
              f"events it served. False reject: refused, though run offline on the next {HORIZON} events of its phase "
              f"it beats the frozen twin by more than {100 * MARGIN:.0f} point. Under {MIN_EVENTS} events: too few "
