@@ -16,19 +16,23 @@ seed at a higher severity hits the same features harder (and ``dead_sensor``'s
 dead set only grows).
 
 * ``offset``: a third of the features read a constant too high or too low
-  (random sign per feature), ``severity`` steps of 0.5-3 feature stds.
-* ``noise``: every feature gets additive gaussian noise of 0.25-1.5 feature stds.
-* ``gain``: a third of the features are multiplied by a factor 1.25-3 or divided
+  (random sign per feature), 0.25-1.5 feature stds.
+* ``noise``: every feature gets additive gaussian noise of 0.2-1 feature stds.
+* ``gain``: a third of the features are multiplied by a factor 1.5-4 or divided
   by it (random per feature): a sensor's gain is off.
-* ``dead_sensor``: 10-50% of the features (rounded up) stop updating and read, for every row,
-  the value they had on the call's first row (their last reading).
-* ``calibration_drift``: ``gain`` and ``offset`` together on the same third of
-  the features (a sensor off in both slope and zero point).
+* ``dead_sensor``: 10-60% of the features (rounded up) stop updating and read, for
+  every row, the value they had on the call's first row (their last reading).
+* ``calibration_drift``: a gain (1.15-2) and an offset (0.25-1 stds) together on
+  the same third of the features (a sensor off in both slope and zero point).
 
 Families are split as in `drift.corruptions`. `DEVELOPMENT_FAMILIES` (offset,
 noise) may choose methods and defaults; `HELD_OUT_FAMILIES` (gain, dead_sensor,
-calibration_drift) are only reported, never tuned on. The severity tables were
-set before any adaptation result on these shifts was seen.
+calibration_drift) are only reported, never tuned on. The severities were set
+from the frozen model's accuracy drop alone, never from adaptation results:
+`driftwise pretrain` with its defaults on the source half of river's
+ImageSegments (raw features, clean accuracy 0.81 on the other half) loses about
+10-25 points at severity 3 (mean over 20 seeds). They are not re-set per dataset:
+on Phishing (values in {0, 0.5, 1}, two classes) the same severities cost 4-17.
 
 Examples
 --------
@@ -39,7 +43,7 @@ Examples
 >>> out.shape, out.dtype, np.array_equal(out, shift(x, "offset", ref, severity=3, seed=1))
 ((4, 6), dtype('float32'), True)
 >>> moved = np.abs(out - x).max(axis=0) > 0          # a third of the 6 features, the same in every row
->>> int(moved.sum()), bool(np.allclose(np.abs(out - x)[:, moved], 1.5 * ref.std(axis=0)[moved], rtol=1e-4))
+>>> int(moved.sum()), bool(np.allclose(np.abs(out - x)[:, moved], 0.75 * ref.std(axis=0)[moved], rtol=1e-4))
 (2, True)
 >>> set(DEVELOPMENT_FAMILIES) & set(HELD_OUT_FAMILIES)
 set()
@@ -61,10 +65,12 @@ SUBSET_FRACTION = 1 / 3  # of the features offset, gain and calibration_drift hi
 
 # One row per shift: the parameter at severities 1..5.
 _SEVERITY = {
-    "offset": (0.5, 1.0, 1.5, 2.0, 3.0),         # constant added, in reference stds, random sign per feature
-    "noise": (0.25, 0.5, 0.75, 1.0, 1.5),        # gaussian std, in reference stds
-    "gain": (1.25, 1.5, 2.0, 2.5, 3.0),          # factor, multiplied or divided by (random per feature)
-    "dead_sensor": (0.1, 0.2, 0.3, 0.4, 0.5),    # fraction of the features stuck (at least one)
+    "offset": (0.25, 0.5, 0.75, 1.0, 1.5),       # constant added, in reference stds, random sign per feature
+    "noise": (0.2, 0.35, 0.5, 0.75, 1.0),        # gaussian std, in reference stds
+    "gain": (1.5, 2.0, 2.5, 3.0, 4.0),           # factor, multiplied or divided by (random per feature)
+    "dead_sensor": (0.1, 0.2, 0.35, 0.45, 0.6),  # fraction of the features stuck (rounded up)
+    # (gain, offset) on the same features: each milder than alone, since together they compound
+    "calibration_drift": ((1.15, 0.25), (1.25, 0.4), (1.4, 0.5), (1.6, 0.75), (2.0, 1.0)),
 }
 
 
@@ -118,9 +124,8 @@ def dead_sensor(x: np.ndarray, severity: int, rng: np.random.Generator, scale: n
 def calibration_drift(x: np.ndarray, severity: int, rng: np.random.Generator, scale: np.ndarray) -> np.ndarray:
     hit = _subset(x.shape[1], SUBSET_FRACTION, rng)
     sign, up = rng.choice([-1.0, 1.0], size=x.shape[1]), rng.random(x.shape[1]) < 0.5
-    factor = _SEVERITY["gain"][severity - 1]
-    return x * np.where(hit, np.where(up, factor, 1.0 / factor), 1.0) + hit * sign * _SEVERITY["offset"][
-        severity - 1] * scale
+    factor, stds = _SEVERITY["calibration_drift"][severity - 1]
+    return x * np.where(hit, np.where(up, factor, 1.0 / factor), 1.0) + hit * sign * stds * scale
 
 
 SHIFTS: dict[str, Callable[[np.ndarray, int, np.random.Generator, np.ndarray], np.ndarray]] = {
