@@ -124,7 +124,7 @@ def score_run(results_json: Path, run_dir: Path) -> list[dict[str, Any]]:
     registry = Path(run_dir) / "registry-adaptive"
 
     def offline(version: int, idx: np.ndarray) -> np.ndarray:
-        model = load_from_registry(registry, "digits", version, device="cpu").model
+        model = load_from_registry(registry, results.get("model_name", "digits"), version, device="cpu").model
         return predict_proba(model, x[idx]).argmax(1) == y[idx]
 
     rows = score_decisions(results["versions"], served, adaptive, frozen, domain, offline_correct=offline)

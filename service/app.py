@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("http", "kafka")
 ADAPTATION_OUTCOMES = ("promoted", "rejected", "failed")
+NORMALIZATION_OUTCOMES = ("served", "refused", "failed")
 PSEUDO_LABEL_OUTCOMES = ("accepted", "rejected")
 ROLLBACK_TRIGGERS = ("auto", "manual", "fallback")
 HTTP_ERRORS = ("401", "413", "422", "503")
@@ -83,6 +84,8 @@ def init_metric_series(metrics: Metrics) -> None:
         metrics.dlq.labels(reason)
     for outcome in ADAPTATION_OUTCOMES:
         metrics.adaptations.labels(outcome)
+    for outcome in NORMALIZATION_OUTCOMES:
+        metrics.normalizations.labels(outcome)
     for outcome in PSEUDO_LABEL_OUTCOMES:
         metrics.pseudo_labels.labels(outcome)
     for trigger in ROLLBACK_TRIGGERS:

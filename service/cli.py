@@ -336,6 +336,21 @@ def bench_stream(
     console.print(f"[bold green]report:[/] {report}")
 
 
+@bench_app.command("thresholds")
+def bench_thresholds(
+    windows: Annotated[int, typer.Option(help="256-event windows per development family")] = 3,
+    seed: Annotated[int, typer.Option(help="source model and window seed")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="results folder (default bench/results)")] = None,
+    quick: QuickOpt = False,
+) -> None:
+    """Pseudo-label precision and yield against the confidence threshold, on development shifts only."""
+    from bench.thresholds import DEFAULT_CACHE, RESULTS, Settings, run
+
+    run(Settings(windows=windows, seed=seed, quick=quick), out or RESULTS, DEFAULT_CACHE,
+        command="driftwise bench thresholds" + (f" --windows {windows}" if windows != 3 else "")
+                + (f" --seed {seed}" if seed else "") + (" --quick" if quick else ""))
+
+
 @bench_app.command("all")
 def bench_all(quick: QuickOpt = False) -> None:
     """Every benchmark, one after the other."""

@@ -163,8 +163,10 @@ def _adaptation() -> list[Any]:
         ], unit="ops", width=9),
         _stat("Pseudo-label buffer", "Pseudo-labels held for the next adaptation.",
               ("sum(driftwise_pseudo_buffer_size)", "buffer"), width=3),
-        _timeseries("Adaptations by outcome", "Candidates promoted, rejected by guardrails, or failed (1h).", [
+        _timeseries("Adaptations by outcome", "Candidates promoted, rejected by guardrails, or failed, and interim "
+                    "normalised models served or refused by their cheap checks (1h).", [
             ("sum by (outcome) (increase(driftwise_adaptations_total[1h]))", "{{outcome}}"),
+            ("sum by (outcome) (increase(driftwise_normalizations_total[1h]))", "interim {{outcome}}"),
         ], bars=True, width=9),
         _stat("Time to decision (p90)", "From confirmed drift to a decision on the candidate, over the last hour.",
               ("histogram_quantile(0.9, sum by (le) (rate(driftwise_adaptation_seconds_bucket[1h])))", "p90"),
