@@ -18,9 +18,12 @@ Cheap checks, each a `drift.guardrails.Check`, decide whether the interim may se
   refused: normalising on one class's statistics would wipe out what tells the
   classes apart.
 * ``confidence_gain``: the interim must be more confident on the window than the
-  served model (a normalisation that does not help is not worth a swap).
+  base (a normalisation that does not help is not worth a swap).
 * ``class_collapse``: the interim's predicted-class entropy on the window may not
-  fall far below the served model's.
+  fall far below the base's.
+
+They compare with the base, not with the model serving: that may be the interim
+of a domain that has just gone, whose statistics say nothing about the new one.
 
 The weights do not change, so accuracy on the anchors (scored with BatchNorm
 re-estimated on them, see `drift.guardrails`) cannot change either: it is not
@@ -71,7 +74,8 @@ def normalized_copy(model: Classifier, window_x: np.ndarray) -> Classifier:
 
 def check_interim(current: Classifier, interim: Classifier, window_x: np.ndarray,
                   config: NormalizeConfig | None = None) -> GuardrailReport:
-    """The cheap checks of the module docstring, on the window the interim was normalised on (in order)."""
+    """The cheap checks of the module docstring, on the window the interim was normalised on (in order);
+    ``current`` is the base the interim was made from."""
     cfg = config or NormalizeConfig()
     if len(window_x) < 2:
         raise ValueError("window_x needs at least two inputs")

@@ -208,8 +208,9 @@ class AdaptationController:
             if base_version is not None and str(base_version) != snapshot.version and not _is_interim(snapshot):
                 log.info("no interim: v%s, an adapted candidate, serves already", snapshot.version)
                 return
-            base = snapshot if base_version is None or str(base_version) == snapshot.version or _is_interim(snapshot) \
-                else load_from_registry(self.state.registry, self.state.settings.name, base_version, device="cpu")
+            serving_base = base_version is None or str(base_version) == snapshot.version
+            base = snapshot if serving_base else load_from_registry(  # an interim serves: its base, not it
+                self.state.registry, self.state.settings.name, base_version, device="cpu")
             with self._lock:
                 window_x = self.loop.normalize_inputs()
             base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)

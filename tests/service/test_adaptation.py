@@ -6,13 +6,15 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 
-from drift.adapter import AdaptConfig
+from drift.adapter import AdaptConfig, predict_proba
 from drift.loop import LoopConfig
 from models.registry import Registry
 from drift.normalize import NormalizeConfig
 from service.adaptation import AdaptationController, build_controller
 from service.app import load_current_model
+from service.runtime import load_from_registry
 from service.settings import Settings
 from service.state import ServiceState
 from tests.service.conftest import NAME, SHAPE, tiny_classifier
@@ -196,3 +198,20 @@ def test_a_refused_interim_while_another_domains_interim_serves_puts_the_base_ba
     assert state.runtime.version == "1" and registry.current(NAME).version == 1
     _traffic(state, batches=1, seed=2)
     assert controller.loop is loop and loop.serving_base and len(loop.buffer) >= held  # followed without a reset
+
+
+def test_the_next_interim_is_checked_against_the_base_even_while_an_interim_serves(
+        make_settings: Callable[..., Settings], registry: Registry) -> None:
+    lenient = NormalizeConfig(max_correlation=1.0, min_confidence_gain=-1.0, min_entropy_ratio=0.0)
+    controller = _controller_with(make_settings, lenient)
+    state = controller.state
+    _traffic(state, batches=10)
+    controller._normalize("first drift")
+    _traffic(state, batches=10, seed=3)
+    assert state.runtime.version == str(controller.last_normalization["version"])  # an interim serves
+    window = controller.loop.normalize_inputs()
+    controller._normalize("second drift")
+    base = load_from_registry(registry, NAME, 1, device="cpu").model
+    stats = controller.last_normalization["checks"]["stats"]
+    assert stats["mean_confidence_current"] == pytest.approx(float(predict_proba(base, window).max(1).mean()),
+                                                             abs=1e-6)
