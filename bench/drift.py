@@ -61,8 +61,8 @@ from drift.adapter import AdaptConfig, adapt
 from drift.corruptions import CLEAN, CORRUPTION_NAMES, Stream, StreamBuilder
 from drift.embedding_drift import reference_statistics
 from drift.guardrails import GuardrailConfig, evaluate_candidate
-from drift.normalize import check_interim, normalized_copy
 from drift.loop import Action, DriftLoop, LoopConfig
+from drift.normalize import check_interim, normalized_copy
 from drift.worker import prewarm, run_adaptation_in_subprocess
 from models.classifier import Classifier
 from models.config import ModelConfig

@@ -172,6 +172,14 @@ def temporal_correlation(predictions: np.ndarray) -> float:
     return (same - chance) / (1.0 - chance)
 
 
+def correlation_check(predictions: np.ndarray, max_correlation: float) -> Check:
+    """The ``temporal_correlation`` check of predictions in arrival order (candidates and interims alike)."""
+    correlation = temporal_correlation(predictions)
+    refused = correlation > max_correlation
+    return Check("temporal_correlation", correlation, max_correlation, not refused, upper=True,
+                 detail="classes arrive in runs" if refused else "")
+
+
 def class_distribution(predictions: np.ndarray, num_classes: int) -> np.ndarray:
     counts = np.bincount(predictions, minlength=num_classes).astype(np.float64)
     return counts / max(counts.sum(), 1.0)
@@ -256,10 +264,7 @@ def evaluate_candidate(
               detail=f"class {c}: {dist_cand[c]:.1%} of {len(window_x)} predictions; current {dist_cur[c]:.1%}, "
                      + (f"prior {prior[c]:.1%}" if prior is not None else "no prior")))
 
-    correlation = temporal_correlation(p_cur.argmax(1))
-    add(Check("temporal_correlation", correlation, cfg.max_temporal_correlation,
-              correlation <= cfg.max_temporal_correlation, upper=True,
-              detail="classes arrive in runs" if correlation > cfg.max_temporal_correlation else ""))
+    add(correlation_check(p_cur.argmax(1), cfg.max_temporal_correlation))
 
     pseudo_yield = float((p_cur.max(1) >= cfg.confidence_threshold).mean())
     add(Check("pseudo_label_yield", pseudo_yield, cfg.min_pseudo_yield, pseudo_yield >= cfg.min_pseudo_yield))

@@ -47,8 +47,8 @@ import numpy as np
 import torch
 
 from drift.buffer import PseudoLabelBuffer, RecentWindow
-from drift.loop_config import MIN_WINDOW, LoopConfig
 from drift.embedding_drift import reference_statistics
+from drift.loop_config import MIN_WINDOW, LoopConfig
 from drift.monitor import DriftMonitor
 from drift.policy import AdaptationPolicy
 from models.classifier import Classifier

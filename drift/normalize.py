@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from drift.adapter import predict_proba
-from drift.guardrails import Check, GuardrailReport, class_distribution, normalized_entropy, temporal_correlation
+from drift.guardrails import Check, GuardrailReport, class_distribution, correlation_check, normalized_entropy
 from models.classifier import Classifier
 from models.train import recalibrate_batchnorm
 
@@ -82,10 +82,7 @@ def check_interim(current: Classifier, interim: Classifier, window_x: np.ndarray
     k = current.config.num_classes
     p_cur, p_new = predict_proba(current, window_x), predict_proba(interim, window_x)
     report = GuardrailReport()
-    correlation = temporal_correlation(p_cur.argmax(1))
-    report.checks.append(Check("temporal_correlation", correlation, cfg.max_correlation,
-                               correlation <= cfg.max_correlation, upper=True,
-                               detail="classes arrive in runs" if correlation > cfg.max_correlation else ""))
+    report.checks.append(correlation_check(p_cur.argmax(1), cfg.max_correlation))
     conf_cur, conf_new = float(p_cur.max(1).mean()), float(p_new.max(1).mean())
     gain = conf_new - conf_cur
     report.checks.append(Check("confidence_gain", gain, cfg.min_confidence_gain, gain > cfg.min_confidence_gain))

@@ -119,14 +119,13 @@ class AdaptationController:
         with the drift it was made for (`DriftLoop.serve_interim`).
         """
         interim = _is_interim(snapshot)
-        back_to_base = self._monitored_interim and str(self._base_version(snapshot)) == snapshot.version
-        if self.loop is not None and (interim or back_to_base):  # the base's weights either way: nothing resets
-            self.loop.serve_interim()
+        base = self._base_version(snapshot)
+        serving_base = base is None or str(base) == snapshot.version
+        if self.loop is not None and (interim or (self._monitored_interim and serving_base)):
+            self.loop.serve_interim()  # the base's weights either way: nothing resets
             self.monitored_version, self._monitored_interim = snapshot.version, interim
             return
         self._monitored_interim = False
-        base = self._base_version(snapshot)
-        serving_base = base is None or str(base) == snapshot.version
         reference = snapshot.reference or None
         if self.loop is None:
             self.loop = DriftLoop(reference, snapshot.num_classes, self.config, adapt=self.adapt_enabled,

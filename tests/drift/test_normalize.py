@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from drift.adapter import predict_proba
-from drift.normalize import NormalizeConfig, check_interim, normalized_copy, temporal_correlation
+from drift.guardrails import temporal_correlation
+from drift.normalize import NormalizeConfig, check_interim, normalized_copy
 from models.classifier import Classifier
 from models.config import ModelConfig
 
