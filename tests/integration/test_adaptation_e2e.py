@@ -88,6 +88,14 @@ def _drifted_stream(digits: Any) -> tuple[np.ndarray, np.ndarray]:
     return clean, noisy
 
 
+def _stream_until_an_adaptation_ends(client: TestClient, bootstrap: str, topics: Any, clean: np.ndarray,
+                                     noisy: np.ndarray) -> None:
+    """Send the clean then the drifted events; wait (at most 180 s) until the first adaptation has an outcome."""
+    produce(bootstrap, topics.events, _events(clean, "clean") + _events(noisy, "noisy"))
+    assert _wait(lambda: (client.get("/drift").json().get("last_adaptation") or {}).get("outcome") is not None,
+                 180), client.get("/drift").json()
+
+
 def test_drift_is_detected_adapted_and_the_new_version_serves(
     tmp_path: Path, source_registry: Path, kafka_bootstrap: str, digits: Any
 ) -> None:
@@ -96,9 +104,7 @@ def test_drift_is_detected_adapted_and_the_new_version_serves(
     settings = _serve(registry, kafka_bootstrap, topics, refine_after=0, normalize_after=0)  # the candidate alone
     clean, noisy = _drifted_stream(digits)
     with TestClient(create_app(settings)) as client:
-        produce(kafka_bootstrap, topics.events, _events(clean, "clean") + _events(noisy, "noisy"))
-        assert _wait(lambda: (client.get("/drift").json().get("last_adaptation") or {}).get("outcome") is not None,
-                     180), client.get("/drift").json()
+        _stream_until_an_adaptation_ends(client, kafka_bootstrap, topics, clean, noisy)
         drift = client.get("/drift").json()
         assert drift["confirmed_drifts"] >= 1
         assert drift["last_adaptation"]["outcome"] == "promoted", drift["last_adaptation"]
@@ -125,9 +131,7 @@ def test_an_interim_normalised_model_serves_soon_after_the_drift_then_the_candid
     settings = _serve(registry, kafka_bootstrap, topics, refine_after=0)
     clean, noisy = _drifted_stream(digits)
     with TestClient(create_app(settings)) as client:
-        produce(kafka_bootstrap, topics.events, _events(clean, "clean") + _events(noisy, "noisy"))
-        assert _wait(lambda: (client.get("/drift").json().get("last_adaptation") or {}).get("outcome") is not None,
-                     180), client.get("/drift").json()
+        _stream_until_an_adaptation_ends(client, kafka_bootstrap, topics, clean, noisy)
         drift = client.get("/drift").json()
         interim = drift["last_normalization"]
         assert interim is not None and interim["checks"]["passed"], interim
@@ -159,9 +163,7 @@ def test_a_rejected_candidate_is_kept_but_never_served(
         controller = client.app.state.service.controller
         # A guardrail no candidate can pass: the confidence on the drifted window must rise by a whole 1.0.
         controller.guardrail_config = GuardrailConfig(min_confidence_gain=1.0)
-        produce(kafka_bootstrap, topics.events, _events(clean, "clean") + _events(noisy, "noisy"))
-        assert _wait(lambda: (client.get("/drift").json().get("last_adaptation") or {}).get("outcome") is not None,
-                     180), client.get("/drift").json()
+        _stream_until_an_adaptation_ends(client, kafka_bootstrap, topics, clean, noisy)
         drift = client.get("/drift").json()
         assert drift["last_adaptation"]["outcome"] == "rejected"
         assert any("confidence_gain" in r for r in drift["last_adaptation"]["guardrails"]["reasons"])

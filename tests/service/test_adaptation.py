@@ -142,6 +142,9 @@ def test_the_adapters_process_is_started_ahead_unless_turned_off(make_settings: 
         assert started == (prewarm and not no_adapt), (prewarm, no_adapt)
 
 
+LENIENT = NormalizeConfig(max_correlation=1.0, min_confidence_gain=-1.0, min_entropy_ratio=0.0)  # every interim passes
+
+
 def _controller_with(make_settings: Callable[..., Settings], normalize: NormalizeConfig) -> AdaptationController:
     state = ServiceState.build(make_settings(prewarm_adapter=False))
     load_current_model(state)
@@ -153,8 +156,7 @@ def _controller_with(make_settings: Callable[..., Settings], normalize: Normaliz
 
 def test_an_interim_that_passes_its_checks_serves_at_once_and_keeps_the_drift(
         make_settings: Callable[..., Settings], registry: Registry) -> None:
-    lenient = NormalizeConfig(max_correlation=1.0, min_confidence_gain=-1.0, min_entropy_ratio=0.0)
-    controller = _controller_with(make_settings, lenient)
+    controller = _controller_with(make_settings, LENIENT)
     state = controller.state
     _traffic(state, batches=10)
     loop = controller.loop
@@ -184,8 +186,7 @@ def test_an_interim_that_fails_its_checks_is_neither_published_nor_served(
 
 def test_a_refused_interim_while_another_domains_interim_serves_puts_the_base_back_without_a_reset(
         make_settings: Callable[..., Settings], registry: Registry) -> None:
-    lenient = NormalizeConfig(max_correlation=1.0, min_confidence_gain=-1.0, min_entropy_ratio=0.0)
-    controller = _controller_with(make_settings, lenient)
+    controller = _controller_with(make_settings, LENIENT)
     state = controller.state
     _traffic(state, batches=10)
     controller._normalize("first drift")
@@ -202,8 +203,7 @@ def test_a_refused_interim_while_another_domains_interim_serves_puts_the_base_ba
 
 def test_the_next_interim_is_checked_against_the_base_even_while_an_interim_serves(
         make_settings: Callable[..., Settings], registry: Registry) -> None:
-    lenient = NormalizeConfig(max_correlation=1.0, min_confidence_gain=-1.0, min_entropy_ratio=0.0)
-    controller = _controller_with(make_settings, lenient)
+    controller = _controller_with(make_settings, LENIENT)
     state = controller.state
     _traffic(state, batches=10)
     controller._normalize("first drift")
