@@ -2,6 +2,11 @@
 
 Both use BatchNorm: re-estimating its statistics on drifted inputs is the cheapest
 label-free adaptation there is, and it works best on images.
+
+The MLP first standardises its inputs with a per-feature mean and scale fitted
+once on the pretraining data (`InputStandardizer`): tabular features come in
+units that differ by orders of magnitude (river's ImageSegments: stds from 0.02
+to 73), and without it the widest feature dominates the first layer.
 """
 
 from __future__ import annotations
@@ -12,6 +17,42 @@ from torch import nn
 from models.config import ModelConfig
 
 
+class InputStandardizer(nn.Module):
+    """``(x - mean) / scale`` per feature, with both fitted on the training inputs and saved as buffers.
+
+    Identity until `fit` is called; the statistics are fixed afterwards (drift is
+    for BatchNorm re-estimation to follow, not this layer).
+
+    >>> s = InputStandardizer(2)
+    >>> s.fit(torch.tensor([[0.0, 10.0], [2.0, 30.0]]))
+    >>> s(torch.tensor([[1.0, 20.0]])).tolist()
+    [[0.0, 0.0]]
+    """
+
+    def __init__(self, in_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(in_dim))
+        self.register_buffer("scale", torch.ones(in_dim))
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor) -> None:
+        """Fit on ``(n, d)`` inputs; a constant feature keeps scale 1 rather than dividing by ~0."""
+        x = x.detach().float().flatten(1).to(self.mean.device)
+        std = x.std(0, unbiased=False) if len(x) > 1 else torch.zeros_like(self.scale)
+        self.mean.copy_(x.mean(0))
+        self.scale.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.scale
+
+
+def fit_input_standardizer(encoder: nn.Module, X: torch.Tensor) -> None:
+    """Fit the encoder's `InputStandardizer` on ``X`` when it has one (the MLP); others are left as they are."""
+    standardize = getattr(encoder, "standardize", None)
+    if isinstance(standardize, InputStandardizer):
+        standardize.fit(torch.as_tensor(X))
+
+
 class MLPEncoder(nn.Module):
     """Flat vectors ``(B, d)`` -> embeddings ``(B, embed_dim)``."""
 
@@ -20,6 +61,7 @@ class MLPEncoder(nn.Module):
         if in_dim <= 0 or hidden <= 0 or embed_dim <= 0:
             raise ValueError("in_dim, hidden and embed_dim must be positive")
         self.embed_dim = embed_dim
+        self.standardize = InputStandardizer(in_dim)
         self.net = nn.Sequential(
             nn.Linear(in_dim, hidden),
             nn.BatchNorm1d(hidden),
@@ -33,7 +75,7 @@ class MLPEncoder(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.flatten(1))
+        return self.net(self.standardize(x.flatten(1)))
 
 
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:

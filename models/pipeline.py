@@ -32,6 +32,7 @@ import torch
 from models.augment import default_views
 from models.classifier import Classifier
 from models.config import ModelConfig
+from models.encoders import fit_input_standardizer
 from models.pretrain import PretrainReport, ProgressFn, as_float_tensor, pretrain_encoder, resolve_device
 from models.train import HeadMode, calibrate, train_head
 
@@ -107,6 +108,7 @@ def pretrain(
     """Pretrain a fresh encoder for ``config`` on ``X``; returns its CPU weights and the report."""
     torch.manual_seed(seed)
     encoder = Classifier(config).encoder
+    fit_input_standardizer(encoder, as_float_tensor(X, torch.device("cpu")))
     report = pretrain_encoder(
         encoder, X, objective, epochs=epochs, batch_size=batch_size, lr=lr, device=device,
         seed=seed, objective_kwargs=objective_kwargs, progress=progress,
@@ -137,6 +139,8 @@ def fit_classifier(
     model = Classifier(config)
     if encoder_state is not None:
         model.encoder.load_state_dict(encoder_state)
+    else:
+        fit_input_standardizer(model.encoder, as_float_tensor(X, torch.device("cpu")))
     model.to(dev)
     train_idx, cal_idx = calibration_split(y, calibration_fraction, seed)
     X_all = as_float_tensor(X, dev)

@@ -133,7 +133,11 @@ class Registry:
         if info is None:
             raise RegistryError(f"model {name!r} has no current version")
         model = Classifier(ModelConfig.from_dict(info.manifest["config"]))
-        model.load_state_dict(load_torch(str(info.path / WEIGHTS), device=str(device)), strict=True)
+        state = load_torch(str(info.path / WEIGHTS), device=str(device))
+        for key, identity in model.state_dict().items():  # an MLP saved before inputs were standardised
+            if key.startswith("encoder.standardize.") and key not in state:
+                state[key] = identity
+        model.load_state_dict(state, strict=True)
         model.to(device).eval()
         reference = load_numpy(str(info.path / REFERENCE)) if (info.path / REFERENCE).exists() else {}
         anchors = load_numpy(str(info.path / ANCHORS)) if (info.path / ANCHORS).exists() else {}

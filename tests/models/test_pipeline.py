@@ -136,3 +136,24 @@ def test_ssl_bench_writes_a_table_with_the_command_that_made_it(tmp_path):
     assert "Made by: `python -m bench.ssl --test`" in md and "| ae | linear |" in md
     runs = json.loads((tmp_path / "ssl.json").read_text())["runs"]
     assert len(runs) == 3 and all(0.0 <= r["accuracy"] <= 1.0 for r in runs)
+
+
+def _tabular_in_mixed_units(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two classes told apart by a feature of std ~0.01, next to noise features of std ~100."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    X = np.column_stack([0.01 * (y + rng.normal(0, 0.3, n)), 100 * rng.normal(size=(n, 3))]).astype(np.float32)
+    return X, y
+
+
+@pytest.mark.parametrize("objective", [None, "simclr"])
+def test_an_mlp_standardises_its_inputs_on_the_training_data_whatever_their_units(objective):
+    X, y = _tabular_in_mixed_units()
+    config = ModelConfig(encoder="mlp", input_shape=(4,), num_classes=2, hidden=32, embed_dim=16)
+    result = fit_model(X, y, config, objective=objective, pretrain_epochs=2, head="finetune", steps=80,
+                       device="cpu", seed=0)
+    standardize = result.model.encoder.standardize
+    np.testing.assert_allclose(standardize.mean.numpy(), X.mean(0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(standardize.scale.numpy(), X.std(0), rtol=1e-4)
+    X_test, y_test = _tabular_in_mixed_units(seed=1)
+    assert _accuracy(result.model, X_test, y_test) > 0.85  # the 0.01-std feature is not drowned out

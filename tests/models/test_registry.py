@@ -113,3 +113,18 @@ def test_current_pointer_is_replaced_atomically(tmp_path: Path) -> None:
 def test_invalid_names_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         Registry(tmp_path).publish("../evil", _model(), reason="x")
+
+
+def test_an_mlp_saved_before_inputs_were_standardised_still_loads_and_predicts_as_before(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    reg = Registry(tmp_path)
+    torch.manual_seed(0)
+    model = Classifier(ModelConfig(encoder="mlp", input_shape=(5,), num_classes=3, hidden=8, embed_dim=4)).eval()
+    info = reg.publish("tab", model, reason="pretrain")
+    weights = info.path / "weights.safetensors"
+    old = {k: v for k, v in load_file(str(weights)).items() if not k.startswith("encoder.standardize.")}
+    save_file(old, str(weights))  # what an earlier driftwise wrote
+    x = torch.randn(4, 5)
+    with torch.no_grad():
+        assert torch.allclose(reg.load("tab").model(x), model(x))
