@@ -351,6 +351,18 @@ def bench_thresholds(
                 + (f" --seed {seed}" if seed else "") + (" --quick" if quick else ""))
 
 
+@bench_app.command("interim")
+def bench_interim(
+    seeds: Annotated[int, typer.Option(help="source models (data split and pretraining seed) per domain")] = 2,
+    out: Annotated[Optional[Path], typer.Option(help="results folder (default bench/results)")] = None,
+) -> None:
+    """The interim model's cheap checks scored as classifiers of helpful interims, on development shifts only."""
+    from bench.interim_checks import RESULTS, run
+
+    path = run(seeds, out or RESULTS, "driftwise bench interim" + (f" --seeds {seeds}" if seeds != 2 else ""))
+    console.print(f"[bold green]report:[/] {path}")
+
+
 @bench_app.command("all")
 def bench_all(quick: QuickOpt = False) -> None:
     """Every benchmark, one after the other."""
