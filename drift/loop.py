@@ -272,14 +272,31 @@ class DriftLoop:
 
     # -- being told what happened -----------------------------------------------------------------
     def record_result(self, outcome: Literal["promoted", "rejected", "failed"],
-                      expected_confidence: float | None = None) -> None:
+                      expected_confidence: float | None = None, *, stale: bool = False) -> None:
         """How the adaptation ended; ``expected_confidence`` (the candidate's on the window) starts the watch.
 
-        A rejection resets the monitor so the drift must be confirmed afresh before the next try.
+        A rejection resets the monitor so the drift must be confirmed afresh before the next try; if the
+        served model's confidence had collapsed (`confidence_collapse`), labels are needed at once. A ``stale``
+        candidate (guardrail ``same_domain``: the stream moved on while it was made) is not held against the drift.
         """
+        collapsed = None
         if outcome == "rejected":
+            collapsed = None if stale else self.confidence_collapse()
             self.monitor.reset()
-        self.policy.record_outcome(outcome, expected_confidence=expected_confidence)
+        self.policy.record_outcome(outcome, expected_confidence=expected_confidence, confidence_collapsed=collapsed,
+                                   stale=stale)
+
+    def confidence_collapse(self) -> str | None:
+        """Why the served model's confidence counts as collapsed, or None: its mean over the monitor's rolling
+        window is under ``collapse_confidence`` times its reference mean (a drift it cannot teach itself)."""
+        reference = self.monitor.reference or {}
+        mean = self.monitor.signal_means["confidence"]
+        if mean is None or "confidence_mean" not in reference or self.config.collapse_confidence <= 0:
+            return None
+        expected = float(np.asarray(reference["confidence_mean"]).ravel()[0])
+        if mean >= self.config.collapse_confidence * expected:
+            return None
+        return f"mean confidence collapsed to {mean:.2f} (reference {expected:.2f})"
 
     def serve(self, reference: Mapping[str, np.ndarray] | None, *, base: bool) -> None:
         """Another model serves now: watch it against its own reference (``None`` keeps the current one).
@@ -301,6 +318,11 @@ class DriftLoop:
         the base and checked against the base, not a fallback.
         """
         self.serving_base = True
+
+    def inputs_since(self, since_event: int) -> np.ndarray:
+        """The recent inputs that arrived after event ``since_event`` (at most the window's capacity)."""
+        recent = self.window.array()
+        return recent[len(recent) - min(len(recent), self.events - since_event):]
 
     def reference_inputs(self, since_event: int) -> np.ndarray:
         """Distinct recent inputs that arrived after ``since_event`` (not trained on), or the whole window's."""

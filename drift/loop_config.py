@@ -44,6 +44,12 @@ class LoopConfig:
     """Inputs that must arrive after a drift is confirmed before the interim normalised model (0: never)."""
     normalize_window: int = 128
     """Latest inputs the interim's BatchNorm statistics are estimated on."""
+    collapse_confidence: float = 0.8
+    """A rejected candidate raises "labels needed" at once when the served model's mean confidence over the
+    monitor's rolling window is below this fraction of its reference's (0: only repeated rejections do).
+    Chosen on development shifts (`driftwise bench collapse`, bench/results/collapse-confidence.md): served by
+    the BatchNorm interim, covariate shifts kept >= 0.87 of the reference mean confidence, the label-changing
+    inversion <= 0.76. Inversion is the only concept family, so this is not held-out evidence."""
     seed: int = 0
     """Seeds the monitor's sampling detectors."""
 
@@ -63,7 +69,7 @@ class LoopConfig:
             raise ValueError("min_pseudo_labels, cooldown_seconds and max_wait_seconds must be >= 0")
         if not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
-        for name in ("rollback_tolerance", "holdout_fraction"):
+        for name in ("rollback_tolerance", "holdout_fraction", "collapse_confidence"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 < self.reference_false_alarm_rate < 1.0:

@@ -16,7 +16,10 @@ policy what happened and reads back what to do.
   candidate is then made from the base, so adaptations never compound.
 * **Labels needed** (concept drift): pseudo-labels can only fix a change of the
   inputs, not of what the right answer is. When ``max_consecutive_rejections``
-  candidates in a row are rejected (or rolled back), or the feedback labels show
+  candidates in a row are rejected (or rolled back), or one is rejected while the
+  served model's confidence has collapsed (``confidence_collapsed`` from the
+  caller: a model that no longer knows what it sees will not teach itself), or
+  the feedback labels show
   live accuracy under ``min_live_accuracy`` or more than ``max_confidence_gap``
   under what the model's own calibrated confidence promised, the policy stops
   adapting and says labels are needed, until `resolve_labels_needed`. When it was
@@ -264,11 +267,14 @@ class AdaptationPolicy:
             self.counts["refinements"] += 1
 
     def record_outcome(self, outcome: Outcome, now: float | None = None, *,
-                       expected_confidence: float | None = None) -> None:
+                       expected_confidence: float | None = None, confidence_collapsed: str | None = None,
+                       stale: bool = False) -> None:
         """What became of the adaptation; a promotion starts the post-swap watch.
 
         ``expected_confidence`` is the candidate's mean confidence on the drifted
         window (from the guardrail report); without it nothing is watched.
+        ``confidence_collapsed`` (why, or None) makes one rejection enough for "labels needed"; a ``stale``
+        rejection (the domain moved on while the candidate was made) says nothing of the drift and is not counted.
         """
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
@@ -283,8 +289,10 @@ class AdaptationPolicy:
             self.consecutive_rejections = 0
             if expected_confidence is not None:
                 self._watch_expected, self._watch_sum, self._watch_seen = float(expected_confidence), 0.0, 0
-        elif outcome == "rejected" and not refinement:  # a refused refinement leaves a good model serving
+        elif outcome == "rejected" and not refinement and not stale:  # a refused refinement leaves a good model
             self._count_rejection("guardrails rejected")
+            if confidence_collapsed and not self.labels_needed:
+                self._need_labels(f"guardrails rejected the candidate and {confidence_collapsed}")
 
     def _count_rejection(self, what: str) -> None:
         self.consecutive_rejections += 1

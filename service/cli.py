@@ -311,7 +311,7 @@ def bench_refine(
 
 @bench_app.command("stream")
 def bench_stream(
-    families: Annotated[str, typer.Option(help="heldout (only reported) or dev (defaults chosen on)")] = "heldout",
+    families: Annotated[str, typer.Option(help="heldout (only reported), dev (defaults chosen on), or concept (a label-changing shift; labels sent when asked for)")] = "heldout",
     domain: Annotated[str, typer.Option(help="digits (8x8 images) or tabular (river's bundled data, sensor shifts)")] = "digits",
     dataset: Annotated[Optional[str], typer.Option(help="tabular: segments (default) or phishing")] = None,
     rate: Annotated[Optional[float], typer.Option(help="events per second replayed to each twin (default 50; tabular 100)")] = None,
@@ -360,6 +360,18 @@ def bench_interim(
     from bench.interim_checks import RESULTS, run
 
     path = run(seeds, out or RESULTS, "driftwise bench interim" + (f" --seeds {seeds}" if seeds != 2 else ""))
+    console.print(f"[bold green]report:[/] {path}")
+
+
+@bench_app.command("collapse")
+def bench_collapse(
+    seeds: Annotated[int, typer.Option(help="source models (data split and pretraining seed) per domain")] = 2,
+    out: Annotated[Optional[Path], typer.Option(help="results folder (default bench/results)")] = None,
+) -> None:
+    """Served confidence relative to the reference under covariate and concept shifts (development only)."""
+    from bench.collapse_confidence import RESULTS, run
+
+    path = run(seeds, out or RESULTS, "driftwise bench collapse" + (f" --seeds {seeds}" if seeds != 2 else ""))
     console.print(f"[bold green]report:[/] {path}")
 
 

@@ -354,6 +354,25 @@ def test_labels_needed_after_rejections_holds_while_the_drift_goes_on_and_clears
     assert not loop.policy.labels_needed  # no drift for 1000 predictions: that drift needs no labels any more
 
 
+def test_one_rejection_raises_labels_needed_when_the_served_model_no_longer_knows_what_it_sees(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200)
+    rng = np.random.default_rng(80)
+    between_classes = (CENTERS.mean(axis=0) + rng.normal(0.0, 0.1, (2000, D))).astype(np.float32)
+    acted = _feed(loop, model, between_classes, until=Action.ADAPT)
+    assert acted[-1][1] is Action.ADAPT
+    loop.record_result("rejected")
+    assert loop.policy.labels_needed and "confidence collapsed" in loop.policy.labels_needed_reason
+
+
+def test_a_confident_drift_needs_repeated_rejections_before_labels_are_needed(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200)
+    _feed(loop, model, _blobs(2000, seed=81, shift=2.5)[0], until=Action.ADAPT)
+    loop.record_result("rejected")
+    assert loop.confidence_collapse() is None and not loop.policy.labels_needed
+
+
 def test_monitor_only_never_acts_but_still_clears_the_buffer(model: Classifier,
                                                               reference: dict[str, np.ndarray]) -> None:
     loop = DriftLoop(reference, K, LoopConfig(cooldown_seconds=0.0, max_wait_seconds=0.0), adapt=False)
