@@ -336,6 +336,8 @@ class Loop:
         else:
             result = adapt(start_from, **kwargs)
         adapt_s = time.perf_counter() - t0
+        # No recent_x: the simulation judges a candidate when it starts and simulates the events of its run after,
+        # so the same_domain check has nothing to compare (it passes); the stream bench measures it.
         report = evaluate_candidate(self.current.model, result.candidate, window_x=inputs.window_x,
                                     anchors_x=self.source.anchors_x, anchors_y=self.source.anchors_y,
                                     pseudo_x=inputs.holdout_x, pseudo_y=inputs.holdout_y, config=s.guardrails)

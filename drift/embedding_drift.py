@@ -318,3 +318,39 @@ def reference_statistics(
         arrays[f"{name}_mean"] = np.asarray([values.mean()])
         arrays[f"{name}_std"] = np.asarray([values.std()])
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
+
+
+def mmd_permutation_test(a: np.ndarray, b: np.ndarray, *, permutations: int = 200, seed: int = 0) -> float:
+    """p-value that samples ``a`` ``(n, d)`` and ``b`` ``(m, d)`` come from one distribution (RBF-kernel MMD).
+
+    The bandwidth is the median squared distance of the pooled sample; the null
+    distribution comes from ``permutations`` random relabellings of the pool, so
+    no threshold has to be calibrated: it answers "has the stream moved on since
+    this window?" for any two sets of embeddings.
+
+    >>> rng = np.random.default_rng(0)
+    >>> same = mmd_permutation_test(rng.normal(size=(100, 4)), rng.normal(size=(100, 4)))
+    >>> moved = mmd_permutation_test(rng.normal(size=(100, 4)), rng.normal(0.5, 1.0, size=(100, 4)))
+    >>> same > 0.05, moved < 0.01
+    (True, True)
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError(f"both samples need at least 2 rows, got {len(a)} and {len(b)}")
+    pool = np.concatenate([a, b])
+    d2 = _sq_dists(pool, pool)
+    bandwidth = float(np.median(d2[np.triu_indices(len(pool), 1)])) or 1.0
+    k = np.exp(-d2 / bandwidth)
+    n = len(a)
+
+    def mmd2(first: np.ndarray) -> float:
+        second = ~first
+        return (k[np.ix_(first, first)].mean() + k[np.ix_(second, second)].mean()
+                - 2.0 * k[np.ix_(first, second)].mean())
+
+    labels = np.zeros(len(pool), dtype=bool)
+    labels[:n] = True
+    observed = mmd2(labels)
+    rng = np.random.default_rng(seed)
+    exceed = sum(mmd2(rng.permutation(labels)) >= observed for _ in range(permutations))
+    return float((1 + exceed) / (1 + permutations))

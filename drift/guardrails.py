@@ -15,6 +15,23 @@ inputs explains (``z`` binomial standard errors) plus a small slack for the
 errors an adapted model fixes; so the tolerance scales with the reference share
 and the number of classes, and shrinks as the window grows.
 
+Why true labels outrank pseudo-labels: when feedback labels the candidate was
+not trained on are at hand (at least ``min_feedback_samples``), the candidate
+must beat the current model on them (``feedback_accuracy``), and the checks that
+stand in for labels (pseudo-label yield, agreement with the current model's
+confident guesses, confidence gain) are reported but no longer decide. After a
+label-changing drift the current model's confident guesses are the errors the
+labels were asked for to correct; a candidate that learnt from the labels must
+disagree with them.
+
+Why ``same_domain``: a candidate takes seconds to make, and the stream may move
+on meanwhile. The inputs that arrived after its window closed (``recent_x``) are
+compared with the window in the current model's embedding space (an MMD
+permutation test); if they plainly differ, the domain the candidate was made for
+has gone, and serving it would put a specialised model on a domain it never saw
+(on the held-out stream bench, seed 1, such a candidate served the next domain
+18 points under the frozen model for 500 events). It is refused as stale.
+
 Why the anchors are scored "in their own domain": the candidate's BatchNorm
 statistics describe the drifted inputs, and the anchors are clean. Scoring clean
 anchors through drifted statistics would punish exactly the adaptation we want.
@@ -34,7 +51,7 @@ Examples
 ...                             pseudo_y=y[:0])
 >>> [c.name for c in report.checks]  # doctest: +NORMALIZE_WHITESPACE
 ['anchor_accuracy', 'anchor_accuracy_vs_baseline', 'class_entropy', 'class_shift', 'temporal_correlation',
- 'pseudo_label_yield', 'agreement', 'confidence_gain']
+ 'same_domain', 'pseudo_label_yield', 'agreement', 'confidence_gain']
 >>> report.passed, "confidence_gain: 0 < 0.001" in report.reasons  # the same model gains nothing
 (False, True)
 """
@@ -49,6 +66,7 @@ import numpy as np
 import torch
 
 from drift.adapter import predict_proba
+from drift.embedding_drift import mmd_permutation_test
 from models.classifier import Classifier
 from models.train import recalibrate_batchnorm
 
@@ -82,6 +100,16 @@ class GuardrailConfig:
     """Fewer held-out pseudo-labels than this cannot vouch for the candidate: the agreement check fails."""
     min_confidence_gain: float = 0.001
     """Mean confidence on the window must rise by at least this much."""
+    min_feedback_samples: int = 30
+    """Held-out feedback labels from which ``feedback_accuracy`` decides instead of the pseudo-label checks."""
+    feedback_margin: float = 0.0
+    """The candidate's accuracy on the held-out feedback labels must exceed the current model's by more than this."""
+    min_same_domain_p: float = 0.01
+    """p-value of the MMD permutation test (window against the inputs since) below which the candidate is stale:
+    about 1 candidate in 100 refused though its domain stayed (the test's 200 permutations put its smallest p-value
+    at 1/201, so this cannot be below that)."""
+    min_recent_samples: int = 64
+    """Fewer inputs since the window than this: too few to tell, ``same_domain`` passes."""
     max_temporal_correlation: float = 0.2
     """Largest temporal correlation of the current model's predictions over the window, in arrival order
     (`temporal_correlation`): classes arriving in runs make a window whose statistics are a burst's, not a
@@ -97,6 +125,11 @@ class GuardrailConfig:
             raise ValueError(f"baseline_anchor_accuracy must be in [0, 1], got {self.baseline_anchor_accuracy}")
         if self.class_shift_z < 0.0:
             raise ValueError(f"class_shift_z must be >= 0, got {self.class_shift_z}")
+        if self.min_feedback_samples < 1 or not 0.0 <= self.feedback_margin <= 1.0:
+            raise ValueError(f"min_feedback_samples must be >= 1 and feedback_margin in [0, 1], got "
+                             f"{self.min_feedback_samples}, {self.feedback_margin}")
+        if not 1 / 201 < self.min_same_domain_p < 1.0:
+            raise ValueError(f"min_same_domain_p must be in (1/201, 1), got {self.min_same_domain_p}")
         if self.min_confident_samples < 0:
             raise ValueError(f"min_confident_samples must be >= 0, got {self.min_confident_samples}")
         if not -1.0 <= self.min_confidence_gain <= 1.0:
@@ -216,6 +249,49 @@ def normalized_entropy(distribution: np.ndarray) -> float:
     return float(-(p * np.log(p)).sum() / np.log(len(distribution)))
 
 
+SAME_DOMAIN_SAMPLE = 256  # inputs of each side the permutation test compares at most (the latest ones)
+
+
+def same_domain_check(current: Classifier, window_x: np.ndarray, recent_x: np.ndarray | None,
+                      cfg: GuardrailConfig) -> Check:
+    """``same_domain``: has the stream moved on since the window? (see the module docstring)."""
+    n = 0 if recent_x is None else len(recent_x)
+    if n < cfg.min_recent_samples:
+        return Check("same_domain", 1.0, cfg.min_same_domain_p, True,
+                     detail=f"{n} inputs since the window, too few to tell")
+    a, b = window_x[-SAME_DOMAIN_SAMPLE:], recent_x[-SAME_DOMAIN_SAMPLE:]
+    device = next(current.parameters()).device
+
+    def embed(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return current.embed(torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)).cpu().numpy()
+
+    was_training = current.training
+    current.eval()
+    try:
+        p = mmd_permutation_test(embed(a), embed(b))
+    finally:
+        current.train(was_training)
+    stale = p < cfg.min_same_domain_p
+    return Check("same_domain", p, cfg.min_same_domain_p, not stale,
+                 detail=f"the {n} inputs since the window differ from it: the domain moved on" if stale else "")
+
+
+def feedback_holdout(x: np.ndarray | None, y: np.ndarray | None, fraction: float = 0.3, seed: int = 0
+                     ) -> tuple[tuple[np.ndarray | None, np.ndarray | None], tuple[np.ndarray | None, np.ndarray | None]]:
+    """Feedback labels split into (to train on, to judge the candidate by); ``(None, None)`` halves when absent.
+
+    >>> (tx, ty), (hx, hy) = feedback_holdout(np.zeros((10, 2)), np.arange(10))
+    >>> len(ty), len(hy), sorted(np.concatenate([ty, hy]).tolist()) == list(range(10))
+    (7, 3, True)
+    """
+    if x is None or y is None or len(y) == 0:
+        return (x, y), (None, None)
+    order = np.random.default_rng(seed).permutation(len(y))
+    hold, train = order[:int(round(fraction * len(y)))], order[int(round(fraction * len(y))):]
+    return (x[train], y[train]), (x[hold], y[hold])
+
+
 def evaluate_candidate(
     current: Classifier,
     candidate: Classifier,
@@ -226,8 +302,13 @@ def evaluate_candidate(
     pseudo_x: np.ndarray,
     pseudo_y: np.ndarray,
     config: GuardrailConfig | None = None,
+    feedback_x: np.ndarray | None = None,
+    feedback_y: np.ndarray | None = None,
+    recent_x: np.ndarray | None = None,
 ) -> GuardrailReport:
-    """Run every check; ``pseudo_x/pseudo_y`` should be confident pseudo-labels the candidate was *not* trained on."""
+    """Run every check; ``pseudo_x/pseudo_y`` should be confident pseudo-labels the candidate was *not* trained on,
+    ``feedback_x/feedback_y`` true labels it was not trained on either (see the module: they outrank them), and
+    ``recent_x`` the inputs that arrived after the window (``same_domain``)."""
     cfg = config or GuardrailConfig()
     k = current.config.num_classes
     if len(window_x) == 0:
@@ -249,7 +330,9 @@ def evaluate_candidate(
 
     p_cur, p_cand = predict_proba(current, window_x), predict_proba(candidate, window_x)
     dist_cur, dist_cand = class_distribution(p_cur.argmax(1), k), class_distribution(p_cand.argmax(1), k)
-    labels = np.asarray(anchors_y, dtype=np.int64)
+    n_feedback = 0 if feedback_y is None else len(feedback_y)
+    labeled = n_feedback >= cfg.min_feedback_samples
+    labels = np.asarray(feedback_y if labeled else anchors_y, dtype=np.int64)  # the newest evidence of the prior
     labels = labels[(labels >= 0) & (labels < k)]
     prior = class_distribution(labels, k) if len(labels) else None
     h_cur, h_cand = normalized_entropy(dist_cur), normalized_entropy(dist_cand)
@@ -265,23 +348,34 @@ def evaluate_candidate(
                      + (f"prior {prior[c]:.1%}" if prior is not None else "no prior")))
 
     add(correlation_check(p_cur.argmax(1), cfg.max_temporal_correlation))
+    add(same_domain_check(current, window_x, recent_x, cfg))
+
+    if labeled:
+        fb_cur = float((predict_proba(current, feedback_x).argmax(1) == np.asarray(feedback_y)).mean())
+        fb_cand = float((predict_proba(candidate, feedback_x).argmax(1) == np.asarray(feedback_y)).mean())
+        add(Check("feedback_accuracy", fb_cand, fb_cur + cfg.feedback_margin, fb_cand > fb_cur + cfg.feedback_margin,
+                  detail=f"on {n_feedback} held-out feedback labels; current model {fb_cur:.3f}"))
+    superseded = "superseded by feedback labels" if labeled else ""
+
+    def pseudo_check(name: str, value: float, threshold: float, passed: bool, detail: str = "") -> Check:
+        return Check(name, value, threshold, passed or labeled, detail=superseded or detail)
 
     pseudo_yield = float((p_cur.max(1) >= cfg.confidence_threshold).mean())
-    add(Check("pseudo_label_yield", pseudo_yield, cfg.min_pseudo_yield, pseudo_yield >= cfg.min_pseudo_yield))
+    add(pseudo_check("pseudo_label_yield", pseudo_yield, cfg.min_pseudo_yield, pseudo_yield >= cfg.min_pseudo_yield))
 
     n_confident = len(pseudo_y)
     agreement = float("nan")
     if n_confident:
         agreement = float((predict_proba(candidate, pseudo_x).argmax(1) == np.asarray(pseudo_y)).mean())
     enough = n_confident >= max(cfg.min_confident_samples, 1)
-    add(Check("agreement", agreement if n_confident else 0.0, cfg.min_agreement,
-              enough and agreement >= cfg.min_agreement,
-              detail="" if enough else f"only {n_confident} held-out confident samples, "
-                                       f"need {cfg.min_confident_samples}"))
+    add(pseudo_check("agreement", agreement if n_confident else 0.0, cfg.min_agreement,
+                     enough and agreement >= cfg.min_agreement,
+                     detail="" if enough else f"only {n_confident} held-out confident samples, "
+                                              f"need {cfg.min_confident_samples}"))
 
     conf_cur, conf_cand = float(p_cur.max(1).mean()), float(p_cand.max(1).mean())
     gain = conf_cand - conf_cur
-    add(Check("confidence_gain", gain, cfg.min_confidence_gain, gain >= cfg.min_confidence_gain))
+    add(pseudo_check("confidence_gain", gain, cfg.min_confidence_gain, gain >= cfg.min_confidence_gain))
 
     report.stats = {
         "anchor_accuracy_current": current_anchor, "anchor_accuracy_candidate": candidate_anchor,
@@ -289,5 +383,6 @@ def evaluate_candidate(
         **({"class_entropy_prior": h_prior} if prior is not None else {}),
         "mean_confidence_current": conf_cur, "mean_confidence_candidate": conf_cand,
         "n_window": float(len(window_x)), "n_confident_holdout": float(n_confident),
+        "n_feedback_holdout": float(n_feedback),
     }
     return report

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from drift.adapter import AdaptConfig
-from drift.guardrails import GuardrailConfig, evaluate_candidate
+from drift.guardrails import GuardrailConfig, evaluate_candidate, feedback_holdout
 from drift.loop import Action, DriftLoop, LoopConfig, model_reference
 from drift.normalize import NormalizeConfig, check_interim, normalized_copy
 from drift.worker import AdaptationCancelled, AdaptationFailed, AdaptationJob, prewarm, start_adaptation
@@ -250,7 +250,7 @@ class AdaptationController:
         ``refinement`` starts from the base again, on more of the domain.
         """
         started = time.perf_counter()
-        outcome, record, expected = "failed", {"reason": reason}, None
+        outcome, record, expected, stale = "failed", {"reason": reason}, None, False
         try:
             snapshot = self.state.runtime.snapshot
             current = snapshot.model if snapshot.device.type == "cpu" else _cpu_copy(snapshot.model)
@@ -266,7 +266,8 @@ class AdaptationController:
                 parent = str(base)
             with self._lock:
                 inputs = self.loop.adaptation_inputs()
-                fx, fy = self.feedback_x, (self.feedback_y if self.feedback_x is not None else None)
+                (fx, fy), (hold_x, hold_y) = feedback_holdout(
+                    self.feedback_x, self.feedback_y if self.feedback_x is not None else None)
             no_anchors = snapshot.anchors_x is None or snapshot.anchors_y is None
             ax = np.empty((0, *snapshot.input_shape), np.float32) if no_anchors else snapshot.anchors_x
             ay = np.empty(0, np.int64) if no_anchors else snapshot.anchors_y
@@ -283,9 +284,13 @@ class AdaptationController:
                 with self._lock:
                     self._job = None
             candidate = result.candidate
+            with self._lock:
+                recent_x = self.loop.inputs_since(inputs.taken_at)
             report = evaluate_candidate(current, candidate, window_x=inputs.window_x, anchors_x=ax, anchors_y=ay,
                                         pseudo_x=inputs.holdout_x, pseudo_y=inputs.holdout_y,
-                                        config=self.guardrail_config)
+                                        config=self.guardrail_config, feedback_x=hold_x, feedback_y=hold_y,
+                                        recent_x=recent_x)
+            stale = not next(c for c in report.checks if c.name == "same_domain").passed
             record.update(guardrails=report.to_dict(), adapt_log=result.log)
             with self._lock:
                 wanted = self.loop.candidate_wanted()
@@ -327,7 +332,7 @@ class AdaptationController:
             log.exception("adaptation failed")
         seconds = time.perf_counter() - started
         with self._lock:
-            self.loop.record_result(outcome, expected_confidence=expected)
+            self.loop.record_result(outcome, expected_confidence=expected, stale=stale)
             self.last_adaptation = {**record, "outcome": outcome, "seconds": round(seconds, 3), "finished": time.time()}
             labels_needed = self.loop.policy.labels_needed
         self.state.metrics.adaptations.labels(outcome).inc()

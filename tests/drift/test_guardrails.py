@@ -132,3 +132,46 @@ def test_an_empty_window_is_refused(setup):
     model, ax, ay, window, _, (hx, hy) = setup
     with pytest.raises(ValueError, match="window_x is empty"):
         evaluate_candidate(model, model, window_x=window[:0], anchors_x=ax, anchors_y=ay, pseudo_x=hx, pseudo_y=hy)
+
+
+def test_true_feedback_labels_outrank_the_current_models_confident_guesses(setup):
+    model, ax, ay, *_ = setup
+    x, y = load_digits_images()
+    test = np.random.default_rng(0).permutation(len(y))[600:1100]
+    inverted, labels = corrupt(x[test], "inversion", severity=3, seed=1), y[test]  # a label-changing shift
+    p = predict_proba(model, inverted)
+    sure = p.max(1) >= CONFIG.confidence_threshold
+    guesses = dict(pseudo_x=inverted[sure], pseudo_y=p.argmax(1)[sure])
+    candidate = adapt(model, window_x=inverted[:300], pseudo_x=None, pseudo_y=None, anchors_x=ax, anchors_y=ay,
+                      feedback_x=inverted[:300], feedback_y=labels[:300],
+                      config=AdaptConfig(steps=200, rounds=1, self_label_threshold=None), seed=0).candidate
+    common = dict(window_x=inverted[:300], anchors_x=ax, anchors_y=ay, config=CONFIG, **guesses)
+
+    judged_by_guesses = evaluate_candidate(model, candidate, **common)
+    judged_by_labels = evaluate_candidate(model, candidate, feedback_x=inverted[300:], feedback_y=labels[300:],
+                                          **common)
+    same_model = evaluate_candidate(model, model, feedback_x=inverted[300:], feedback_y=labels[300:], **common)
+
+    assert not judged_by_guesses.passed
+    feedback = check(judged_by_labels, "feedback_accuracy")
+    assert feedback.passed and feedback.value > feedback.threshold + 0.2, feedback
+    assert check(judged_by_labels, "agreement").detail == "superseded by feedback labels"
+    assert judged_by_labels.passed, judged_by_labels.reasons
+    assert not check(same_model, "feedback_accuracy").passed  # no better on the labels: it may not serve
+
+
+def test_a_candidate_is_stale_when_the_inputs_since_its_window_come_from_another_domain(setup):
+    model, ax, ay, window, _, (hx, hy) = setup
+    x, _ = load_digits_images()
+    later = np.random.default_rng(1).permutation(len(x))[1100:1400]
+    common = dict(window_x=window, anchors_x=ax, anchors_y=ay, pseudo_x=hx, pseudo_y=hy, config=CONFIG)
+
+    same = check(evaluate_candidate(model, model, recent_x=corrupt(x[later], "gaussian_noise", 3, seed=2), **common),
+                 "same_domain")
+    moved = check(evaluate_candidate(model, model, recent_x=corrupt(x[later], "contrast", 3, seed=2), **common),
+                  "same_domain")
+    too_few = check(evaluate_candidate(model, model, recent_x=window[:10], **common), "same_domain")
+
+    assert same.passed and same.value > 0.01
+    assert not moved.passed and "moved on" in moved.detail
+    assert too_few.passed and "too few" in too_few.detail
