@@ -11,6 +11,15 @@ never saw. `--families heldout` streams families no method or default was chosen
 (`drift.corruptions.HELD_OUT_FAMILIES`); `--bursts` sorts each phase into runs of one
 class (correlated arrivals, as when a batch of one kind of item comes in).
 
+`--families concept` (digits) streams a label-changing shift instead: clean, then
+`drift.corruptions.CONCEPT_FAMILIES` (inverted images: what the model was sure of is
+now wrong) for three phases, then clean. Self-training cannot fix that, so the right
+answer is "labels needed": the bench watches the adaptive twin's ``GET /drift`` and,
+once it says labels are needed, sends the true labels of its next
+`FEEDBACK_LABELS` predictions to its ``driftwise.labels`` topic, as an operator
+answering the alarm would. The report says when labels were asked for, and how
+accuracy on the shift recovered against clean accuracy.
+
 `--domain tabular` runs the same bench on a dataset river ships (no download):
 `river.datasets.ImageSegments` (`--dataset segments`, 2,310 rows, 18 features, 7
 classes, the default) or `river.datasets.Phishing` (`--dataset phishing`, 1,250
@@ -33,6 +42,7 @@ Writes ``bench/results/stream-[tabular-<dataset>-]<families>[-bursts]-seed<N>.md
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -40,7 +50,7 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -50,7 +60,7 @@ from rich.console import Console
 
 from bench.stream_report import BURST_RUN, EVENT_PREFIX, MODEL_NAME, SEVERITY, score, write_report
 from drift import sensor_shifts
-from drift.corruptions import CLEAN, DEVELOPMENT_FAMILIES, HELD_OUT_FAMILIES, Stream, StreamBuilder
+from drift.corruptions import CLEAN, CONCEPT_FAMILIES, DEVELOPMENT_FAMILIES, HELD_OUT_FAMILIES, Stream, StreamBuilder
 from service.topics import Topics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +74,11 @@ DOMAINS = ("digits", "tabular")
 TABULAR_DATASETS = {"segments": "ImageSegments", "phishing": "Phishing"}
 # (events per second, events per phase) when not given.
 DEFAULTS = {"digits": (50.0, 1500), "tabular": (100.0, 3000)}
+FAMILY_SETS = ("dev", "heldout", "concept")
+FEEDBACK_LABELS = 300
+"""True labels sent (``--families concept``) once the adaptive twin says labels are needed."""
+CONCEPT_PHASES = 3
+"""Phases of the label-changing shift in a row: the alarm, the labels, the recovery."""
 
 
 @dataclass(frozen=True)
@@ -99,8 +114,10 @@ class StreamBenchConfig:
             object.__setattr__(self, "rate", rate)
         if self.phase_events is None:
             object.__setattr__(self, "phase_events", phase_events)
-        if self.families not in ("dev", "heldout"):
-            raise ValueError(f"families must be dev or heldout, got {self.families!r}")
+        if self.families not in FAMILY_SETS:
+            raise ValueError(f"families must be one of {', '.join(FAMILY_SETS)}, got {self.families!r}")
+        if self.families == "concept" and self.tabular:
+            raise ValueError("--families concept is a digits scenario (inverted images)")
         if not self.rate > 0:
             raise ValueError(f"rate must be positive events per second, got {self.rate}")
         if self.phase_events < 100:
@@ -121,8 +138,15 @@ class StreamBenchConfig:
             held, dev = sensor_shifts.HELD_OUT_FAMILIES, sensor_shifts.DEVELOPMENT_FAMILIES
         else:
             held, dev = HELD_OUT_FAMILIES, DEVELOPMENT_FAMILIES
+        if self.concept:
+            return (CLEAN, *(CONCEPT_FAMILIES[0],) * CONCEPT_PHASES, CLEAN)
         names = held if self.families == "heldout" else dev
         return (CLEAN, *(names[:2] if self.quick else names), CLEAN)
+
+    @property
+    def concept(self) -> bool:
+        """The label-changing scenario: labels are sent when the adaptive twin asks for them."""
+        return self.families == "concept"
 
     @property
     def model_name(self) -> str:
@@ -346,8 +370,40 @@ def _drift(url: str) -> dict[str, Any]:
         return {}
 
 
-def _watch(twins: Sequence[Twin], total: int, deadline: float, console: Console) -> None:
-    """Show progress until every twin has every prediction or the deadline passes; note each confirmed drift."""
+@dataclass
+class FeedbackSender:
+    """Once the twin says labels are needed, the true labels of its next ``count`` predictions go to its labels
+    topic (``{"id", "label"}``, what `service.feedback` joins), as fast as the predictions come back."""
+
+    twin: Twin
+    labels: dict[str, int]
+    producer: Any
+    """A `kafka.KafkaProducer` (or anything with its ``send``, ``flush`` and ``close``)."""
+    count: int = FEEDBACK_LABELS
+    needed_at: int | None = None
+    """Predictions the twin had made when it first said labels are needed."""
+    sent: list[str] = field(default_factory=list)
+
+    def step(self, seen: int, drift: dict[str, Any]) -> None:
+        if self.needed_at is None and (drift.get("policy") or {}).get("labels_needed"):
+            self.needed_at = seen
+        if self.needed_at is None or len(self.sent) >= self.count:
+            return
+        with self.twin.observed.lock:
+            due = self.twin.observed.arrivals[self.needed_at + len(self.sent): self.needed_at + self.count]
+        for eid in due:
+            self.producer.send(self.twin.topics.labels, json.dumps({"id": eid, "label": self.labels[eid]}).encode())
+            self.sent.append(eid)
+        self.producer.flush(timeout=10)
+
+    def close(self) -> None:
+        self.producer.close(timeout=10)
+
+
+def _watch(twins: Sequence[Twin], total: int, deadline: float, console: Console,
+           feedback: FeedbackSender | None = None) -> None:
+    """Show progress until every twin has every prediction or the deadline passes; note each confirmed drift
+    (and, with ``feedback``, send labels when the adaptive twin asks for them)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("[bold]{task.description:>9}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -369,6 +425,12 @@ def _watch(twins: Sequence[Twin], total: int, deadline: float, console: Console)
                 if str(version) != t.version:
                     progress.console.log(f"{t.label}: serving v{version} after {seen} predictions")
                     t.version = str(version)
+                if feedback is not None and feedback.twin is t:
+                    asked = feedback.needed_at is not None
+                    feedback.step(seen, drift)
+                    if feedback.needed_at is not None and not asked:
+                        progress.console.log(f"{t.label}: labels needed after {seen} predictions; sending "
+                                             f"{feedback.count} labels")
                 progress.update(tasks[t.label], completed=seen, status=f"v{version} {drift.get('state', '')}")
                 done = done and seen >= total
                 if t.proc.poll() is not None:
@@ -376,6 +438,20 @@ def _watch(twins: Sequence[Twin], total: int, deadline: float, console: Console)
             if done:
                 return
             time.sleep(0.5)
+
+
+def feedback_summary(feedback: FeedbackSender, stream: Stream, config: StreamBenchConfig) -> dict[str, Any]:
+    """When labels were asked for (in stream events, and after the label-changing shift began) and which were sent."""
+    from service.replay import event_id
+
+    position = {event_id(EVENT_PREFIX, i): i for i in range(len(stream))}
+    with feedback.twin.observed.lock:
+        arrivals = list(feedback.twin.observed.arrivals)
+    asked = None if feedback.needed_at is None else position[arrivals[max(feedback.needed_at - 1, 0)]]
+    shift_start = config.phases.index(CONCEPT_FAMILIES[0]) * int(config.phase_events)
+    sent = sorted(position[e] for e in feedback.sent)
+    return {"labels_needed_at": asked, "labels_needed_after_shift": None if asked is None else asked - shift_start,
+            "labels_sent": len(sent), "labels_sent_events": [sent[0], sent[-1]] if sent else None}
 
 
 def code_state() -> str:
@@ -451,9 +527,23 @@ def run(config: StreamBenchConfig, out_dir: Path | None = None, console: Console
             readers[-1].start()
         errors: list[str] = []
         started = datetime.now(timezone.utc)
+        feedback = None
+        if config.concept:
+            from service.replay import event_id
+
+            from kafka import KafkaProducer
+
+            adaptive = next(t for t in twins if t.label == "adaptive")
+            feedback = FeedbackSender(adaptive, {event_id(EVENT_PREFIX, i): int(label) for i, label in
+                                                 enumerate(stream.y)},
+                                      KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5))
         replays = _replay_both(workdir / "stream.npz", bootstrap, twins, config.rate, errors)
         seconds = len(stream) / config.rate
-        _watch(twins, len(stream), time.monotonic() + seconds + 120 + 0.25 * seconds, console)
+        try:
+            _watch(twins, len(stream), time.monotonic() + seconds + 120 + 0.25 * seconds, console, feedback)
+        finally:
+            if feedback is not None:
+                feedback.close()
         for th in replays:
             th.join(timeout=30)
         if errors:
@@ -470,6 +560,7 @@ def run(config: StreamBenchConfig, out_dir: Path | None = None, console: Console
                    "model_name": config.model_name, "data": data_line(config, x_src, y_src, x_held),
                    "base_metrics": current.manifest["metrics"],
                    **score(stream, {t.label: t.observed for t in twins}, adaptive_registry, config, base, started),
+                   **({"feedback": feedback_summary(feedback, stream, config)} if feedback is not None else {}),
                    "final_drift_adaptive": {k: final_drift.get(k) for k in ("state", "confirmed_drifts", "policy",
                                                                              "last_adaptation", "loop")},
                    "wall_seconds": time.monotonic() - started_wall}

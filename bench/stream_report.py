@@ -220,6 +220,24 @@ def _delay(d: int | None, rate: float) -> str:
     return "never" if d is None else f"{d} ({d / rate:.0f} s)"
 
 
+def concept_summary(results: dict[str, Any]) -> str:
+    """The label-changing scenario in one paragraph: when labels were asked for, and how far accuracy came back."""
+    fb, phases = results["feedback"], results["phases"]
+    clean = phases[0]["adaptive"]
+    shifted = [r for r in phases if r["phase"] != CLEAN]
+    last = shifted[-1]
+    promoted = [v for v in results["versions"] if v["parent"] and v["status"] == "approved"
+                and v["reason"].startswith("adapt")]
+    asked = ("never" if fb["labels_needed_at"] is None else
+             f"at event {fb['labels_needed_at']}, **{fb['labels_needed_after_shift']} events after the shift began**")
+    sent = (f"{fb['labels_sent']} labels sent (events {fb['labels_sent_events'][0]}-{fb['labels_sent_events'][1]})"
+            if fb["labels_sent_events"] else "no labels sent")
+    return (f"**Labels needed: {asked}**; {sent}. Self-trained candidates promoted before the labels: "
+            f"{sum(v['at_event'] < (fb['labels_sent_events'] or [10**9])[0] for v in promoted)}. Accuracy on the "
+            f"last shifted phase ({last['start']}-{last['stop']}): adaptive {last['adaptive']:.3f}, no-adapt "
+            f"{last['no_adapt']:.3f}; **{last['adaptive'] / clean:.2f}x the clean phase's {clean:.3f}**.")
+
+
 def write_report(results: dict[str, Any], config: StreamBenchConfig, out_dir: Path) -> Path:
     """``<stem>.json``, ``.png`` and ``.md`` in ``out_dir``; return the markdown path."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -230,6 +248,9 @@ def write_report(results: dict[str, Any], config: StreamBenchConfig, out_dir: Pa
     chosen = "may be chosen on (none has been yet)" if config.tabular else "were chosen on"
     kind = (f"held-out {shifts}: only reported, no method or default was chosen on them"
             if config.families == "heldout" else f"development {shifts}: the ones methods and defaults {chosen}")
+    if config.concept:
+        kind = ("a label-changing shift (inverted images) over three phases; the true labels of "
+                f"{results['feedback']['labels_sent']} predictions sent once the adaptive twin asked for labels")
     fmt = lambda p, k: "-" if np.isnan(p) else f"{p:.3f} ({k})"  # noqa: E731
     lines = [
         f"# Stream bench: {_domain(config)}{config.families} families{', bursts' if config.bursts else ''}, "
@@ -265,6 +286,8 @@ def write_report(results: dict[str, Any], config: StreamBenchConfig, out_dir: Pa
                      f"{r['gain_points']:+.1f} | {delay} | "
                      f"{fmt(r['confident_precision_no_adapt'], r['confident_no_adapt'])} | "
                      f"{fmt(r['confident_precision_adaptive'], r['confident_adaptive'])} |")
+    if "feedback" in results:
+        lines += ["", concept_summary(results)]
     lines += [
         "", f"Confident precision: accuracy of the served predictions with confidence >= {s['confidence_threshold']} "
         "(the pseudo-label threshold). It is a proxy for pseudo-label precision, not the thing itself: the buffer "

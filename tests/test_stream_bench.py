@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,38 @@ def test_stream_has_clean_each_family_clean(tmp_path):
     assert np.array_equal(s.y, y[s.image])
 
 
+def test_the_concept_scenario_is_a_label_changing_shift_three_phases_long_between_clean_ones():
+    config = StreamBenchConfig(families="concept")
+    assert config.concept and config.phases == (CLEAN, "inversion", "inversion", "inversion", CLEAN)
+    assert config.stem == "stream-concept-seed0"
+    with pytest.raises(ValueError, match="digits scenario"):
+        StreamBenchConfig(families="concept", domain="tabular")
+
+
+def test_feedback_labels_follow_the_alarm_one_per_prediction_until_the_count_is_sent():
+    from bench.stream import FeedbackSender, Twin
+
+    sent: list[tuple[str, bytes]] = []
+
+    class Producer:
+        def send(self, topic: str, value: bytes) -> None:
+            sent.append((topic, value))
+
+        def flush(self, timeout: float) -> None:
+            pass
+
+    observed = _Observed(np.zeros(10, int), ["1"] * 10)
+    twin = Twin("adaptive", proc=None, url="", topics=Topics(), registry=Path("."), observed=observed)
+    sender = FeedbackSender(twin, {e: 7 for e in observed.arrivals}, Producer(), count=4)
+    sender.step(3, {"policy": {"labels_needed": False}})
+    assert sent == []
+    sender.step(5, {"policy": {"labels_needed": True}})
+    sender.step(10, {"policy": {"labels_needed": True}})
+    assert sender.needed_at == 5 and sender.sent == observed.arrivals[5:9]
+    assert [json.loads(v) for _, v in sent] == [{"id": e, "label": 7} for e in observed.arrivals[5:9]]
+    assert {t for t, _ in sent} == {Topics().labels}
+
+
 def test_config_refuses_bad_options():
     with pytest.raises(ValueError, match="families"):
         StreamBenchConfig(families="all")
@@ -196,7 +229,11 @@ class _Observed:
     """What `service.demo.Observed` holds, filled from arrays."""
 
     def __init__(self, labels: np.ndarray, versions: list[str], confidence: float = 0.95) -> None:
+        import threading
+
         from service.replay import event_id
+
+        self.lock = threading.Lock()
 
         self.arrivals = [event_id("evt", i) for i in range(len(labels))]
         self.predictions = {e: {"id": e, "label": int(lab), "confidence": confidence, "model_version": v}
