@@ -165,7 +165,8 @@ def score(stream: Stream, observed: Mapping[str, Any], registry: Path, config: S
             "worst_window": {"events": WORST_WINDOW, "gain_points": 100.0 * worst, "start": at,
                              "phase": str(stream.domain[at])},
             "adapted_share_drifted": float(np.mean((versions[drifted] != base) & (versions[drifted] != ""))),
-            "first_adapted_delay_events": dict(zip([r["phase"] for r in rows if r["phase"] != CLEAN], delays)),
+            "first_adapted_delay_events": [[r["phase"], d] for r, d in  # a list: a family may come back
+                                           zip([r for r in rows if r["phase"] != CLEAN], delays)],
             "missing": {k: int((v["version"] == "").sum()) for k, v in served.items()},
             "outcomes": {f"{kind} {status}": sum(o["kind"] == kind and o["status"] == status for o in outcomes)
                          for kind, status in sorted({(o["kind"], o["status"]) for o in outcomes if o["parent"]})},
@@ -279,7 +280,7 @@ def write_report(results: dict[str, Any], config: StreamBenchConfig, out_dir: Pa
         f"confident precision no-adapt (n) | confident precision adaptive (n) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    delays = iter(s["first_adapted_delay_events"].values())
+    delays = iter(d for _, d in s["first_adapted_delay_events"])
     for r in results["phases"]:
         delay = "" if r["phase"] == CLEAN else _delay(next(delays), config.rate)
         lines.append(f"| {r['phase']} | {r['start']}-{r['stop']} | {r['no_adapt']:.3f} | {r['adaptive']:.3f} | "

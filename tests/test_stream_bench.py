@@ -263,7 +263,7 @@ def test_scoring_works_for_two_and_seven_classes(tmp_path, k):
     gains = [r["gain_points"] for r in out["phases"]]
     assert gains == pytest.approx([0.0, 50.0, 100.0, 0.0])
     assert out["summary"]["mean_gain_drifted_points"] == pytest.approx(75.0)
-    assert out["summary"]["first_adapted_delay_events"] == {"offset": 50, "noise": None}
+    assert out["summary"]["first_adapted_delay_events"] == [["offset", 50], ["noise", None]]
     assert out["summary"]["adapted_share_drifted"] == pytest.approx(0.75)
     assert out["summary"]["missing"] == {"adaptive": 0, "no_adapt": 0} and out["versions"] == []
     assert out["swaps"]["adaptive"] == [(150, "2")]
@@ -276,3 +276,18 @@ def test_cli_refuses_a_dataset_of_another_domain_before_any_work():
 
     result = CliRunner().invoke(app, ["bench", "stream", "--domain", "tabular", "--dataset", "digits"])
     assert result.exit_code == 2 and "dataset" in result.output
+
+
+def test_a_family_that_comes_back_keeps_a_first_adapted_delay_per_phase(tmp_path):
+    from datetime import datetime, timezone
+
+    from drift.corruptions import Stream
+
+    config = StreamBenchConfig(families="concept", phase_events=100, rate=100.0)
+    n = 100 * len(config.phases)
+    y = np.arange(n) % 10
+    stream = Stream(np.zeros((n, 64), np.float32), y, np.repeat(np.array(config.phases, dtype=object), 100))
+    versions = ["1"] * 120 + ["2"] * 100 + ["1"] * 90 + ["3"] * (n - 310)  # adapted 20, -, 10 events in
+    out = score(stream, {"adaptive": _Observed(y, versions), "no_adapt": _Observed(y, ["1"] * n)},
+                tmp_path / "registry", config, "1", datetime.now(timezone.utc))
+    assert out["summary"]["first_adapted_delay_events"] == [["inversion", 20], ["inversion", None], ["inversion", 10]]
