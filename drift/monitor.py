@@ -121,6 +121,8 @@ class DriftMonitor:
         self.seed = seed
         self.events_seen = 0
         self.confirmations = 0
+        self.last_confirmation_reason: str | None = None
+        """Why the latest confirmation happened; kept across resets, like ``confirmations``."""
         self._detections = {name: 0 for name in [*specs, EMBEDDING]}
         self._build(reference)
         self._reset()
@@ -210,6 +212,7 @@ class DriftMonitor:
         self.drift_confirmed = True
         self.newly_confirmed = True
         self.reason = reason
+        self.last_confirmation_reason = reason
         self.last_confirmation_index = index
         self.confirmations += 1
 
@@ -256,6 +259,7 @@ class DriftMonitor:
             "drift_confirmed": self.drift_confirmed,
             "reason": self.reason,
             "confirmations": self.confirmations,
+            "last_confirmation_reason": self.last_confirmation_reason,
             "last_confirmation_index": self.last_confirmation_index,
             "rule": {"min_votes": self.min_votes, "vote_window": self.vote_window,
                      "embedding_confirms": self.embedding_confirms},

@@ -415,7 +415,7 @@ class AdaptationController:
                 "adapt": self.adapt_enabled,
                 "model_version": self.monitored_version,
                 "confirmed_drifts": loop.monitor.confirmations,
-                "last_reason": monitor["reason"],
+                "last_reason": monitor["last_confirmation_reason"],  # the monitor's own is cleared by a reset
                 "monitor": monitor,
                 "policy": policy,
                 "pseudo_labels": {"per_class": loop.buffer.class_counts.tolist(), "threshold": self.config.threshold},

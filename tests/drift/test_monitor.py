@@ -200,11 +200,12 @@ def test_reset_clears_the_confirmation_but_keeps_the_counts():
     _feed(monitor, p, z)
     assert monitor.drift_confirmed
     detections = monitor.snapshot()["detectors"]["embedding"]["detections"]
+    why = monitor.reason
     monitor.reset()
     snap = monitor.snapshot()
     assert not snap["drift_confirmed"] and snap["reason"] is None and snap["last_confirmation_index"] is None
     assert snap["events_since_reset"] == 0 and snap["events_seen"] == 1600
-    assert snap["confirmations"] == 1 and snap["detectors"]["embedding"]["detections"] == detections
+    assert snap["confirmations"] == 1 and snap["last_confirmation_reason"] == why is not None and snap["detectors"]["embedding"]["detections"] == detections
     assert snap["signals"] == {"confidence": None, "entropy": None, "margin": None}
 
 
