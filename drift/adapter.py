@@ -142,6 +142,18 @@ def predict_proba(model: Classifier, x: np.ndarray | torch.Tensor, batch_size: i
     return torch.cat(out).cpu().numpy() if out else np.zeros((0, model.config.num_classes), np.float32)
 
 
+def embed(model: Classifier, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Encoder embeddings ``(n, dim)`` in eval mode (the model's mode is restored), for comparing distributions."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    x = torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)
+    with torch.inference_mode():
+        out = [model.embed(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    model.train(was_training)
+    return torch.cat(out).cpu().numpy() if out else np.zeros((0, model.config.embed_dim), np.float32)
+
+
 def self_label(model: Classifier, window_x: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """The window inputs ``model`` predicts with confidence >= ``threshold``, and those predictions."""
     p = predict_proba(model, window_x)

@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from drift.adapter import predict_proba
+from drift.adapter import embed, predict_proba
 from drift.embedding_drift import mmd_permutation_test
 from models.classifier import Classifier
 from models.train import recalibrate_batchnorm
@@ -260,18 +260,7 @@ def same_domain_check(current: Classifier, window_x: np.ndarray, recent_x: np.nd
         return Check("same_domain", 1.0, cfg.min_same_domain_p, True,
                      detail=f"{n} inputs since the window, too few to tell")
     a, b = window_x[-SAME_DOMAIN_SAMPLE:], recent_x[-SAME_DOMAIN_SAMPLE:]
-    device = next(current.parameters()).device
-
-    def embed(x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return current.embed(torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)).cpu().numpy()
-
-    was_training = current.training
-    current.eval()
-    try:
-        p = mmd_permutation_test(embed(a), embed(b))
-    finally:
-        current.train(was_training)
+    p = mmd_permutation_test(embed(current, a), embed(current, b))
     stale = p < cfg.min_same_domain_p
     return Check("same_domain", p, cfg.min_same_domain_p, not stale,
                  detail=f"the {n} inputs since the window differ from it: the domain moved on" if stale else "")

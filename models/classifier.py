@@ -1,4 +1,4 @@
-"""Encoder + linear head + temperature: the model that is served."""
+"""Encoder + linear head + temperature + prior correction: the model that is served."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ class Classifier(nn.Module):
 
     The temperature is a buffer, so it travels in the weights file; ``forward``
     divides by it, which is what makes ``softmax(forward(x))`` a calibrated
-    probability (see `models.calibration`).
+    probability (see `models.calibration`). ``log_prior_ratio`` (zeros unless a
+    label shift was corrected, `drift.label_shift`) is added after it: Bayes'
+    rule for a class prior other than the one trained under.
 
     >>> m = Classifier(ModelConfig(encoder="mlp", input_shape=(4,), num_classes=3)).eval()
     >>> logits, emb = m.forward_with_embedding(torch.zeros(2, 4))
@@ -28,6 +30,7 @@ class Classifier(nn.Module):
         self.encoder = build_encoder(config)
         self.head = nn.Linear(config.embed_dim, config.num_classes)
         self.register_buffer("temperature", torch.ones(()))
+        self.register_buffer("log_prior_ratio", torch.zeros(config.num_classes))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
@@ -37,8 +40,8 @@ class Classifier(nn.Module):
         return self.head(self.encoder(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(x)) / self.temperature
+        return self.head(self.encoder(x)) / self.temperature + self.log_prior_ratio
 
     def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.encoder(x)
-        return self.head(z) / self.temperature, z
+        return self.head(z) / self.temperature + self.log_prior_ratio, z

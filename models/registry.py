@@ -134,9 +134,9 @@ class Registry:
             raise RegistryError(f"model {name!r} has no current version")
         model = Classifier(ModelConfig.from_dict(info.manifest["config"]))
         state = load_torch(str(info.path / WEIGHTS), device=str(device))
-        for key, identity in model.state_dict().items():  # an MLP saved before inputs were standardised
-            if key.startswith("encoder.standardize.") and key not in state:
-                state[key] = identity
+        for key, identity in model.state_dict().items():  # saved before inputs were standardised (an MLP)
+            if (key.startswith("encoder.standardize.") or key == "log_prior_ratio") and key not in state:
+                state[key] = identity  # or before label shift was corrected: the identities
         model.load_state_dict(state, strict=True)
         model.to(device).eval()
         reference = load_numpy(str(info.path / REFERENCE)) if (info.path / REFERENCE).exists() else {}

@@ -1,0 +1,120 @@
+"""drift.label_shift: the new prior is estimated without labels, tested before it is corrected for, and the
+correction is Bayes' rule for it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from drift.label_shift import LabelShiftConfig, detect_label_shift, estimate_prior, reweight, source_prior
+from tests.blobs import blobs, trained_model
+
+
+def _posteriors(prior: list[float], n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Exact posteriors of 3 gaussian classes (means 0, 2, 4; unit variance) under a uniform source prior, for
+    labels drawn from ``prior``: a perfectly calibrated model meeting a label shift."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(3, size=n, p=prior)
+    x = rng.normal(2.0 * y, 1.0)
+    log_lik = -0.5 * (x[:, None] - 2.0 * np.arange(3)) ** 2
+    p = np.exp(log_lik - log_lik.max(1, keepdims=True))
+    return p / p.sum(1, keepdims=True), y
+
+
+def test_em_recovers_a_skewed_prior_within_a_few_points() -> None:
+    probs, _ = _posteriors([0.8, 0.15, 0.05], 3000)
+    prior = estimate_prior(probs, np.full(3, 1 / 3))
+    assert np.abs(prior - [0.8, 0.15, 0.05]).max() < 0.03
+
+
+def test_correcting_for_the_estimated_prior_raises_accuracy() -> None:
+    probs, y = _posteriors([0.8, 0.15, 0.05], 3000)
+    shift = detect_label_shift(probs, np.full(3, 1 / 3))
+    assert shift.significant and shift.p_value < 1e-6
+    corrected = reweight(probs, shift.source_prior, shift.prior)
+    assert (corrected.argmax(1) == y).mean() > (probs.argmax(1) == y).mean() + 0.03
+    np.testing.assert_allclose(corrected.sum(1), 1.0)
+
+
+def test_an_unchanged_prior_is_not_corrected() -> None:
+    probs, _ = _posteriors([1 / 3, 1 / 3, 1 / 3], 1000, seed=1)
+    shift = detect_label_shift(probs, np.full(3, 1 / 3))
+    assert not shift.significant and shift.p_value > 1e-3
+
+
+def test_a_small_or_short_window_is_not_corrected() -> None:
+    probs, _ = _posteriors([0.8, 0.15, 0.05], 40)
+    assert not detect_label_shift(probs, np.full(3, 1 / 3)).significant  # under min_events
+    probs, _ = _posteriors([0.36, 0.33, 0.31], 20000, seed=2)  # significant, but a shift under min_shift
+    shift = detect_label_shift(probs, np.full(3, 1 / 3))
+    assert shift.p_value < 1e-3 and not shift.significant
+
+
+def test_the_log_ratio_is_what_a_classifier_adds_to_its_logits() -> None:
+    probs, _ = _posteriors([0.8, 0.15, 0.05], 2000)
+    shift = detect_label_shift(probs, np.full(3, 1 / 3))
+    logits = np.log(probs) + shift.log_ratio
+    via_logits = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    np.testing.assert_allclose(via_logits, reweight(probs, shift.source_prior, shift.prior), rtol=1e-5)
+
+
+def test_source_prior_is_smoothed_label_shares() -> None:
+    np.testing.assert_allclose(source_prior(np.array([0, 0, 0, 1]), 3), [4 / 7, 2 / 7, 1 / 7])
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="probs must be"):
+        detect_label_shift(np.ones((100, 2)) / 2, np.full(3, 1 / 3))
+    with pytest.raises(ValueError, match="significance"):
+        LabelShiftConfig(significance=0.0)
+
+
+# -- on a trained model: label shift against covariate shift ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained():
+    return trained_model()
+
+
+def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
+    from drift.adapter import predict_proba
+
+    return float((predict_proba(model, x).argmax(1) == y).mean())
+
+
+def test_a_new_class_prior_is_recognised_and_corrected_without_retraining(trained) -> None:
+    from drift.label_shift import explain_by_label_shift, prior_corrected_copy
+    from drift.normalize import normalized_copy
+
+    model, ax, ay = trained
+    x, y = blobs(2000, seed=1, prior=[0.8, 0.15, 0.05])
+    shift = explain_by_label_shift(model, x[:128], ax, ay)
+    assert shift.explains and shift.mmd_ratio is not None and shift.mmd_ratio < 0.3, shift.to_dict()
+    assert np.abs(shift.prior - [0.8, 0.15, 0.05]).max() < 0.1
+    corrected = prior_corrected_copy(model, shift)
+    assert _accuracy(corrected, x[128:], y[128:]) >= _accuracy(model, x[128:], y[128:])
+    # why not the BatchNorm interim: the window's statistics are the majority class's
+    assert _accuracy(normalized_copy(model, x[:128]), x[128:], y[128:]) < _accuracy(corrected, x[128:], y[128:])
+    assert float(model.log_prior_ratio.abs().sum()) == 0.0, "the model itself is untouched"
+
+
+def test_a_covariate_shift_is_not_taken_for_a_label_shift(trained) -> None:
+    from drift.label_shift import explain_by_label_shift
+
+    model, ax, ay = trained
+    x, _ = blobs(128, seed=2, gain=0.5, shift=2.0)
+    shift = explain_by_label_shift(model, x, ax, ay)
+    assert not shift.explains, shift.to_dict()
+
+
+def test_the_correction_travels_in_the_weights_file(trained, tmp_path) -> None:
+    from drift.label_shift import explain_by_label_shift, prior_corrected_copy
+    from models.registry import Registry
+
+    model, ax, ay = trained
+    x, _ = blobs(256, seed=3, prior=[0.05, 0.15, 0.8])
+    corrected = prior_corrected_copy(model, explain_by_label_shift(model, x, ax, ay))
+    registry = Registry(tmp_path)
+    registry.publish("m", corrected, reason="label shift")
+    loaded = registry.load("m").model
+    np.testing.assert_allclose(loaded.log_prior_ratio.numpy(), corrected.log_prior_ratio.numpy())
