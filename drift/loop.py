@@ -30,6 +30,11 @@ Choices validated on the benchmark's validation split:
   against the previous domain's interim were refused three times in three; and
   treating an interim as an adapted model made every re-confirmation of its own
   drift fall back from it, so no candidate was ever made.)
+* If `drift.label_shift` finds the drift is a new class prior alone, NORMALIZE
+  serves the base with its probabilities corrected for that prior instead of the
+  BatchNorm interim (which a skewed window would wreck), nothing is retrained
+  while it serves, and the prior is re-estimated every ``normalize_window``
+  inputs (`note_label_shift`).
 * A promoted candidate is refined once (`Action.REFINE`) as soon as ``refine_after``
   inputs of its domain have been seen since the drift was confirmed, with no new
   drift: the base model is adapted again on all of them (the first window and what
@@ -177,6 +182,10 @@ class DriftLoop:
         self.normalize_pending = False
         """A drift was confirmed and no interim normalised model has been made for it yet."""
         self._since_confirmation = 0
+        self.label_shift_since: int | None = None
+        """``_since_confirmation`` when a label-shift correction was last served (None: none serves): the drift is
+        a new class prior, answered by Bayes' rule, so nothing is retrained; it is re-estimated every
+        ``normalize_window`` inputs while the drift lasts."""
         self.accepted = 0  # pseudo-labels accepted from the last batch
         self.rejected = 0
 
@@ -212,6 +221,7 @@ class DriftLoop:
             self.buffer.clear()  # what it holds predates the drift
             self.normalize_pending = self.adapt and self.config.normalize_after > 0
             self._since_confirmation = 0
+            self.label_shift_since = None
             if self.adapt and self.policy.should_fall_back(drift_confirmed=True, serving_base=self.serving_base):
                 self.policy.record_fallback()
                 return Action.FALL_BACK
@@ -226,6 +236,11 @@ class DriftLoop:
             return Action.NORMALIZE
         if self.policy.in_flight:
             return Action.NONE
+        if self.label_shift_since is not None:
+            if self._since_confirmation - self.label_shift_since >= self.config.normalize_window:
+                self.label_shift_since = self._since_confirmation  # NORMALIZE says again what serves
+                return Action.NORMALIZE
+            return Action.NONE
         drift = self.monitor.drift_confirmed
         if self.policy.should_adapt(drift_confirmed=drift, pseudo_count=len(self.buffer)):
             self.policy.adaptation_started()
@@ -238,6 +253,10 @@ class DriftLoop:
             # so the alarm can clear when it ends (a latched confirmation would hold it forever).
             self.monitor.reset()
         return Action.NONE
+
+    def note_label_shift(self, corrected: bool) -> None:
+        """`Action.NORMALIZE` served a label-shift correction (``corrected``) or the usual interim (not)."""
+        self.label_shift_since = self._since_confirmation if corrected else None
 
     def candidate_wanted(self) -> bool:
         """Whether a candidate that passed its guardrails may be served (not a refinement cancelled by a fallback
@@ -306,6 +325,7 @@ class DriftLoop:
         self.monitor.reset(reference)
         self.buffer.clear()
         self.serving_base = base
+        self.label_shift_since = None
         if not base:  # a candidate for the drift serves: no interim any more (after a fallback, one is welcome)
             self.normalize_pending = False
 

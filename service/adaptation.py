@@ -26,6 +26,7 @@ import numpy as np
 
 from drift.adapter import AdaptConfig
 from drift.guardrails import GuardrailConfig, evaluate_candidate, feedback_holdout
+from drift.label_shift import LabelShiftConfig, explain_by_label_shift, prior_corrected_copy
 from drift.loop import Action, DriftLoop, LoopConfig, model_reference
 from drift.normalize import NormalizeConfig, check_interim, normalized_copy
 from drift.worker import AdaptationCancelled, AdaptationFailed, AdaptationJob, prewarm, start_adaptation
@@ -56,7 +57,8 @@ class AdaptationController:
 
     def __init__(self, state: ServiceState, *, adapt: bool = True, adapt_config: AdaptConfig | None = None,
                  guardrail_config: GuardrailConfig | None = None,
-                 normalize_config: NormalizeConfig | None = None) -> None:
+                 normalize_config: NormalizeConfig | None = None,
+                 label_shift_config: LabelShiftConfig | None = None) -> None:
         s = state.settings
         self.state = state
         self.adapt_enabled = adapt
@@ -64,6 +66,7 @@ class AdaptationController:
         self.guardrail_config = guardrail_config or GuardrailConfig(anchor_margin=s.anchor_max_drop,
                                                                     confidence_threshold=s.confidence_threshold)
         self.normalize_config = normalize_config or NormalizeConfig()
+        self.label_shift_config = label_shift_config or LabelShiftConfig()
         self.config = loop_config(s)
         self.loop: DriftLoop | None = None  # made for the first model served, against its reference
         self.monitored_version: str | None = None
@@ -213,21 +216,34 @@ class AdaptationController:
             with self._lock:
                 window_x = self.loop.normalize_inputs()
             base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
-            interim = normalized_copy(base_model, window_x)
-            # Checked against the base, not the model serving: that may be the interim of a domain just left.
-            report = check_interim(base_model, interim, window_x, self.normalize_config)
-            record["checks"] = report.to_dict()
-            if report.passed:
+            shift = None
+            if base.anchors_x is not None and base.anchors_y is not None:
+                shift = explain_by_label_shift(base_model, window_x, base.anchors_x, base.anchors_y,
+                                               self.label_shift_config)
+                record["label_shift"] = shift.to_dict()
+            if shift is not None and shift.explains:  # a new class prior: Bayes' rule, not BatchNorm
+                interim, extra, stats = prior_corrected_copy(base_model, shift), {"label_shift": shift.to_dict()}, {}
+                passed, why = True, "label_shift"
+            else:
+                interim = normalized_copy(base_model, window_x)
+                # Checked against the base, not the model serving: that may be the interim of a domain just left.
+                report = check_interim(base_model, interim, window_x, self.normalize_config)
+                record["checks"] = report.to_dict()
+                extra, stats = {"checks": report.to_dict()}, {k: float(v) for k, v in report.stats.items()}
+                passed, why = report.passed, "normalize"
+            with self._lock:
+                self.loop.note_label_shift(why == "label_shift")
+            if passed:
                 parent = base_version if base_version is not None else int(snapshot.version)
                 published = self.state.registry.publish(
-                    self.state.settings.name, interim, reason=f"normalize: {reason}", parent=parent,
-                    metrics={k: float(v) for k, v in report.stats.items()}, reference=base.reference or None,
+                    self.state.settings.name, interim, reason=f"{why}: {reason}", parent=parent,
+                    metrics=stats, reference=base.reference or None,
                     anchors=None if base.anchors_x is None else (base.anchors_x, base.anchors_y),
                     objective=base.info.manifest.get("objective") if base.info else None,
-                    extra={"interim": True, "checks": report.to_dict(), "drift": reason})
+                    extra={"interim": True, **extra, "drift": reason})
                 record["version"] = published.version
-                self._serve(published.version, reason="normalize")
-                self.state.metrics.normalizations.labels("served").inc()
+                self._serve(published.version, reason=why)
+                self.state.metrics.normalizations.labels("label_shift" if why == "label_shift" else "served").inc()
             else:
                 self.state.metrics.normalizations.labels("refused").inc()
                 log.warning("interim normalised model not served: %s", "; ".join(report.reasons))

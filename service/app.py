@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("http", "kafka")
 ADAPTATION_OUTCOMES = ("promoted", "rejected", "failed")
-NORMALIZATION_OUTCOMES = ("served", "refused", "failed")
+NORMALIZATION_OUTCOMES = ("served", "label_shift", "refused", "failed")
 PSEUDO_LABEL_OUTCOMES = ("accepted", "rejected")
 ROLLBACK_TRIGGERS = ("auto", "manual", "fallback")
 HTTP_ERRORS = ("401", "413", "422", "503")

@@ -36,7 +36,7 @@ from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-SWAP_REASONS = ("startup", "activate", "rollback", "adapt", "normalize", "control")
+SWAP_REASONS = ("startup", "activate", "rollback", "adapt", "normalize", "label_shift", "control")
 """Why a snapshot replaced another; the ``reason`` label of ``driftwise_model_swaps``."""
 
 

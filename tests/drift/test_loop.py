@@ -155,6 +155,22 @@ def test_a_new_drift_while_an_interim_serves_asks_for_a_new_interim_not_a_fallba
     assert [a for _, a in acted] == [Action.NORMALIZE]
 
 
+def test_while_a_label_shift_correction_serves_nothing_is_retrained_and_the_prior_is_re_estimated(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200)
+    _feed(loop, model, _blobs(600, seed=2)[0])
+    _feed(loop, model, _blobs(1000, seed=3, shift=2.5)[0], until=Action.NORMALIZE, interims=True)
+    loop.serve_interim()
+    loop.note_label_shift(True)
+    acted = _feed(loop, model, _blobs(1000, seed=4, shift=2.5)[0], interims=True)
+    assert acted and {a for _, a in acted} == {Action.NORMALIZE}, acted  # never ADAPT
+    gaps = np.diff([at for at, _ in acted])
+    assert (gaps >= loop.config.normalize_window).all() and (gaps <= loop.config.normalize_window + BATCH).all()
+    loop.note_label_shift(False)  # the re-estimate found no label shift: the usual path again
+    acted = _feed(loop, model, _blobs(1000, seed=5, shift=2.5)[0], until=Action.ADAPT)
+    assert acted[-1][1] is Action.ADAPT
+
+
 def test_no_interim_when_normalize_after_is_zero_or_adapting_is_off(
         model: Classifier, reference: dict[str, np.ndarray]) -> None:
     for loop in (_loop(reference, window=200, normalize_after=0),

@@ -215,3 +215,31 @@ def test_the_next_interim_is_checked_against_the_base_even_while_an_interim_serv
     stats = controller.last_normalization["checks"]["stats"]
     assert stats["mean_confidence_current"] == pytest.approx(float(predict_proba(base, window).max(1).mean()),
                                                              abs=1e-6)
+
+
+def test_a_label_shift_is_answered_by_the_prior_corrected_base_not_by_batchnorm(tmp_path) -> None:
+    from tests.blobs import blobs, trained_model
+
+    model, ax, ay = trained_model()
+    registry = Registry(tmp_path / "registry")
+    registry.publish("blobs", model, reason="pretrain", anchors=(ax, ay))
+    state = ServiceState.build(Settings(registry=registry.root, name="blobs", torch_threads=1, device="cpu",
+                                        prewarm_adapter=False))
+    load_current_model(state)
+    controller = AdaptationController(state)
+    state.controller = controller
+    state.observers.append(controller.observe)
+    x, y = blobs(400, seed=5, prior=[0.8, 0.15, 0.05])
+    for batch in np.array_split(x[:160], 10):
+        state.notify(batch, state.runtime.predict(batch), "http")
+    controller._normalize("drift confirmed")
+    done = controller.last_normalization
+    assert done is not None and done["label_shift"]["explains"], done
+    assert "checks" not in done, "no BatchNorm interim was made"
+    info = registry.get("blobs", done["version"])
+    assert info.manifest["interim"] is True and info.manifest["label_shift"]["prior"][0] > 0.6
+    assert state.runtime.version == str(done["version"])
+    served = state.runtime.predict(x[160:]).labels
+    frozen = predict_proba(model, x[160:]).argmax(1)
+    assert (np.asarray(served) == y[160:]).mean() >= (frozen == y[160:]).mean()
+    assert controller.loop.label_shift_since is not None  # nothing is retrained while it serves
