@@ -375,6 +375,18 @@ def bench_collapse(
     console.print(f"[bold green]report:[/] {path}")
 
 
+@bench_app.command("labelshift")
+def bench_labelshift(
+    seeds: Annotated[int, typer.Option(help="source models (data split and pretraining seed) per domain")] = 2,
+    out: Annotated[Optional[Path], typer.Option(help="results folder (default bench/results)")] = None,
+) -> None:
+    """Label shifts recognised and corrected, covariate shifts not taken for them (dev and held-out priors)."""
+    from bench.label_shift import RESULTS, run
+
+    path = run(seeds, out or RESULTS, "driftwise bench labelshift" + (f" --seeds {seeds}" if seeds != 2 else ""))
+    console.print(f"[bold green]report:[/] {path}")
+
+
 @bench_app.command("all")
 def bench_all(quick: QuickOpt = False) -> None:
     """Every benchmark, one after the other."""
