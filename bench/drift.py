@@ -62,7 +62,7 @@ from drift.corruptions import CLEAN, CORRUPTION_NAMES, Stream, StreamBuilder
 from drift.embedding_drift import reference_statistics
 from drift.guardrails import GuardrailConfig, evaluate_candidate
 from drift.loop import Action, DriftLoop, LoopConfig
-from drift.normalize import check_interim, normalized_copy
+from drift.normalize import back_to_source, check_interim, normalized_copy
 from drift.worker import prewarm, run_adaptation_in_subprocess
 from models.classifier import Classifier
 from models.config import ModelConfig
@@ -289,6 +289,8 @@ class Loop:
                     self.reset_at = end
             if action is Action.NORMALIZE:
                 self._normalize(end, out)
+            elif action is Action.CHECK_SOURCE:
+                self._check_source(end, out)
             elif action is Action.FALL_BACK:
                 self._serve(self.base, end, "fallback", out)
             elif action is Action.ROLLBACK:
@@ -323,6 +325,16 @@ class Loop:
             self.current, self.interim_serves = self.base, False
             self.loop.serve_interim()
             out.swaps.append((at, "fallback", self.base.version))
+
+    def _check_source(self, at: int, out: RunResult) -> None:
+        """As the service: if the latest inputs look like the source again, the drift is over and the base serves."""
+        back = back_to_source(self.base.model, self.loop.normalize_inputs(), self.base.reference).passed
+        self.loop.record_source_check(back)
+        if back:
+            self.reset_at = at  # the monitor starts afresh
+        if back and self.interim_serves:
+            self.current, self.interim_serves = self.base, False
+            out.swaps.append((at, "source", self.base.version))
 
     def _start(self, end: int, out: RunResult, refinement: bool = False) -> None:
         s = self.s

@@ -35,6 +35,17 @@ Choices validated on the benchmark's validation split:
   BatchNorm interim (which a skewed window would wreck), nothing is retrained
   while it serves, and the prior is re-estimated every ``normalize_window``
   inputs (`note_label_shift`).
+* While a drift stays confirmed and the base's weights serve (an interim, a label-shift
+  correction, or the base waiting for its candidate), every ``normalize_window``
+  inputs the loop asks whether the stream is back at the source (`Action.CHECK_SOURCE`,
+  `drift.normalize.back_to_source`): a confirmed drift is latched, so nothing else would
+  notice, and an interim would serve the source's return. If it is, the drift is over
+  (`source_returned`).
+* If the served model's confidence has collapsed when an adaptation starts
+  (`confidence_collapse`), labels are asked for at once, and the candidate is
+  still made: a promotion withdraws the request. Labels that then arrive are
+  learnt from by the next adaptation before any rejection asks for more (on the
+  concept bench, waiting for the refusal asked 977-1256 events after the shift).
 * A promoted candidate is refined once (`Action.REFINE`) as soon as ``refine_after``
   inputs of its domain have been seen since the drift was confirmed, with no new
   drift: the base model is adapted again on all of them (the first window and what
@@ -68,6 +79,9 @@ class Action(str, Enum):
     NORMALIZE = "normalize"
     """Serve the base's weights with BatchNorm re-estimated on `DriftLoop.normalize_inputs` (if its cheap
     checks pass) until a candidate is promoted; then call `DriftLoop.serve_interim`, not `serve`."""
+    CHECK_SOURCE = "check_source"
+    """Ask whether the latest inputs (`normalize_inputs`) look like the source again, then call
+    `record_source_check` (which, if they do, ends the drift: serve the base)."""
     ADAPT = "adapt"
     REFINE = "refine"
     """Adapt the base model again, on all of the domain's inputs kept (``LoopConfig.refine_after``); the
@@ -186,6 +200,9 @@ class DriftLoop:
         """``_since_confirmation`` when a label-shift correction was last served (None: none serves): the drift is
         a new class prior, answered by Bayes' rule, so nothing is retrained; it is re-estimated every
         ``normalize_window`` inputs while the drift lasts."""
+        self._served_confidence = [0.0, 0]  # sum and count of confidences since the drift or the latest swap
+        self._source_checked_at = 0  # ``_since_confirmation`` at the last `Action.CHECK_SOURCE`
+        self.source_check_pending = False
         self.accepted = 0  # pseudo-labels accepted from the last batch
         self.rejected = 0
 
@@ -196,7 +213,10 @@ class DriftLoop:
         self.monitor.update(probabilities, embeddings)
         self.accepted, self.rejected = self.buffer.offer(x, probabilities)
         self.window.add(x)
-        self.policy.observe(probabilities.max(axis=1))
+        confidences = probabilities.max(axis=1)
+        self.policy.observe(confidences)
+        self._served_confidence[0] += float(confidences.sum())
+        self._served_confidence[1] += len(confidences)
         self._since_confirmation += len(probabilities)
         self.events += len(probabilities)
 
@@ -220,7 +240,8 @@ class DriftLoop:
         if self.monitor.newly_confirmed:
             self.buffer.clear()  # what it holds predates the drift
             self.normalize_pending = self.adapt and self.config.normalize_after > 0
-            self._since_confirmation = 0
+            self._since_confirmation = self._source_checked_at = 0
+            self._served_confidence = [0.0, 0]
             self.label_shift_since = None
             if self.adapt and self.policy.should_fall_back(drift_confirmed=True, serving_base=self.serving_base):
                 self.policy.record_fallback()
@@ -230,10 +251,15 @@ class DriftLoop:
         if self.policy.should_roll_back():
             self.policy.record_rollback()
             return Action.ROLLBACK
-        if (self.normalize_pending and self._since_confirmation >= self.config.normalize_after
+        if (self.normalize_pending and self.monitor.drift_confirmed  # not after a reset (a fallback's): re-confirm
+                and self._since_confirmation >= self.config.normalize_after
                 and len(self.window) >= MIN_WINDOW and not self.policy.labels_needed):
             self.normalize_pending = False
             return Action.NORMALIZE
+        if (self.serving_base and self.monitor.drift_confirmed and not self.source_check_pending
+                and self._since_confirmation - self._source_checked_at >= self.config.normalize_window):
+            self._source_checked_at, self.source_check_pending = self._since_confirmation, True
+            return Action.CHECK_SOURCE
         if self.policy.in_flight:
             return Action.NONE
         if self.label_shift_since is not None:
@@ -244,6 +270,9 @@ class DriftLoop:
         drift = self.monitor.drift_confirmed
         if self.policy.should_adapt(drift_confirmed=drift, pseudo_count=len(self.buffer)):
             self.policy.adaptation_started()
+            collapsed = self.confidence_collapse()
+            if collapsed:  # a model that no longer knows what it sees may not teach itself: ask now, try anyway
+                self.policy.ask_for_labels(f"self-training started though {collapsed}")
             return Action.ADAPT
         if self.policy.should_refine(drift_confirmed=drift):
             self.policy.adaptation_started(refinement=True)
@@ -253,6 +282,21 @@ class DriftLoop:
             # so the alarm can clear when it ends (a latched confirmation would hold it forever).
             self.monitor.reset()
         return Action.NONE
+
+    def record_source_check(self, back: bool) -> None:
+        """The answer to `Action.CHECK_SOURCE`: with ``back``, the drift is over (`source_returned`)."""
+        self.source_check_pending = False
+        if back:
+            self.source_returned()
+
+    def source_returned(self) -> None:
+        """The stream is back at the source while the base's weights served: the base serves, the drift is over.
+
+        The monitor starts afresh on the base's reference, the drift's pseudo-labels go, and no interim is due.
+        An adaptation in flight is not cancelled: its guardrails find it stale (``same_domain``).
+        """
+        self.serve(None, base=True)
+        self.normalize_pending = False
 
     def note_label_shift(self, corrected: bool) -> None:
         """`Action.NORMALIZE` served a label-shift correction (``corrected``) or the usual interim (not)."""
@@ -306,10 +350,16 @@ class DriftLoop:
                                    stale=stale)
 
     def confidence_collapse(self) -> str | None:
-        """Why the served model's confidence counts as collapsed, or None: its mean over the monitor's rolling
-        window is under ``collapse_confidence`` times its reference mean (a drift it cannot teach itself)."""
+        """Why the served model's confidence counts as collapsed, or None: its mean is under ``collapse_confidence``
+        times its reference mean (a drift it cannot teach itself).
+
+        The mean is over the predictions since the drift was confirmed or the latest model began to serve (the
+        interim's, as `bench.collapse_confidence` measured it), once there are `MIN_WINDOW`; before that, over
+        the monitor's rolling window (which, as an adaptation starts, is still half the source's).
+        """
         reference = self.monitor.reference or {}
-        mean = self.monitor.signal_means["confidence"]
+        total, count = self._served_confidence
+        mean = total / count if count >= MIN_WINDOW else self.monitor.signal_means["confidence"]
         if mean is None or "confidence_mean" not in reference or self.config.collapse_confidence <= 0:
             return None
         expected = float(np.asarray(reference["confidence_mean"]).ravel()[0])
@@ -324,9 +374,10 @@ class DriftLoop:
         """
         self.monitor.reset(reference)
         self.buffer.clear()
+        self._served_confidence = [0.0, 0]
         self.serving_base = base
         self.label_shift_since = None
-        if not base:  # a candidate for the drift serves: no interim any more (after a fallback, one is welcome)
+        if not base:  # a candidate for the drift serves: no interim any more (after a fallback, one is welcome once the drift is confirmed against the base)
             self.normalize_pending = False
 
     def serve_interim(self) -> None:
@@ -338,6 +389,7 @@ class DriftLoop:
         the base and checked against the base, not a fallback.
         """
         self.serving_base = True
+        self._served_confidence = [0.0, 0]  # its confidence, not the base's, says whether it collapsed
 
     def inputs_since(self, since_event: int) -> np.ndarray:
         """The recent inputs that arrived after event ``since_event`` (at most the window's capacity)."""

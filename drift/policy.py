@@ -176,6 +176,12 @@ class AdaptationPolicy:
         self.labels_needed = False
         self.labels_needed_reason: str | None = None
         self._labels_needed_by_feedback = False
+        self._labels_unused = False
+        """Labels resolved "labels needed" and no adaptation started since has ended: the feedback that keeps
+        arriving is the old model's mistakes on them, not news (see `record_feedback`), and a candidate started
+        before they came did not learn from them (its rejection asks for nothing more)."""
+        self._run_has_labels = False  # the adaptation in flight started after labels resolved "labels needed"
+        self._asked_while_trying = False  # "labels needed" was raised as the adaptation in flight started
         self._drift_now = False
         self._calm_events = 0
         self._last_finished: float | None = None
@@ -260,6 +266,8 @@ class AdaptationPolicy:
         if self.in_flight:
             raise RuntimeError("an adaptation is already running")
         self.in_flight = True
+        self._run_has_labels = self._labels_unused
+        self._asked_while_trying = False
         self.refining = refinement
         self.refinement_cancelled = False
         self.refine_due = False
@@ -278,6 +286,10 @@ class AdaptationPolicy:
         """
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
+        if self._run_has_labels:
+            self._labels_unused = False
+        self._run_has_labels = False
+        asked, self._asked_while_trying = self._asked_while_trying, False
         self.in_flight = False
         self._last_finished = self._now(now)
         self._drift_since = None
@@ -286,10 +298,13 @@ class AdaptationPolicy:
         if outcome == "promoted" and not refinement and self.refine_after_events > 0:
             self.refine_due = True
         if outcome == "promoted":
+            if asked and self.labels_needed:  # the candidate did what labels were asked for
+                self._clear_labels_needed()
             self.consecutive_rejections = 0
             if expected_confidence is not None:
                 self._watch_expected, self._watch_sum, self._watch_seen = float(expected_confidence), 0.0, 0
-        elif outcome == "rejected" and not refinement and not stale:  # a refused refinement leaves a good model
+        elif outcome == "rejected" and not refinement and not stale and not self._labels_unused:
+            # (a refused refinement leaves a good model; with labels not yet learnt from, the next try uses them)
             self._count_rejection("guardrails rejected")
             if confidence_collapsed and not self.labels_needed:
                 self._need_labels(f"guardrails rejected the candidate and {confidence_collapsed}")
@@ -305,13 +320,25 @@ class AdaptationPolicy:
         self._labels_needed_by_feedback = by_feedback
         self._calm_events = 0
 
+    def ask_for_labels(self, why: str) -> None:
+        """Self-training starts though the served model's confidence has collapsed: ask for labels now, not when
+        the candidate is refused seconds later. A promotion clears the request; with labels already arrived and
+        not yet learnt from, nothing is asked."""
+        if not self.labels_needed and not self._labels_unused:
+            self._need_labels(why)
+            self._asked_while_trying = self.in_flight
+
     def resolve_labels_needed(self) -> None:
         """Labels arrived (or an operator decided): adapting may resume."""
+        self._clear_labels_needed()
+        self._feedback.clear()
+        self._labels_unused = True
+
+    def _clear_labels_needed(self) -> None:
         self.labels_needed = False
         self.labels_needed_reason = None
         self._labels_needed_by_feedback = False
         self.consecutive_rejections = 0
-        self._feedback.clear()
 
     # -- post-swap watch ---------------------------------------------------------------
     def observe(self, confidences: Iterable[float]) -> None:
@@ -355,14 +382,19 @@ class AdaptationPolicy:
     # -- feedback labels ----------------------------------------------------------------
     def record_feedback(self, predictions: Iterable[int], labels: Iterable[int],
                         confidences: Iterable[float] | None = None) -> None:
-        """(served prediction, true label[, its confidence]) triples from the feedback topic."""
+        """(served prediction, true label[, its confidence]) triples from the feedback topic.
+
+        Live accuracy too low (or too far under the promised confidence) raises "labels needed", except between
+        `resolve_labels_needed` and the end of the next adaptation: those labels are what it will learn from, and
+        the model that served them is the one they were asked for. (On the concept bench the labels that arrived
+        after the first 200 raised it again at once, and no candidate ever learnt from them.)"""
         p, y = np.asarray(list(predictions)), np.asarray(list(labels))
         c = np.full(p.shape, np.nan) if confidences is None else np.asarray(list(confidences), dtype=np.float64)
         if p.shape != y.shape or p.shape != c.shape:
             raise ValueError(f"got {p.size} predictions, {y.size} labels and {c.size} confidences")
         self._feedback.extend(zip((p == y).tolist(), c.tolist()))
         accuracy, expected = self.live_accuracy, self.expected_accuracy
-        if accuracy is None or self.labels_needed:
+        if accuracy is None or self.labels_needed or self._labels_unused:
             return
         if accuracy < self.min_live_accuracy:
             self._need_labels(f"live accuracy {accuracy:.3f} < {self.min_live_accuracy} on feedback labels",

@@ -28,7 +28,7 @@ from drift.adapter import AdaptConfig
 from drift.guardrails import GuardrailConfig, evaluate_candidate, feedback_holdout
 from drift.label_shift import LabelShiftConfig, explain_by_label_shift, prior_corrected_copy
 from drift.loop import Action, DriftLoop, LoopConfig, model_reference
-from drift.normalize import NormalizeConfig, check_interim, normalized_copy
+from drift.normalize import NormalizeConfig, back_to_source, check_interim, normalized_copy
 from drift.worker import AdaptationCancelled, AdaptationFailed, AdaptationJob, prewarm, start_adaptation
 from models.classifier import Classifier
 from service.runtime import BatchPrediction, ModelSnapshot, load_from_registry
@@ -81,6 +81,7 @@ class AdaptationController:
         # One action at a time, in the order decided: an adaptation never runs beside a fallback or rollback.
         self._actions = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftwise-adaptation")
         self._job: AdaptationJob | None = None  # the adaptation running, so a fallback or rollback can cancel it
+        self._base: ModelSnapshot | None = None  # the base model on the CPU, loaded once (see `_base_snapshot`)
         if adapt and s.prewarm_adapter:
             prewarm()  # the first drift's adaptation then does not wait for Python and torch to start
         state.metrics.labels_needed.set(0)
@@ -105,6 +106,8 @@ class AdaptationController:
                 self._job.cancel()  # a refinement for a domain just left: what is queued behind it goes now
         if action is Action.NORMALIZE:
             self._actions.submit(self._normalize, reason)
+        elif action is Action.CHECK_SOURCE:
+            self._actions.submit(self._check_source)
         elif action is Action.ADAPT:
             self._actions.submit(self._adapt, reason)
         elif action is Action.REFINE:
@@ -210,9 +213,8 @@ class AdaptationController:
             if base_version is not None and str(base_version) != snapshot.version and not _is_interim(snapshot):
                 log.info("no interim: v%s, an adapted candidate, serves already", snapshot.version)
                 return
-            serving_base = base_version is None or str(base_version) == snapshot.version
-            base = snapshot if serving_base else load_from_registry(  # an interim serves: its base, not it
-                self.state.registry, self.state.settings.name, base_version, device="cpu")
+            base = self._base_snapshot(snapshot)  # an interim serves: its base, not it
+            serving_base = base is snapshot
             with self._lock:
                 window_x = self.loop.normalize_inputs()
             base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
@@ -258,6 +260,40 @@ class AdaptationController:
             self.last_normalization = {**record, "finished": time.time()}
         log.info("interim normalisation %s in %.3fs", "served" if "version" in record else "not served",
                  record["seconds"])
+
+    def _check_source(self) -> None:
+        """While a drift stays confirmed on the base's weights: are the latest inputs the source's again?
+
+        If so the drift is over: the loop starts afresh and, if an interim or a label-shift
+        correction serves, the base serves again (`drift.normalize.back_to_source`).
+        """
+        back, snapshot = False, self.state.runtime.snapshot
+        try:
+            base = self._base_snapshot(snapshot)
+            with self._lock:
+                window_x = self.loop.normalize_inputs()
+            base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
+            check = back_to_source(base_model, window_x, base.reference or None, self.normalize_config)
+            back = check.passed
+        except Exception:  # noqa: BLE001 - serving goes on with the model it has; the next check may answer
+            log.exception("checking for a return to the source failed")
+        with self._lock:
+            self.loop.record_source_check(back)
+        if not back:
+            return
+        log.info("the latest inputs look like the source again (p=%.3f): the drift is over", check.value)
+        self.state.metrics.normalizations.labels("source_again").inc()
+        if _is_interim(snapshot):
+            self._serve_base("source", "the stream is back at the source")
+
+    def _base_snapshot(self, snapshot: ModelSnapshot) -> ModelSnapshot:
+        """The labeled original ``snapshot`` descends from: itself when it is, else loaded once on the CPU."""
+        version = self._base_version(snapshot)
+        if version is None or str(version) == snapshot.version:
+            return snapshot
+        if self._base is None or self._base.version != str(version):
+            self._base = load_from_registry(self.state.registry, self.state.settings.name, version, device="cpu")
+        return self._base
 
     def _adapt(self, reason: str, refinement: bool = False) -> None:
         """Make a candidate, check it against the served model, publish it, serve it if it passed.

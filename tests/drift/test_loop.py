@@ -9,6 +9,7 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
+from drift.normalize import back_to_source
 from drift.loop import MIN_REFERENCE_EVENTS, MIN_WINDOW, Action, DriftLoop, LoopConfig, model_reference
 from models.classifier import Classifier
 from models.config import ModelConfig
@@ -76,7 +77,8 @@ def _feed(loop: DriftLoop, model: Classifier, x: np.ndarray, until: Action | Non
           interims: bool = False) -> list[tuple[int, Action]]:
     """Serve ``x`` batch by batch through the loop; the (event, action) pairs that were not NONE.
 
-    An interim (`Action.NORMALIZE`) is served at once, and listed only with ``interims``.
+    An interim (`Action.NORMALIZE`) is served at once, and listed only with ``interims``; a source check
+    (`Action.CHECK_SOURCE`) is answered by `back_to_source`, unless it is ``until``: then it is left to the caller.
     """
     acted = []
     for start in range(0, len(x), BATCH):
@@ -87,6 +89,9 @@ def _feed(loop: DriftLoop, model: Classifier, x: np.ndarray, until: Action | Non
             loop.serve_interim()
             if not interims:
                 continue
+        if action is Action.CHECK_SOURCE and until is not Action.CHECK_SOURCE:  # answered as the service does
+            loop.record_source_check(back_to_source(model, loop.normalize_inputs(), loop.monitor.reference).passed)
+            continue
         if action is not Action.NONE:
             acted.append((loop.events, action))
             if action is until:
@@ -126,6 +131,10 @@ def test_a_confirmed_drift_asks_for_an_interim_normalised_model_once_before_the_
         if action is Action.NORMALIZE:
             assert loop.normalize_inputs().shape == (loop.config.normalize_window, D)
             loop.serve_interim()
+        if action is Action.CHECK_SOURCE:  # still drifted: the answer is no
+            assert not back_to_source(model, loop.normalize_inputs(), reference).passed
+            loop.record_source_check(False)
+            continue
         if action is not Action.NONE:
             acted.append((loop.events, action))
     assert [a for _, a in acted] == [Action.NORMALIZE, Action.ADAPT]
@@ -153,6 +162,36 @@ def test_a_new_drift_while_an_interim_serves_asks_for_a_new_interim_not_a_fallba
     loop.monitor.reset()  # as a rejected candidate does: the drift must be confirmed afresh
     acted = _feed(loop, model, _blobs(1500, seed=4, shift=-2.5)[0], interims=True, until=Action.NORMALIZE)
     assert [a for _, a in acted] == [Action.NORMALIZE]
+
+
+def test_while_a_drift_stays_on_the_base_weights_the_loop_asks_every_window_whether_the_source_is_back(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200, cooldown_seconds=1e9)  # no candidate: the interim keeps serving
+    _feed(loop, model, _blobs(600, seed=2)[0])
+    _feed(loop, model, _blobs(1000, seed=3, shift=2.5)[0], until=Action.NORMALIZE, interims=True)
+    checks = []
+    drifted = _blobs(1000, seed=4, shift=2.5)[0]
+    for start in range(0, len(drifted), BATCH):
+        loop.update(drifted[start:start + BATCH], *_predict(model, drifted[start:start + BATCH]))
+        if loop.decide() is Action.CHECK_SOURCE:
+            checks.append(loop.events)
+            assert back_to_source(model, loop.normalize_inputs(), reference).passed is False
+            loop.record_source_check(False)
+    assert len(checks) >= 6 and (np.diff(checks) <= loop.config.normalize_window + BATCH).all()
+    assert loop.monitor.drift_confirmed  # still drifted: nothing changed
+
+
+def test_when_the_source_returns_while_an_interim_serves_the_drift_is_over(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200, cooldown_seconds=1e9)
+    _feed(loop, model, _blobs(600, seed=2)[0])
+    _feed(loop, model, _blobs(1000, seed=3, shift=2.5)[0], until=Action.NORMALIZE, interims=True)
+    acted = _feed(loop, model, _blobs(1000, seed=5)[0], until=Action.CHECK_SOURCE)
+    assert acted and acted[-1][1] is Action.CHECK_SOURCE and loop.source_check_pending
+    assert back_to_source(model, loop.normalize_inputs(), reference).passed
+    loop.record_source_check(True)
+    assert not loop.monitor.drift_confirmed and loop.serving_base and len(loop.buffer) == 0
+    assert _feed(loop, model, _blobs(1000, seed=6)[0], interims=True) == []  # clean: nothing more to do
 
 
 def test_while_a_label_shift_correction_serves_nothing_is_retrained_and_the_prior_is_re_estimated(
@@ -370,15 +409,52 @@ def test_labels_needed_after_rejections_holds_while_the_drift_goes_on_and_clears
     assert not loop.policy.labels_needed  # no drift for 1000 predictions: that drift needs no labels any more
 
 
-def test_one_rejection_raises_labels_needed_when_the_served_model_no_longer_knows_what_it_sees(
+def _between_classes(n: int, seed: int) -> np.ndarray:
+    """Inputs the model cannot tell apart: its confidence collapses."""
+    rng = np.random.default_rng(seed)
+    return (CENTERS.mean(axis=0) + rng.normal(0.0, 0.1, (n, D))).astype(np.float32)
+
+
+def test_labels_are_asked_for_as_soon_as_self_training_starts_on_a_collapsed_confidence(
         model: Classifier, reference: dict[str, np.ndarray]) -> None:
     loop = _loop(reference, window=200)
-    rng = np.random.default_rng(80)
-    between_classes = (CENTERS.mean(axis=0) + rng.normal(0.0, 0.1, (2000, D))).astype(np.float32)
-    acted = _feed(loop, model, between_classes, until=Action.ADAPT)
-    assert acted[-1][1] is Action.ADAPT
-    loop.record_result("rejected")
+    acted = _feed(loop, model, _between_classes(2000, seed=80), until=Action.ADAPT)
+    assert acted[-1][1] is Action.ADAPT and loop.policy.in_flight  # the candidate is still made
     assert loop.policy.labels_needed and "confidence collapsed" in loop.policy.labels_needed_reason
+    loop.record_result("rejected")
+    assert loop.policy.labels_needed
+
+
+def test_a_promotion_withdraws_the_labels_asked_for_as_it_started(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200)
+    _feed(loop, model, _between_classes(2000, seed=82), until=Action.ADAPT)
+    assert loop.policy.labels_needed
+    loop.record_result("promoted", expected_confidence=0.0)
+    assert not loop.policy.labels_needed
+
+
+def test_a_candidate_started_before_the_labels_came_is_refused_without_asking_again(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200)
+    _feed(loop, model, _between_classes(2000, seed=83), until=Action.ADAPT)
+    loop.policy.resolve_labels_needed()  # the labels arrived while it trained
+    loop.record_result("rejected")
+    assert not loop.policy.labels_needed  # the next candidate learns from them
+    acted = _feed(loop, model, _between_classes(2000, seed=84), until=Action.ADAPT)
+    assert acted[-1][1] is Action.ADAPT and not loop.policy.labels_needed
+    loop.record_result("rejected")  # it had the labels and was refused all the same: ask again
+    assert loop.policy.labels_needed
+
+
+def test_after_a_fallback_no_interim_is_made_until_the_drift_is_confirmed_against_the_base(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference)
+    loop.serve(reference, base=False)
+    _feed(loop, model, _blobs(400, seed=2)[0])
+    _feed(loop, model, _blobs(2000, seed=3, shift=2.5)[0], until=Action.FALL_BACK)
+    loop.serve(reference, base=True)
+    assert _feed(loop, model, _blobs(1000, seed=5)[0], interims=True) == []  # the source came back: nothing
 
 
 def test_a_confident_drift_needs_repeated_rejections_before_labels_are_needed(

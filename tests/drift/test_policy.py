@@ -105,6 +105,19 @@ def test_feedback_raised_labels_needed_waits_for_labels():
     assert policy.labels_needed
 
 
+def test_labels_that_keep_arriving_after_labels_needed_resolved_are_learnt_from_before_they_alarm_again():
+    policy, _ = _policy(min_feedback=10, feedback_window=10, cooldown_seconds=0, max_wait_seconds=0)
+    policy.record_feedback([0] * 10, [1] * 10)
+    assert policy.labels_needed
+    policy.resolve_labels_needed()
+    policy.record_feedback([0] * 10, [1] * 10)  # the same model's mistakes, sent with the labels asked for
+    assert not policy.labels_needed and policy.should_adapt(drift_confirmed=True, pseudo_count=0)
+    policy.adaptation_started()
+    policy.record_outcome("promoted")
+    policy.record_feedback([0] * 10, [1] * 10)  # the new model is wrong too: that is news
+    assert policy.labels_needed
+
+
 def test_a_promotion_resets_the_rejection_streak():
     policy, _ = _policy(cooldown_seconds=0)
     for outcome in ["rejected", "promoted", "rejected"]:

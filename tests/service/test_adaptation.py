@@ -243,3 +243,41 @@ def test_a_label_shift_is_answered_by_the_prior_corrected_base_not_by_batchnorm(
     frozen = predict_proba(model, x[160:]).argmax(1)
     assert (np.asarray(served) == y[160:]).mean() >= (frozen == y[160:]).mean()
     assert controller.loop.label_shift_since is not None  # nothing is retrained while it serves
+
+
+def test_when_the_stream_is_back_at_the_source_while_an_interim_serves_the_base_serves_and_the_drift_ends(
+        tmp_path) -> None:
+    from drift.loop import model_reference
+    from tests.blobs import blobs, trained_model
+
+    model, ax, ay = trained_model()
+    registry = Registry(tmp_path / "registry")
+    registry.publish("blobs", model, reason="pretrain", anchors=(ax, ay),
+                     reference=model_reference(model, blobs(600, seed=1)[0], false_alarm_rate=1e-4))
+    state = ServiceState.build(Settings(registry=registry.root, name="blobs", torch_threads=1, device="cpu",
+                                        prewarm_adapter=False, adaptation_window=1000))  # no candidate before 1000 inputs
+    load_current_model(state)
+    controller = AdaptationController(state, normalize_config=LENIENT)
+    state.controller = controller
+    state.observers.append(controller.observe)
+
+    def stream(x: np.ndarray) -> None:
+        for batch in np.array_split(x, len(x) // 16):
+            state.notify(batch, state.runtime.predict(batch), "http")
+        controller._actions.submit(lambda: None).result()  # what the loop asked for is done
+
+    def interim_serves() -> bool:
+        return bool(registry.get("blobs", int(state.runtime.version)).manifest.get("interim"))
+
+    stream(blobs(400, seed=2)[0])
+    stream(blobs(800, seed=3, gain=1.5, shift=1.0)[0])  # a covariate shift: confirmed, an interim serves
+    loop = controller.loop
+    assert loop.monitor.drift_confirmed and interim_serves(), (controller.last_normalization, state.runtime.version)
+    controller._check_source()  # still drifted: nothing changes
+    assert loop.monitor.drift_confirmed and interim_serves()
+
+    stream(blobs(400, seed=4)[0])  # the source again: the loop asks within normalize_window inputs
+    assert state.runtime.version == "1" and registry.current("blobs").version == 1
+    assert not loop.monitor.drift_confirmed
+    assert state.metrics.normalizations.labels("source_again")._value.get() == 1
+    controller.stop()
