@@ -277,14 +277,13 @@ class AdaptationController:
             back = check.passed
         except Exception:  # noqa: BLE001 - serving goes on with the model it has; the next check may answer
             log.exception("checking for a return to the source failed")
+        if back:
+            log.info("the latest inputs look like the source again (p=%.3f): the drift is over", check.value)
+            self.state.metrics.normalizations.labels("source_again").inc()
+            if _is_interim(snapshot):  # first: the monitor must not start afresh on the interim's embeddings
+                self._serve_base("source", "the stream is back at the source")
         with self._lock:
             self.loop.record_source_check(back)
-        if not back:
-            return
-        log.info("the latest inputs look like the source again (p=%.3f): the drift is over", check.value)
-        self.state.metrics.normalizations.labels("source_again").inc()
-        if _is_interim(snapshot):
-            self._serve_base("source", "the stream is back at the source")
 
     def _base_snapshot(self, snapshot: ModelSnapshot) -> ModelSnapshot:
         """The labeled original ``snapshot`` descends from: itself when it is, else loaded once on the CPU."""
