@@ -18,6 +18,8 @@ import torch
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
+from models.registry import RegistryError
+from service.deps import ADMIN_AUTH_FAILURES
 from service.events import REASONS as DLQ_REASONS
 from service.metrics import Metrics
 from service.routes import drift, health, models, predict
@@ -29,10 +31,11 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("http", "kafka")
 ADAPTATION_OUTCOMES = ("promoted", "rejected", "failed")
-NORMALIZATION_OUTCOMES = ("served", "label_shift", "refused", "failed")
+NORMALIZATION_OUTCOMES = ("served", "label_shift", "refused", "failed", "source_again")
 PSEUDO_LABEL_OUTCOMES = ("accepted", "rejected")
-ROLLBACK_TRIGGERS = ("auto", "manual", "fallback")
+ROLLBACK_TRIGGERS = ("auto", "manual", "fallback", "source")
 HTTP_ERRORS = ("401", "413", "422", "503")
+IGNORED_ANNOUNCEMENTS = ("unknown_version", "rejected")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -92,6 +95,10 @@ def init_metric_series(metrics: Metrics) -> None:
         metrics.rollbacks.labels(trigger)
     for status in HTTP_ERRORS:
         metrics.bad_requests.labels(status)
+    for reason in ADMIN_AUTH_FAILURES:
+        metrics.admin_auth_failures.labels(reason)
+    for reason in IGNORED_ANNOUNCEMENTS:
+        metrics.control_ignored.labels(reason)
     metrics.model_version.set(0)
 
 
@@ -137,17 +144,33 @@ def start_stream(state: ServiceState) -> None:
 
 
 def follow_announcement(state: ServiceState, version: int) -> None:
-    """Serve a version announced on the control topic (by this replica, another one, or the adapter)."""
+    """Serve a version announced on the control topic (by this replica, another one, or the adapter).
+
+    An announcement this registry cannot honour (a version it lacks, e.g. a fresh
+    registry on a broker that remembers an older deployment, or a rejected one) is
+    expected, not a fault: one warning, a count, and the served model stays.
+    """
     if state.runtime.version == str(version):
         return
+    name = state.settings.name
     with state.model_lock:
-        info = state.registry.get(state.settings.name, version)
-        if info.status == "rejected":
-            log.error("ignoring the announcement of version %s: it was rejected by its guardrails", version)
+        try:
+            info = state.registry.get(name, version)
+        except RegistryError:
+            _ignore(state, version, "unknown_version", f"{state.settings.registry} has no such version")
             return
-        snapshot = load_from_registry(state.registry, state.settings.name, version, device=state.runtime.device)
+        if info.status == "rejected":
+            _ignore(state, version, "rejected", "it was rejected by its guardrails")
+            return
+        snapshot = load_from_registry(state.registry, name, version, device=state.runtime.device)
         state.runtime.swap(snapshot, reason="control")
     log.info("following the control topic: now serving version %s", version)
+
+
+def _ignore(state: ServiceState, version: int, reason: str, why: str) -> None:
+    state.metrics.control_ignored.labels(reason).inc()
+    log.warning("ignoring the announcement of %s version %s on %s: %s; still serving %s", state.settings.name,
+                version, state.settings.models_topic, why, state.runtime.version or "nothing")
 
 
 def attach_adaptation(state: ServiceState) -> None:

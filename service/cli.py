@@ -110,7 +110,7 @@ def serve(
     port: Annotated[int, typer.Option(envvar=_env("port"))] = 8000,
     bootstrap_servers: Annotated[Optional[str], typer.Option(envvar=_env("bootstrap_servers"), help="Kafka HOST:PORT; enables the stream")] = None,
     no_adapt: Annotated[bool, typer.Option("--no-adapt", envvar=_env("no_adapt"), help="Monitor and report drift but never retrain")] = False,
-    admin_token: Annotated[Optional[str], typer.Option(envvar=_env("admin_token"), help="Bearer token for admin routes")] = None,
+    admin_token: Annotated[Optional[str], typer.Option(envvar=_env("admin_token"), help="Bearer token for admin routes (16+ characters); without one they answer 401")] = None,
     device: DeviceOpt = "auto",
 ) -> None:
     """Serve HTTP and, with --bootstrap-servers, the Kafka stream; adapt on drift unless --no-adapt."""

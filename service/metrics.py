@@ -42,9 +42,17 @@ class Metrics:
         self.bad_requests = Counter(
             "driftwise_bad_requests", "Rejected HTTP requests, by status code", ["status"], registry=r
         )
+        self.admin_auth_failures = Counter(
+            "driftwise_admin_auth_failures", "Admin calls refused, by reason (missing|invalid|not_configured)",
+            ["reason"], registry=r,
+        )
         # Models
         self.model_version = Gauge("driftwise_model_version", "Version number of the model being served", registry=r)
         self.model_swaps = Counter("driftwise_model_swaps", "Model swaps, by reason", ["reason"], registry=r)
+        self.control_ignored = Counter(
+            "driftwise_control_announcements_ignored",
+            "Control-topic announcements not followed, by reason (unknown_version|rejected)", ["reason"], registry=r,
+        )
         # Stream
         self.dlq = Counter("driftwise_dlq", "Events sent to the dead-letter topic, by reason", ["reason"], registry=r)
         self.consumer_lag = Gauge(

@@ -150,7 +150,8 @@ class Settings(BaseSettings):
                     f"host {self.host!r} is not a loopback address; set allow_public_bind=true to expose the service"
                 )
             if self.admin_token is None:
-                raise ValueError("a public bind needs an admin_token, or anyone could swap the served model")
+                raise ValueError("a public bind needs an admin_token (DRIFTWISE_ADMIN_TOKEN or --admin-token, "
+                                 "16+ characters), or no one could administer the service")
         return self
 
 

@@ -176,7 +176,13 @@ def _adaptation() -> list[Any]:
         _timeseries("Model swaps and rollbacks", "Swaps by reason and rollbacks by trigger (1h).", [
             ("sum by (reason) (increase(driftwise_model_swaps_total[1h]))", "swap {{reason}}"),
             ("sum by (trigger) (increase(driftwise_rollbacks_total[1h]))", "rollback {{trigger}}"),
-        ], bars=True, width=20),
+        ], bars=True, width=12),
+        _timeseries("Refused model changes", "Admin calls refused (no token, wrong token, or no token configured) "
+                    "and control-topic announcements not followed, by reason (1h).", [
+            ("sum by (reason) (increase(driftwise_admin_auth_failures_total[1h]))", "admin {{reason}}"),
+            ("sum by (reason) (increase(driftwise_control_announcements_ignored_total[1h]))",
+             "announcement {{reason}}"),
+        ], bars=True, width=8),
     ]
 
 

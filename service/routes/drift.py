@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from fastapi.encoders import jsonable_encoder
 
-from service.deps import AdminDep, StateDep
+from service.deps import ADMIN_RESPONSES, AdminDep, StateDep
 
 router = APIRouter(prefix="/drift", tags=["drift"])
 
@@ -25,8 +25,7 @@ def drift_status(state: StateDep) -> Any:
 
 
 @router.post("/adapt", summary="Start an adaptation now (subject to the usual guardrails)",
-             responses={401: {"description": "Missing or wrong admin token."},
-                        409: {"description": "No drift controller is running."}})
+             responses={**ADMIN_RESPONSES, 409: {"description": "No drift controller is running."}})
 def trigger_adaptation(state: StateDep, _: AdminDep) -> Any:
     if state.controller is None:
         raise HTTPException(status.HTTP_409_CONFLICT, "no drift controller is running in this process")

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from models.registry import ModelVersion, RegistryError
 from service.control import announce_model
-from service.deps import AdminDep, StateDep
+from service.deps import ADMIN_RESPONSES, AdminDep, StateDep
 from service.runtime import ModelSnapshot, load_from_registry
 from service.state import ServiceState
 
@@ -67,7 +67,7 @@ def list_models(state: StateDep) -> ModelsResponse:
 
 
 @router.post("/{version}/activate", response_model=SwapResponse, summary="Serve VERSION and make it CURRENT",
-             responses={401: {"description": "Missing or wrong admin token."}, 404: {"description": "No such version."},
+             responses={**ADMIN_RESPONSES, 404: {"description": "No such version."},
                         409: {"description": "The version was rejected by its guardrails."}})
 def activate(version: int, state: StateDep, _: AdminDep) -> SwapResponse:
     name = state.settings.name
@@ -87,8 +87,7 @@ def activate(version: int, state: StateDep, _: AdminDep) -> SwapResponse:
 
 
 @router.post("/rollback", response_model=SwapResponse, summary="Serve the version that was current before this one",
-             responses={401: {"description": "Missing or wrong admin token."},
-                        409: {"description": "Nothing to roll back to."}})
+             responses={**ADMIN_RESPONSES, 409: {"description": "Nothing to roll back to."}})
 def rollback(state: StateDep, _: AdminDep) -> SwapResponse:
     with state.model_lock:
         snapshot, previous = _rollback(state)

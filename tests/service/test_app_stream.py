@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -10,11 +11,13 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from models.registry import Registry
 from service.app import create_app
+from service.control import announce_model
 from service.runtime import BatchPrediction
 from service.settings import Settings
 from tests.kafka_support import TopicReader, event_bytes, produce, unique_topics
-from tests.service.conftest import ADMIN_TOKEN, TestClient, instances
+from tests.service.conftest import ADMIN_TOKEN, NAME, TestClient, instances, tiny_classifier
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 
@@ -79,3 +82,32 @@ def test_an_activation_is_announced_and_another_replica_follows_it(
         assert replica.post("/predict", json={"instances": instances(1)}).json()["model_version"] == "2"
         assert 'driftwise_model_swaps_total{reason="control"} 1.0' in replica.get("/metrics").text
         assert 'driftwise_model_swaps_total{reason="control"} 0.0' in leader.get("/metrics").text
+
+
+def test_stale_announcements_are_one_warning_and_a_count_and_serving_goes_on(
+        make_settings: Callable[..., Settings], registry: Registry, kafka_bootstrap: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    settings = _kafka_settings(make_settings, kafka_bootstrap)
+    announce_model(kafka_bootstrap, settings.models_topic, NAME, 9)  # left by a deployment this registry never saw
+    registry.publish(NAME, tiny_classifier(2), reason="adapt", parent=1, status="rejected", activate=False)  # v3
+    caplog.set_level(logging.WARNING)
+    with TestClient(create_app(settings)) as client:
+        metrics = client.app.state.service.metrics.registry
+
+        def ignored(reason: str) -> float | None:
+            return metrics.get_sample_value("driftwise_control_announcements_ignored_total", {"reason": reason})
+
+        assert ignored("rejected") == 0  # the series exist from the start
+        _wait_for(lambda: client.app.state.service.follower.caught_up.is_set(), 60, "the follower to catch up")
+        assert ignored("unknown_version") == 1
+        announce_model(kafka_bootstrap, settings.models_topic, NAME, 3)
+        _wait_for(lambda: ignored("rejected") == 1, 60, "the rejected announcement")
+        assert client.post("/predict", json={"instances": instances(1)}).json()["model_version"] == "1"
+        assert client.get("/models").json()["served"] == "1"
+    assert ignored("unknown_version") == 1
+    warnings = [r for r in caplog.records if r.name == "service.app" and r.levelno == logging.WARNING]
+    assert [("version 9" in r.getMessage(), "version 3" in r.getMessage()) for r in warnings] == [
+        (True, False), (False, True)]
+    assert "no such version" in warnings[0].getMessage() and "rejected" in warnings[1].getMessage()
+    ours = [r for r in caplog.records if r.name.startswith("service.")]  # not the Kafka client's own chatter
+    assert all(r.exc_info is None for r in ours) and not [r for r in ours if r.levelno >= logging.ERROR]

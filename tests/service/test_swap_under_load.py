@@ -21,11 +21,12 @@ import torch
 from models.registry import Registry
 from service.app import create_app
 from service.settings import Settings
-from tests.service.conftest import NAME, instances, live_server
+from tests.service.conftest import ADMIN_TOKEN, NAME, instances, live_server
 
 CONNECTIONS = 200
 REQUESTS_PER_CONNECTION = 10
 SWAPS = 8
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def _expected(registry: Registry, rows: list[list[float]]) -> dict[str, np.ndarray]:
@@ -69,9 +70,9 @@ def test_swaps_under_concurrent_load_fail_no_request(make_settings: Callable[...
                 statuses = []
                 for s in range(SWAPS):
                     version = 2 if s % 2 == 0 else 1
-                    statuses.append((await http.post(f"/models/{version}/activate")).status_code)
+                    statuses.append((await http.post(f"/models/{version}/activate", headers=AUTH)).status_code)
                     await asyncio.sleep(0.01)
-                statuses.append((await http.post("/models/2/activate")).status_code)
+                statuses.append((await http.post("/models/2/activate", headers=AUTH)).status_code)
                 last_swap_done = time.monotonic()
                 return statuses
 
@@ -83,7 +84,7 @@ def test_swaps_under_concurrent_load_fail_no_request(make_settings: Callable[...
             now = time.monotonic()
             results.extend((now, now, i, r) for i, r in enumerate(after))
 
-    with live_server(create_app(make_settings(max_wait_ms=2.0))) as base:
+    with live_server(create_app(make_settings(max_wait_ms=2.0, admin_token=ADMIN_TOKEN))) as base:
         asyncio.run(scenario(base))
         metrics = httpx.get(f"{base}/metrics").text
 
