@@ -202,6 +202,9 @@ class DriftLoop:
         ``normalize_window`` inputs while the drift lasts."""
         self._served_confidence = [0.0, 0]  # sum and count of confidences since the drift or the latest swap
         self._source_checked_at = 0  # ``_since_confirmation`` at the last `Action.CHECK_SOURCE`
+        self._interim_asked = False
+        """An interim was asked for since the last model swap (after a fallback, before the drift is confirmed
+        against the base again): it may be serving the source's return, so the source is checked for too."""
         self.source_check_pending = False
         self.accepted = 0  # pseudo-labels accepted from the last batch
         self.rejected = 0
@@ -251,12 +254,11 @@ class DriftLoop:
         if self.policy.should_roll_back():
             self.policy.record_rollback()
             return Action.ROLLBACK
-        if (self.normalize_pending and self.monitor.drift_confirmed  # not after a reset (a fallback's): re-confirm
-                and self._since_confirmation >= self.config.normalize_after
+        if (self.normalize_pending and self._since_confirmation >= self.config.normalize_after
                 and len(self.window) >= MIN_WINDOW and not self.policy.labels_needed):
-            self.normalize_pending = False
+            self.normalize_pending, self._interim_asked = False, True
             return Action.NORMALIZE
-        if (self.serving_base and self.monitor.drift_confirmed and not self.source_check_pending
+        if (self.serving_base and (self.monitor.drift_confirmed or self._interim_asked) and not self.source_check_pending
                 and self._since_confirmation - self._source_checked_at >= self.config.normalize_window):
             self._source_checked_at, self.source_check_pending = self._since_confirmation, True
             return Action.CHECK_SOURCE
@@ -297,6 +299,7 @@ class DriftLoop:
         """
         self.serve(None, base=True)
         self.normalize_pending = False
+        self._interim_asked = False
 
     def note_label_shift(self, corrected: bool) -> None:
         """`Action.NORMALIZE` served a label-shift correction (``corrected``) or the usual interim (not)."""
@@ -375,9 +378,10 @@ class DriftLoop:
         self.monitor.reset(reference)
         self.buffer.clear()
         self._served_confidence = [0.0, 0]
+        self._interim_asked = False
         self.serving_base = base
         self.label_shift_since = None
-        if not base:  # a candidate for the drift serves: no interim any more (after a fallback, one is welcome once the drift is confirmed against the base)
+        if not base:  # a candidate for the drift serves: no interim any more (after a fallback, one is welcome)
             self.normalize_pending = False
 
     def serve_interim(self) -> None:

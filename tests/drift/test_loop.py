@@ -447,14 +447,18 @@ def test_a_candidate_started_before_the_labels_came_is_refused_without_asking_ag
     assert loop.policy.labels_needed
 
 
-def test_after_a_fallback_no_interim_is_made_until_the_drift_is_confirmed_against_the_base(
+def test_an_interim_made_after_a_fallback_is_checked_for_the_source_before_any_drift_is_confirmed_again(
         model: Classifier, reference: dict[str, np.ndarray]) -> None:
     loop = _loop(reference)
     loop.serve(reference, base=False)
     _feed(loop, model, _blobs(400, seed=2)[0])
     _feed(loop, model, _blobs(2000, seed=3, shift=2.5)[0], until=Action.FALL_BACK)
-    loop.serve(reference, base=True)
-    assert _feed(loop, model, _blobs(1000, seed=5)[0], interims=True) == []  # the source came back: nothing
+    loop.serve(reference, base=True)  # the drift that made the fallback is to be confirmed against the base
+    acted = _feed(loop, model, _blobs(1000, seed=5)[0], interims=True, until=Action.CHECK_SOURCE)
+    assert [a for _, a in acted] == [Action.NORMALIZE, Action.CHECK_SOURCE]  # the interim at once, then the check
+    assert not loop.monitor.drift_confirmed
+    loop.record_source_check(True)  # the source came back: the base, and nothing more to do
+    assert _feed(loop, model, _blobs(1000, seed=6)[0], interims=True) == []
 
 
 def test_a_confident_drift_needs_repeated_rejections_before_labels_are_needed(
