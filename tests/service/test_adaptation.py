@@ -245,6 +245,29 @@ def test_a_label_shift_is_answered_by_the_prior_corrected_base_not_by_batchnorm(
     assert controller.loop.label_shift_since is not None  # nothing is retrained while it serves
 
 
+def test_classes_arriving_in_runs_are_not_taken_for_a_label_shift(tmp_path) -> None:
+    from tests.blobs import blobs, trained_model
+
+    model, ax, ay = trained_model()
+    registry = Registry(tmp_path / "registry")
+    registry.publish("blobs", model, reason="pretrain", anchors=(ax, ay))
+    state = ServiceState.build(Settings(registry=registry.root, name="blobs", torch_threads=1, device="cpu",
+                                        prewarm_adapter=False))
+    load_current_model(state)
+    controller = AdaptationController(state)
+    state.controller = controller
+    state.observers.append(controller.observe)
+    x, y = blobs(160, seed=5, prior=[0.8, 0.15, 0.05])
+    runs = np.argsort(y, kind="stable")  # the same skewed window, its classes in runs: a burst, not a prior
+    for batch in np.array_split(x[runs], 10):
+        state.notify(batch, state.runtime.predict(batch), "http")
+    controller._normalize("drift confirmed")
+    done = controller.last_normalization
+    assert done["label_shift"]["explains"] and done["label_shift"]["temporal_correlation"] > 0.2, done
+    assert "version" not in done and state.runtime.version == "1"  # neither the correction nor BatchNorm serves
+    assert controller.loop.label_shift_since is None
+
+
 def test_when_the_stream_is_back_at_the_source_while_an_interim_serves_the_base_serves_and_the_drift_ends(
         tmp_path) -> None:
     from drift.loop import model_reference
