@@ -288,6 +288,7 @@ def test_when_the_stream_is_back_at_the_source_while_an_interim_serves_the_base_
         for batch in np.array_split(x, len(x) // 16):
             state.notify(batch, state.runtime.predict(batch), "http")
         controller._actions.submit(lambda: None).result()  # what the loop asked for is done
+        controller._checks.submit(lambda: None).result()
 
     def interim_serves() -> bool:
         return bool(registry.get("blobs", int(state.runtime.version)).manifest.get("interim"))
@@ -303,4 +304,37 @@ def test_when_the_stream_is_back_at_the_source_while_an_interim_serves_the_base_
     assert state.runtime.version == "1" and registry.current("blobs").version == 1
     assert not loop.monitor.drift_confirmed
     assert state.metrics.normalizations.labels("source_again")._value.get() == 1
+    controller.stop()
+
+
+def test_when_the_stream_moves_on_to_another_domain_while_an_interim_serves_a_new_interim_is_made_for_it(
+        tmp_path) -> None:
+    from drift.loop import model_reference
+    from tests.blobs import blobs, trained_model
+
+    model, ax, ay = trained_model()
+    registry = Registry(tmp_path / "registry")
+    registry.publish("blobs", model, reason="pretrain", anchors=(ax, ay),
+                     reference=model_reference(model, blobs(600, seed=1)[0], false_alarm_rate=1e-4))
+    state = ServiceState.build(Settings(registry=registry.root, name="blobs", torch_threads=1, device="cpu",
+                                        prewarm_adapter=False, adaptation_window=1000))
+    load_current_model(state)
+    controller = AdaptationController(state, normalize_config=LENIENT)
+    state.controller = controller
+    state.observers.append(controller.observe)
+
+    def stream(x: np.ndarray) -> None:
+        for batch in np.array_split(x, len(x) // 16):
+            state.notify(batch, state.runtime.predict(batch), "http")
+        controller._actions.submit(lambda: None).result()
+        controller._checks.submit(lambda: None).result()
+
+    stream(blobs(400, seed=2)[0])
+    stream(blobs(800, seed=3, gain=1.5, shift=1.0)[0])
+    first = state.runtime.version
+    assert registry.get("blobs", int(first)).manifest["interim"]
+    stream(blobs(400, seed=4, gain=0.7, shift=-2.0)[0])  # a third domain: no new drift is confirmed on a latched one
+    now = registry.get("blobs", int(state.runtime.version)).manifest
+    assert state.runtime.version != first and now["interim"] and "domain has gone" in now["reason"], now["reason"]
+    assert state.metrics.normalizations.labels("domain_moved")._value.get() >= 1
     controller.stop()
