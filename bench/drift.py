@@ -57,7 +57,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from drift.adapter import AdaptConfig, adapt
+from drift.adapter import AdaptConfig, adapt, embed
 from drift.corruptions import CLEAN, CORRUPTION_NAMES, Stream, StreamBuilder
 from drift.embedding_drift import reference_statistics
 from drift.guardrails import GuardrailConfig, evaluate_candidate
@@ -328,7 +328,7 @@ class Loop:
 
     def _check_source(self, at: int, out: RunResult) -> None:
         """As the service: if the latest inputs look like the source again, the drift is over and the base serves."""
-        back = back_to_source(self.base.model, self.loop.normalize_inputs(), self.base.reference).passed
+        back = back_to_source(embed(self.base.model, self.loop.normalize_inputs()), self.base.reference).passed
         self.loop.record_source_check(back)
         if back:
             self.reset_at = at  # the monitor starts afresh

@@ -58,7 +58,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from drift.adapter import embed, predict_proba
+from drift.adapter import predict_proba
 from drift.embedding_drift import mmd_permutation_test
 from drift.guardrails import Check, GuardrailReport, class_distribution, correlation_check, normalized_entropy
 from models.classifier import Classifier
@@ -127,18 +127,19 @@ def check_interim(current: Classifier, interim: Classifier, window_x: np.ndarray
     return report
 
 
-def back_to_source(base: Classifier, window_x: np.ndarray, reference: Mapping[str, np.ndarray] | None,
+def back_to_source(window_z: np.ndarray, reference: Mapping[str, np.ndarray] | None,
                    config: NormalizeConfig | None = None) -> Check:
-    """``back_to_source``: do the base's embeddings of ``window_x`` match its reference sample again?
+    """``back_to_source``: do the base's embeddings of the latest inputs, ``window_z`` (`drift.adapter.embed`),
+    match its reference sample again?
 
     Passes when they do: the drift is over (see the module docstring). Without a reference
     sample there is nothing to compare with, and it fails (the drift stays).
     """
     cfg = config or NormalizeConfig()
     sample = None if reference is None else reference.get("embedding_sample")
-    if sample is None or len(sample) < 2 or len(window_x) < 2:
+    if sample is None or len(sample) < 2 or len(window_z) < 2:
         return Check("back_to_source", 0.0, cfg.min_source_p, False, detail="no reference sample to compare with")
-    p = mmd_permutation_test(embed(base, window_x), np.asarray(sample)[:cfg.source_sample])
+    p = mmd_permutation_test(window_z, np.asarray(sample)[:cfg.source_sample])
     return Check("back_to_source", p, cfg.min_source_p, p >= cfg.min_source_p,
-                 detail=f"the latest {len(window_x)} inputs look like the source again" if p >= cfg.min_source_p
+                 detail=f"the latest {len(window_z)} inputs look like the source again" if p >= cfg.min_source_p
                  else "")

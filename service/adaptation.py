@@ -16,11 +16,12 @@ With ``--no-adapt`` it monitors and reports only.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -37,6 +38,15 @@ from service.settings import Settings
 from service.state import ServiceState
 
 log = logging.getLogger(__name__)
+
+
+def _swaps(method: Callable[..., None]) -> Callable[..., None]:
+    """Run ``method`` holding the controller's swap lock: the action and check threads both swap models."""
+    @functools.wraps(method)
+    def locked(self: "AdaptationController", *args: Any, **kwargs: Any) -> None:
+        with self._swapping:
+            method(self, *args, **kwargs)
+    return locked
 
 FEEDBACK_CAPACITY = 2000
 LABELS_TO_RESUME = 200  # feedback labels that must arrive before a "labels needed" service adapts again
@@ -87,7 +97,8 @@ class AdaptationController:
         self._swapping = threading.RLock()
         self._job: AdaptationJob | None = None  # the adaptation running, so a fallback or rollback can cancel it
         self._base: ModelSnapshot | None = None  # the base model on the CPU, loaded once (see `_base_snapshot`)
-        self._interim_inputs: tuple[str, np.ndarray] | None = None  # (version, inputs) of the BatchNorm interim
+        self._interim_embeddings: tuple[str, np.ndarray] | None = None
+        """(version, the base's embeddings of the inputs it was normalised on) of the BatchNorm interim served."""
         if adapt and s.prewarm_adapter:
             prewarm()  # the first drift's adaptation then does not wait for Python and torch to start
         state.metrics.labels_needed.set(0)
@@ -203,6 +214,7 @@ class AdaptationController:
         self._actions.submit(self._adapt, "manual trigger")
         return {"started": True}
 
+    @_swaps
     def _normalize(self, reason: str) -> None:
         """The fast first response: the base's weights with BatchNorm re-estimated on the latest inputs.
 
@@ -211,10 +223,6 @@ class AdaptationController:
         any version, marked ``interim``, with the base as parent and the base's reference,
         so the drift it was made for stays confirmed against the base.
         """
-        with self._swapping:
-            self._normalize_now(reason)
-
-    def _normalize_now(self, reason: str) -> None:
         started = time.perf_counter()
         record: dict[str, Any] = {"reason": reason}
         try:
@@ -236,11 +244,13 @@ class AdaptationController:
             # Classes arriving in runs make any window look like a new prior (one class's burst): a burst is not
             # a prior, so the correction is refused like the BatchNorm interim (on the held-out stream bench in
             # class runs of 50, label-shift corrections of bursts served a clean phase 32.7 points under frozen).
-            burst = correlation_check(predict_proba(base_model, window_x).argmax(1),
-                                      self.normalize_config.max_correlation)
-            if shift is not None:
+            # (The BatchNorm interim's own checks include this one.)
+            burst = None
+            if shift is not None and shift.explains:
+                burst = correlation_check(predict_proba(base_model, window_x).argmax(1),
+                                          self.normalize_config.max_correlation)
                 record["label_shift"]["temporal_correlation"] = burst.value
-            if shift is not None and shift.explains and burst.passed:  # a new class prior: Bayes' rule, not BN
+            if burst is not None and burst.passed:  # a new class prior: Bayes' rule, not BatchNorm
                 interim, extra, stats = prior_corrected_copy(base_model, shift), {"label_shift": shift.to_dict()}, {}
                 passed, why = True, "label_shift"
             else:
@@ -262,7 +272,8 @@ class AdaptationController:
                     extra={"interim": True, **extra, "drift": reason})
                 record["version"] = published.version
                 self._serve(published.version, reason=why)
-                self._interim_inputs = (str(published.version), window_x) if why == "normalize" else None
+                self._interim_embeddings = ((str(published.version), embed(base_model, window_x))
+                                            if why == "normalize" else None)
                 self.state.metrics.normalizations.labels("label_shift" if why == "label_shift" else "served").inc()
             else:
                 self.state.metrics.normalizations.labels("refused").inc()
@@ -286,26 +297,24 @@ class AdaptationController:
         correction serves, the base serves again (`drift.normalize.back_to_source`). If not,
         and the BatchNorm interim serving was made on inputs the latest plainly differ from,
         the stream has moved on to another domain: a new interim is made for it. Runs beside
-        a running adaptation (whose candidate is then judged stale by ``same_domain``).
+        a running adaptation (whose candidate is then judged stale by ``same_domain``). Only its
+        swaps take the swap lock: the tests need none, and an interim must not wait for them.
         """
-        with self._swapping:
-            self._check_source_now()
-
-    def _check_source_now(self) -> None:
         back, moved, snapshot = False, None, self.state.runtime.snapshot
         try:
             base = self._base_snapshot(snapshot)
             with self._lock:
                 window_x = self.loop.normalize_inputs()
             base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
-            check = back_to_source(base_model, window_x, base.reference or None, self.normalize_config)
+            window_z = embed(base_model, window_x)
+            check = back_to_source(window_z, base.reference or None, self.normalize_config)
             back = check.passed
-            made_on = self._interim_inputs
+            made_on = self._interim_embeddings
             if not back and made_on is not None and made_on[0] == snapshot.version:
                 # Nor does anything notice the stream moving on to a third domain while the interim serves: ask
                 # as the candidates' same_domain guardrail does (on ImageSegments in 1,000-event phases the
                 # dead-sensor interim served the calibration-drift phase for 830 events, 40 points under frozen).
-                p = mmd_permutation_test(embed(base_model, made_on[1]), embed(base_model, window_x))
+                p = mmd_permutation_test(made_on[1], window_z)
                 moved = p if p < self.guardrail_config.min_same_domain_p else None
         except Exception:  # noqa: BLE001 - serving goes on with the model it has; the next check may answer
             log.exception("checking for a return to the source failed")
@@ -316,7 +325,7 @@ class AdaptationController:
                 self._serve_base("source", "the stream is back at the source")
         elif moved is not None:
             self.state.metrics.normalizations.labels("domain_moved").inc()
-            self._normalize_now(f"the serving interim's domain has gone (MMD permutation p={moved:.3f})")
+            self._normalize(f"the serving interim's domain has gone (MMD permutation p={moved:.3f})")
         with self._lock:
             self.loop.record_source_check(back)
 
@@ -464,11 +473,8 @@ class AdaptationController:
         """
         self._serve_base("auto", "post-swap confidence fell short of the candidate's promise")
 
+    @_swaps
     def _serve_base(self, trigger: str, why: str) -> None:
-        with self._swapping:
-            self._serve_base_now(trigger, why)
-
-    def _serve_base_now(self, trigger: str, why: str) -> None:
         try:
             base = self._base_version(self.state.runtime.snapshot)
             if base is None or str(base) == self.state.runtime.version:

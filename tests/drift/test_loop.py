@@ -9,6 +9,7 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
+from drift.adapter import embed
 from drift.normalize import back_to_source
 from drift.loop import MIN_REFERENCE_EVENTS, MIN_WINDOW, Action, DriftLoop, LoopConfig, model_reference
 from models.classifier import Classifier
@@ -90,7 +91,7 @@ def _feed(loop: DriftLoop, model: Classifier, x: np.ndarray, until: Action | Non
             if not interims:
                 continue
         if action is Action.CHECK_SOURCE and until is not Action.CHECK_SOURCE:  # answered as the service does
-            loop.record_source_check(back_to_source(model, loop.normalize_inputs(), loop.monitor.reference).passed)
+            loop.record_source_check(back_to_source(embed(model, loop.normalize_inputs()), loop.monitor.reference).passed)
             continue
         if action is not Action.NONE:
             acted.append((loop.events, action))
@@ -132,7 +133,7 @@ def test_a_confirmed_drift_asks_for_an_interim_normalised_model_once_before_the_
             assert loop.normalize_inputs().shape == (loop.config.normalize_window, D)
             loop.serve_interim()
         if action is Action.CHECK_SOURCE:  # still drifted: the answer is no
-            assert not back_to_source(model, loop.normalize_inputs(), reference).passed
+            assert not back_to_source(embed(model, loop.normalize_inputs()), reference).passed
             loop.record_source_check(False)
             continue
         if action is not Action.NONE:
@@ -175,7 +176,7 @@ def test_while_a_drift_stays_on_the_base_weights_the_loop_asks_every_window_whet
         loop.update(drifted[start:start + BATCH], *_predict(model, drifted[start:start + BATCH]))
         if loop.decide() is Action.CHECK_SOURCE:
             checks.append(loop.events)
-            assert back_to_source(model, loop.normalize_inputs(), reference).passed is False
+            assert back_to_source(embed(model, loop.normalize_inputs()), reference).passed is False
             loop.record_source_check(False)
     assert len(checks) >= 6 and (np.diff(checks) <= loop.config.normalize_window + BATCH).all()
     assert loop.monitor.drift_confirmed  # still drifted: nothing changed
@@ -188,7 +189,7 @@ def test_when_the_source_returns_while_an_interim_serves_the_drift_is_over(
     _feed(loop, model, _blobs(1000, seed=3, shift=2.5)[0], until=Action.NORMALIZE, interims=True)
     acted = _feed(loop, model, _blobs(1000, seed=5)[0], until=Action.CHECK_SOURCE)
     assert acted and acted[-1][1] is Action.CHECK_SOURCE and loop.source_check_pending
-    assert back_to_source(model, loop.normalize_inputs(), reference).passed
+    assert back_to_source(embed(model, loop.normalize_inputs()), reference).passed
     loop.record_source_check(True)
     assert not loop.monitor.drift_confirmed and loop.serving_base and len(loop.buffer) == 0
     assert _feed(loop, model, _blobs(1000, seed=6)[0], interims=True) == []  # clean: nothing more to do

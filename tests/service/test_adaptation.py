@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -217,18 +218,42 @@ def test_the_next_interim_is_checked_against_the_base_even_while_an_interim_serv
                                                              abs=1e-6)
 
 
-def test_a_label_shift_is_answered_by_the_prior_corrected_base_not_by_batchnorm(tmp_path) -> None:
+def _blobs_controller(tmp_path, *, reference: bool = False, normalize: NormalizeConfig | None = None,
+                      **settings: Any) -> tuple[AdaptationController, Registry, Any]:
+    """A service serving the trained blobs MLP (`tests.blobs`), its controller hooked in; (controller, registry,
+    model). ``reference``: publish the model with its reference statistics (what the source check compares to)."""
+    from drift.loop import model_reference
     from tests.blobs import blobs, trained_model
 
     model, ax, ay = trained_model()
     registry = Registry(tmp_path / "registry")
-    registry.publish("blobs", model, reason="pretrain", anchors=(ax, ay))
+    registry.publish("blobs", model, reason="pretrain", anchors=(ax, ay),
+                     reference=model_reference(model, blobs(600, seed=1)[0], false_alarm_rate=1e-4) if reference
+                     else None)
     state = ServiceState.build(Settings(registry=registry.root, name="blobs", torch_threads=1, device="cpu",
-                                        prewarm_adapter=False))
+                                        prewarm_adapter=False, **settings))
     load_current_model(state)
-    controller = AdaptationController(state)
+    controller = AdaptationController(state, normalize_config=normalize)
     state.controller = controller
     state.observers.append(controller.observe)
+    return controller, registry, model
+
+
+def _stream(controller: AdaptationController, x: np.ndarray, batch: int = 16) -> None:
+    """``x`` through the service in batches, each after what the loop asked for is done (as in a real-time stream,
+    where a check takes milliseconds between batches; here the next batch would come before it finished)."""
+    state = controller.state
+    for part in np.array_split(x, len(x) // batch):
+        state.notify(part, state.runtime.predict(part), "http")
+        controller._actions.submit(lambda: None).result()
+        controller._checks.submit(lambda: None).result()
+
+
+def test_a_label_shift_is_answered_by_the_prior_corrected_base_not_by_batchnorm(tmp_path) -> None:
+    from tests.blobs import blobs
+
+    controller, registry, model = _blobs_controller(tmp_path)
+    state = controller.state
     x, y = blobs(400, seed=5, prior=[0.8, 0.15, 0.05])
     for batch in np.array_split(x[:160], 10):
         state.notify(batch, state.runtime.predict(batch), "http")
@@ -246,17 +271,10 @@ def test_a_label_shift_is_answered_by_the_prior_corrected_base_not_by_batchnorm(
 
 
 def test_classes_arriving_in_runs_are_not_taken_for_a_label_shift(tmp_path) -> None:
-    from tests.blobs import blobs, trained_model
+    from tests.blobs import blobs
 
-    model, ax, ay = trained_model()
-    registry = Registry(tmp_path / "registry")
-    registry.publish("blobs", model, reason="pretrain", anchors=(ax, ay))
-    state = ServiceState.build(Settings(registry=registry.root, name="blobs", torch_threads=1, device="cpu",
-                                        prewarm_adapter=False))
-    load_current_model(state)
-    controller = AdaptationController(state)
-    state.controller = controller
-    state.observers.append(controller.observe)
+    controller, registry, _ = _blobs_controller(tmp_path)
+    state = controller.state
     x, y = blobs(160, seed=5, prior=[0.8, 0.15, 0.05])
     runs = np.argsort(y, kind="stable")  # the same skewed window, its classes in runs: a burst, not a prior
     for batch in np.array_split(x[runs], 10):
@@ -270,37 +288,23 @@ def test_classes_arriving_in_runs_are_not_taken_for_a_label_shift(tmp_path) -> N
 
 def test_when_the_stream_is_back_at_the_source_while_an_interim_serves_the_base_serves_and_the_drift_ends(
         tmp_path) -> None:
-    from drift.loop import model_reference
-    from tests.blobs import blobs, trained_model
+    from tests.blobs import blobs
 
-    model, ax, ay = trained_model()
-    registry = Registry(tmp_path / "registry")
-    registry.publish("blobs", model, reason="pretrain", anchors=(ax, ay),
-                     reference=model_reference(model, blobs(600, seed=1)[0], false_alarm_rate=1e-4))
-    state = ServiceState.build(Settings(registry=registry.root, name="blobs", torch_threads=1, device="cpu",
-                                        prewarm_adapter=False, adaptation_window=1000))  # no candidate before 1000 inputs
-    load_current_model(state)
-    controller = AdaptationController(state, normalize_config=LENIENT)
-    state.controller = controller
-    state.observers.append(controller.observe)
-
-    def stream(x: np.ndarray) -> None:
-        for batch in np.array_split(x, len(x) // 16):
-            state.notify(batch, state.runtime.predict(batch), "http")
-        controller._actions.submit(lambda: None).result()  # what the loop asked for is done
-        controller._checks.submit(lambda: None).result()
+    controller, registry, _ = _blobs_controller(tmp_path, reference=True, normalize=LENIENT,
+                                                adaptation_window=1000)  # no candidate before 1000 inputs
+    state = controller.state
 
     def interim_serves() -> bool:
         return bool(registry.get("blobs", int(state.runtime.version)).manifest.get("interim"))
 
-    stream(blobs(400, seed=2)[0])
-    stream(blobs(800, seed=3, gain=1.5, shift=1.0)[0])  # a covariate shift: confirmed, an interim serves
+    _stream(controller, blobs(400, seed=2)[0])
+    _stream(controller, blobs(800, seed=3, gain=1.5, shift=1.0)[0])  # a covariate shift: confirmed, an interim serves
     loop = controller.loop
     assert loop.monitor.drift_confirmed and interim_serves()
     controller._check_source()  # still drifted: nothing changes
     assert loop.monitor.drift_confirmed and interim_serves()
 
-    stream(blobs(400, seed=4)[0])  # the source again: the loop asks within normalize_window inputs
+    _stream(controller, blobs(400, seed=4)[0])  # the source again: the loop asks within normalize_window inputs
     assert state.runtime.version == "1" and registry.current("blobs").version == 1
     assert not loop.monitor.drift_confirmed
     assert state.metrics.normalizations.labels("source_again")._value.get() == 1
@@ -309,31 +313,16 @@ def test_when_the_stream_is_back_at_the_source_while_an_interim_serves_the_base_
 
 def test_when_the_stream_moves_on_to_another_domain_while_an_interim_serves_a_new_interim_is_made_for_it(
         tmp_path) -> None:
-    from drift.loop import model_reference
-    from tests.blobs import blobs, trained_model
+    from tests.blobs import blobs
 
-    model, ax, ay = trained_model()
-    registry = Registry(tmp_path / "registry")
-    registry.publish("blobs", model, reason="pretrain", anchors=(ax, ay),
-                     reference=model_reference(model, blobs(600, seed=1)[0], false_alarm_rate=1e-4))
-    state = ServiceState.build(Settings(registry=registry.root, name="blobs", torch_threads=1, device="cpu",
-                                        prewarm_adapter=False, adaptation_window=1000))
-    load_current_model(state)
-    controller = AdaptationController(state, normalize_config=LENIENT)
-    state.controller = controller
-    state.observers.append(controller.observe)
+    controller, registry, _ = _blobs_controller(tmp_path, reference=True, normalize=LENIENT, adaptation_window=1000)
+    state = controller.state
 
-    def stream(x: np.ndarray) -> None:
-        for batch in np.array_split(x, len(x) // 16):
-            state.notify(batch, state.runtime.predict(batch), "http")
-        controller._actions.submit(lambda: None).result()
-        controller._checks.submit(lambda: None).result()
-
-    stream(blobs(400, seed=2)[0])
-    stream(blobs(800, seed=3, gain=1.5, shift=1.0)[0])
+    _stream(controller, blobs(400, seed=2)[0])
+    _stream(controller, blobs(800, seed=3, gain=1.5, shift=1.0)[0])
     first = state.runtime.version
     assert registry.get("blobs", int(first)).manifest["interim"]
-    stream(blobs(400, seed=4, gain=0.7, shift=-2.0)[0])  # a third domain: no new drift is confirmed on a latched one
+    _stream(controller, blobs(400, seed=4, gain=0.7, shift=-2.0)[0])  # a third domain: no new drift is confirmed on a latched one
     now = registry.get("blobs", int(state.runtime.version)).manifest
     assert state.runtime.version != first and now["interim"] and "domain has gone" in now["reason"], now["reason"]
     assert state.metrics.normalizations.labels("domain_moved")._value.get() >= 1
