@@ -206,6 +206,9 @@ class DriftLoop:
         """An interim was asked for since the last model swap (after a fallback, before the drift is confirmed
         against the base again): it may be serving the source's return, so the source is checked for too."""
         self.source_check_pending = False
+        self._source_first = False
+        """A fallback's drift may be the source coming back (the adapted model's reference is not the source's):
+        before its interim is made, `Action.CHECK_SOURCE` asks once."""
         self.accepted = 0  # pseudo-labels accepted from the last batch
         self.rejected = 0
 
@@ -233,7 +236,9 @@ class DriftLoop:
         """What to do after the last `update`; the policy's bookkeeping for the action is done here.
 
         A newly confirmed drift clears the buffer, and while an adapted model serves
-        means falling back to the base. Roll back if the last promotion fell short of
+        means falling back to the base; the fallback's interim waits for one
+        `Action.CHECK_SOURCE`, since leaving an adapted domain may be the source's
+        return (on the demo's last clean phase, an interim served it). Roll back if the last promotion fell short of
         its promise. Both happen at once, cancelling a refinement in flight (check
         `candidate_wanted` before serving). Otherwise, unless an adaptation is
         running: adapt if the policy agrees, or refine the promoted model once enough
@@ -246,8 +251,10 @@ class DriftLoop:
             self._since_confirmation = self._source_checked_at = 0
             self._served_confidence = [0.0, 0]
             self.label_shift_since = None
+            self._source_first = False
             if self.adapt and self.policy.should_fall_back(drift_confirmed=True, serving_base=self.serving_base):
                 self.policy.record_fallback()
+                self._source_first = True
                 return Action.FALL_BACK
         if not self.adapt:
             return Action.NONE
@@ -255,7 +262,11 @@ class DriftLoop:
             self.policy.record_rollback()
             return Action.ROLLBACK
         if (self.normalize_pending and self._since_confirmation >= self.config.normalize_after
-                and len(self.window) >= MIN_WINDOW and not self.policy.labels_needed):
+                and len(self.window) >= MIN_WINDOW and not self.policy.labels_needed and not self.source_check_pending):
+            if self._source_first:  # the answer decides: the base again (`source_returned`), or the interim next
+                self._source_first = False
+                self._source_checked_at, self.source_check_pending = self._since_confirmation, True
+                return Action.CHECK_SOURCE
             self.normalize_pending, self._interim_asked = False, True
             return Action.NORMALIZE
         if (self.serving_base and (self.monitor.drift_confirmed or self._interim_asked) and not self.source_check_pending

@@ -448,13 +448,42 @@ def test_a_candidate_started_before_the_labels_came_is_refused_without_asking_ag
     assert loop.policy.labels_needed
 
 
-def test_an_interim_made_after_a_fallback_is_checked_for_the_source_before_any_drift_is_confirmed_again(
-        model: Classifier, reference: dict[str, np.ndarray]) -> None:
-    loop = _loop(reference)
-    loop.serve(reference, base=False)
+def _fallen_back(loop: DriftLoop, model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop.serve(reference, base=False)  # as if an adapted model served, watched against the clean domain
     _feed(loop, model, _blobs(400, seed=2)[0])
     _feed(loop, model, _blobs(2000, seed=3, shift=2.5)[0], until=Action.FALL_BACK)
     loop.serve(reference, base=True)  # the drift that made the fallback is to be confirmed against the base
+
+
+def test_after_a_fallback_the_source_is_asked_for_before_an_interim_is_made(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference)
+    _fallen_back(loop, model, reference)
+    acted = _feed(loop, model, _blobs(1000, seed=5)[0], interims=True, until=Action.CHECK_SOURCE)
+    assert [a for _, a in acted] == [Action.CHECK_SOURCE]  # no interim before the answer
+    assert _feed(loop, model, _blobs(64, seed=6)[0], interims=True) == []  # nor while it is awaited
+    loop.record_source_check(True)  # the source came back: the base, and nothing more to do
+    assert _feed(loop, model, _blobs(1000, seed=7)[0], interims=True) == []
+
+
+def test_after_a_fallback_to_another_domain_its_interim_follows_the_source_check(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference)
+    _fallen_back(loop, model, reference)
+    acted = _feed(loop, model, _blobs(1000, seed=8, shift=2.5)[0], interims=True, until=Action.CHECK_SOURCE)
+    assert [a for _, a in acted] == [Action.CHECK_SOURCE]
+    loop.record_source_check(False)
+    acted = _feed(loop, model, _blobs(1000, seed=9, shift=2.5)[0], interims=True, until=Action.NORMALIZE)
+    assert [a for _, a in acted] == [Action.NORMALIZE]
+    assert not loop.monitor.drift_confirmed  # served at once, before the drift is confirmed against the base
+
+
+def test_an_interim_made_after_a_fallback_is_checked_for_the_source_before_any_drift_is_confirmed_again(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference)
+    _fallen_back(loop, model, reference)
+    _feed(loop, model, _blobs(64, seed=5, shift=2.5)[0], until=Action.CHECK_SOURCE)
+    loop.record_source_check(False)  # not the source yet: the interim
     acted = _feed(loop, model, _blobs(1000, seed=5)[0], interims=True, until=Action.CHECK_SOURCE)
     assert [a for _, a in acted] == [Action.NORMALIZE, Action.CHECK_SOURCE]  # the interim at once, then the check
     assert not loop.monitor.drift_confirmed
