@@ -20,10 +20,11 @@ once it says labels are needed, sends the true labels of its next
 answering the alarm would. The report says when labels were asked for, and how
 accuracy on the shift recovered against clean accuracy.
 
-`--domain tabular` runs the same bench on a dataset river ships (no download):
-`river.datasets.ImageSegments` (`--dataset segments`, 2,310 rows, 18 features, 7
-classes, the default) or `river.datasets.Phishing` (`--dataset phishing`, 1,250
-rows, 9 features, 2 classes), split like digits (source half with 10% labels for
+`--domain tabular` runs the same bench on a dataset of `bench.tabular_data` (each
+ships inside a package or is generated, no download): river's ImageSegments
+(`--dataset segments`, 7 classes, the default), Phishing (2 classes), scikit-learn's
+breast cancer (2 classes, 63/37), river's Shuttle (2 classes, 93/7) or river's
+Waveform drawn to an 80/15/5 prior (3 classes), split like digits (source half with 10% labels for
 `driftwise pretrain`, which then picks its MLP path for flat rows; the other half
 is the stream's pool), through the sensor shifts of `drift.sensor_shifts` scaled
 by the source half's feature stds. Its defaults are 3,000-event phases at 100
@@ -58,6 +59,7 @@ from typing import Any, Sequence
 import numpy as np
 from rich.console import Console
 
+from bench import tabular_data
 from bench.stream_report import BURST_RUN, EVENT_PREFIX, MODEL_NAME, SEVERITY, score, write_report
 from drift import sensor_shifts
 from drift.corruptions import CLEAN, CONCEPT_FAMILIES, DEVELOPMENT_FAMILIES, HELD_OUT_FAMILIES, Stream, StreamBuilder
@@ -70,8 +72,8 @@ PLUMBING_ENV = frozenset({"DRIFTWISE_EVENTS_TOPIC", "DRIFTWISE_PREDICTIONS_TOPIC
                           "DRIFTWISE_LABELS_TOPIC", "DRIFTWISE_MODELS_TOPIC", "DRIFTWISE_GROUP_ID"})
 TWINS = ("adaptive", "no_adapt")
 DOMAINS = ("digits", "tabular")
-# --dataset for --domain tabular: river's bundled datasets (files inside the package, no download).
-TABULAR_DATASETS = {"segments": "ImageSegments", "phishing": "Phishing"}
+# --dataset for --domain tabular (files inside a package or generated, no download).
+TABULAR_DATASETS = tabular_data.DATASETS
 # (events per second, events per phase) when not given.
 DEFAULTS = {"digits": (50.0, 1500), "tabular": (100.0, 3000)}
 FAMILY_SETS = ("dev", "heldout", "concept")
@@ -150,7 +152,7 @@ class StreamBenchConfig:
 
     @property
     def model_name(self) -> str:
-        """The registry name both twins serve: the dataset's ("digits", "segments", "phishing")."""
+        """The registry name both twins serve: the dataset's ("digits", "segments", "breast-cancer", ...)."""
         return str(self.dataset)
 
     @property
@@ -182,17 +184,8 @@ class StreamBenchConfig:
 
 # -- the data -------------------------------------------------------------------------------------------------------
 def load_tabular(dataset: str) -> tuple[np.ndarray, np.ndarray]:
-    """``X`` float32 ``(n, d)`` and ``y`` int64 (classes in sorted order) of a river bundled dataset."""
-    from river import datasets
-
-    if dataset not in TABULAR_DATASETS:
-        raise ValueError(f"dataset must be one of {', '.join(TABULAR_DATASETS)}, got {dataset!r}")
-    rows = list(getattr(datasets, TABULAR_DATASETS[dataset])())  # reads the files inside the package
-    names = list(rows[0][0])
-    X = np.array([[float(x[k]) for k in names] for x, _ in rows], dtype=np.float32)
-    classes = sorted({label for _, label in rows}, key=str)
-    index = {c: i for i, c in enumerate(classes)}
-    return X, np.array([index[label] for _, label in rows], dtype=np.int64)
+    """``X`` float32 ``(n, d)`` and ``y`` int64 (classes in sorted order) of a `bench.tabular_data` dataset."""
+    return tabular_data.load(dataset)
 
 
 def tabular_splits(dataset: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -466,7 +459,7 @@ def code_state() -> str:
 def data_line(config: StreamBenchConfig, x_src: np.ndarray, y_src: np.ndarray, x_pool: np.ndarray) -> str:
     """What was pretrained on and streamed from, in one line for the report."""
     what = ("scikit-learn's digits (8x8)" if not config.tabular else
-            f"river's bundled {TABULAR_DATASETS[str(config.dataset)]} ({x_src.shape[1]} features)")
+            f"{tabular_data.describe(str(config.dataset))} ({x_src.shape[1]} features)")
     k = int(y_src.max()) + 1
     return (f"{what}, {k} classes: {len(x_src)} source rows ({int((y_src >= 0).sum())} labeled) for pretraining, "
             f"a pool of {len(x_pool)} other rows drawn for the stream")
