@@ -1,12 +1,13 @@
 # The two commands that matter: `make demo` (the main job) and `make test`.
-# Each creates .venv and installs what it needs when missing.
+# Each creates .venv and installs what it needs when missing (`make test` also
+# Prometheus, from Debian's package, as CI does).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KAFKA_LIB := deploy/kafka/lib/.resolved
 
-.PHONY: demo test install kafka-jars kafka-start kafka-stop bench clean
+.PHONY: demo test install kafka-jars prometheus kafka-start kafka-stop bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,10 +22,13 @@ $(KAFKA_LIB): deploy/kafka/pom.xml
 
 kafka-jars: $(KAFKA_LIB)
 
+prometheus:
+	@bash deploy/install_prometheus.sh
+
 demo: $(STAMP) $(KAFKA_LIB)
 	$(BIN)/driftwise demo
 
-test: $(STAMP) $(KAFKA_LIB)
+test: $(STAMP) $(KAFKA_LIB) prometheus
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 kafka-start: $(KAFKA_LIB)
