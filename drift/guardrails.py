@@ -9,7 +9,12 @@ whether it passed, so the report can go into the candidate's manifest as it is.
 Why collapse is judged against evidence, not a fixed share: one class holding
 more than half of a window is normal for a binary or skewed problem. The
 evidence for a class's share is what the current model predicts on the same
-window and the prior (the anchors' labels). ``class_shift`` lets each class
+window and the prior: the class shares of the labeled data it was trained under
+(`models.classifier.Classifier.class_prior`, moved by any label-shift correction),
+or of the feedback labels once there are enough. Not the anchors': they hold up to
+20 of each class, so on a skewed problem their shares are nearly equal (on
+river's Waveform drawn to 80/15/5 they put a 15% class at 43%, which let a
+candidate that moved it to 36% of its predictions through). ``class_shift`` lets each class
 gain over the larger of the two only what sampling noise of a window of ``n``
 inputs explains (``z`` binomial standard errors) plus a small slack for the
 errors an adapted model fixes; so the tolerance scales with the reference share
@@ -321,9 +326,11 @@ def evaluate_candidate(
     dist_cur, dist_cand = class_distribution(p_cur.argmax(1), k), class_distribution(p_cand.argmax(1), k)
     n_feedback = 0 if feedback_y is None else len(feedback_y)
     labeled = n_feedback >= cfg.min_feedback_samples
-    labels = np.asarray(feedback_y if labeled else anchors_y, dtype=np.int64)  # the newest evidence of the prior
-    labels = labels[(labels >= 0) & (labels < k)]
-    prior = class_distribution(labels, k) if len(labels) else None
+    if labeled:  # the newest evidence of the prior
+        labels = np.asarray(feedback_y, dtype=np.int64)
+        prior = class_distribution(labels[(labels >= 0) & (labels < k)], k)
+    else:  # what the current model was trained under (its labeled data, not the anchors: those are capped per class)
+        prior = current.served_prior().detach().cpu().double().numpy()
     h_cur, h_cand = normalized_entropy(dist_cur), normalized_entropy(dist_cand)
     h_prior = normalized_entropy(prior) if prior is not None else float("inf")
     floor = cfg.min_class_entropy_ratio * min(h_cur, h_prior)

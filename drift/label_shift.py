@@ -22,8 +22,9 @@ move. Calibration is never perfect, so with enough events any window is
 Whether the prior explains the drift: a covariate shift also moves the EM's
 estimate (a model that no longer sees a class calls it rarer). Under a pure
 label shift, the model's embeddings of the window look like its embeddings of
-the labeled source data (the anchors) re-weighted by ``π_t / π_s``: the MMD
-between window and re-weighted anchors falls far below the unweighted one.
+the labeled source data (the anchors, weighted to the source prior) re-weighted by
+``π_t / π_s``: the MMD between window and re-weighted anchors falls far below the
+one at the source prior.
 Under a covariate shift it barely moves. `explain_by_label_shift` calls it a
 label shift when both hold: the prior moved and re-weighting removes most of
 the embedding discrepancy (``max_mmd_ratio``).
@@ -165,18 +166,23 @@ def explain_by_label_shift(model: Classifier, window_x: np.ndarray, anchors_x: n
                            config: LabelShiftConfig | None = None) -> LabelShift:
     """Is the drift of ``window_x`` a change of the class prior alone? (see the module docstring).
 
-    ``model`` is the one trained under the anchors' prior (the base, not an adapted copy).
+    ``model`` is the base, whose probabilities follow the prior it was trained under
+    (`models.classifier.Classifier.served_prior`). The anchors hold up to 20 of each class,
+    not the source's shares, so each is weighted by its class's prior over its class's
+    share of the anchors: weighted by the source prior they stand for the source, by the
+    estimated prior for the window.
     """
     cfg = config or LabelShiftConfig()
     k = model.config.num_classes
-    prior = source_prior(anchors_y, k)
+    prior = model.served_prior().detach().cpu().double().numpy()
     shift = detect_label_shift(predict_proba(model, window_x), prior, cfg)
     if not shift.significant or len(anchors_y) < cfg.min_anchors:
         return shift
     z_window, z_anchors = embed(model, window_x), embed(model, anchors_x)
     labels = np.asarray(anchors_y, dtype=np.int64)
-    unweighted = weighted_mmd(z_window, z_anchors, np.ones(len(labels)))
-    reweighted = weighted_mmd(z_window, z_anchors, (shift.prior / prior)[labels])
+    share = np.maximum(np.bincount(labels, minlength=k)[:k] / len(labels), EPS)
+    unweighted = weighted_mmd(z_window, z_anchors, (prior / share)[labels])
+    reweighted = weighted_mmd(z_window, z_anchors, (shift.prior / share)[labels])
     ratio = reweighted / unweighted if unweighted > 0 else 1.0
     return replace(shift, mmd_ratio=float(ratio), explains=bool(ratio <= cfg.max_mmd_ratio))
 

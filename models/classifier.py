@@ -16,7 +16,11 @@ class Classifier(nn.Module):
     divides by it, which is what makes ``softmax(forward(x))`` a calibrated
     probability (see `models.calibration`). ``log_prior_ratio`` (zeros unless a
     label shift was corrected, `drift.label_shift`) is added after it: Bayes'
-    rule for a class prior other than the one trained under.
+    rule for a class prior other than the one trained under. ``class_prior`` is
+    that prior: the class shares of the labeled data the head was fitted on
+    (uniform until `models.pipeline.fit_classifier` sets it). Adaptation trains
+    under it and the guardrails judge class balance against it, so a skewed or
+    binary problem is not pushed toward equal shares.
 
     >>> m = Classifier(ModelConfig(encoder="mlp", input_shape=(4,), num_classes=3)).eval()
     >>> logits, emb = m.forward_with_embedding(torch.zeros(2, 4))
@@ -31,6 +35,12 @@ class Classifier(nn.Module):
         self.head = nn.Linear(config.embed_dim, config.num_classes)
         self.register_buffer("temperature", torch.ones(()))
         self.register_buffer("log_prior_ratio", torch.zeros(config.num_classes))
+        self.register_buffer("class_prior", torch.full((config.num_classes,), 1.0 / config.num_classes))
+
+    def served_prior(self) -> torch.Tensor:
+        """The class prior the served probabilities assume: ``class_prior`` moved by ``log_prior_ratio``."""
+        prior = self.class_prior * torch.exp(self.log_prior_ratio)
+        return prior / prior.sum()
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)

@@ -154,6 +154,9 @@ def fit_classifier(
     metrics: dict[str, Any] = train_head(
         model, X_all[train_idx], y_all[train_idx], mode=head, views=views, X_unlabeled=X_all, seed=seed, **head_kwargs
     )
+    labels = y[y >= 0]
+    counts = np.bincount(labels, minlength=config.num_classes)[:config.num_classes] + 1.0  # add-one smoothed
+    model.class_prior.copy_(torch.as_tensor(counts / counts.sum(), dtype=model.class_prior.dtype))
     if len(cal_idx) > 0:
         metrics.update(calibrate(model, X_all[cal_idx], y_all[cal_idx]))
     else:

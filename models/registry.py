@@ -135,8 +135,8 @@ class Registry:
         model = Classifier(ModelConfig.from_dict(info.manifest["config"]))
         state = load_torch(str(info.path / WEIGHTS), device=str(device))
         for key, identity in model.state_dict().items():  # saved before inputs were standardised (an MLP)
-            if (key.startswith("encoder.standardize.") or key == "log_prior_ratio") and key not in state:
-                state[key] = identity  # or before label shift was corrected: the identities
+            if (key.startswith("encoder.standardize.") or key in ("log_prior_ratio", "class_prior")) and key not in state:
+                state[key] = identity  # or before label shift was corrected, or priors kept: identities, uniform
         model.load_state_dict(state, strict=True)
         model.to(device).eval()
         reference = load_numpy(str(info.path / REFERENCE)) if (info.path / REFERENCE).exists() else {}

@@ -39,12 +39,16 @@ def inputs(current: np.ndarray, candidate: np.ndarray, k: int) -> np.ndarray:
     return np.concatenate([eye[current], eye[candidate]], axis=1)
 
 
-def class_checks(prior: list[float], current: list[float], candidate: list[float], n: int = 500):
-    """The class_entropy and class_shift checks of a candidate with these shares on a window of ``n``."""
+def class_checks(prior: list[float], current: list[float], candidate: list[float], n: int = 500,
+                 anchor_shares: list[float] | None = None):
+    """The class_entropy and class_shift checks of a candidate with these shares on a window of ``n``; the
+    current model was trained under ``prior``, and its anchors have ``anchor_shares`` (default: the prior's)."""
     k = len(prior)
     window = inputs(labels(current, n, seed=1), labels(candidate, n, seed=2), k)
-    anchors_y = labels(prior, 200, seed=3)
-    report = evaluate_candidate(scripted(k, 0), scripted(k, 1), window_x=window,
+    anchors_y = labels(anchor_shares or prior, 200, seed=3)
+    trained = scripted(k, 0)
+    trained.class_prior.copy_(torch.tensor(prior))
+    report = evaluate_candidate(trained, scripted(k, 1), window_x=window,
                                 anchors_x=inputs(anchors_y, anchors_y, k), anchors_y=anchors_y,
                                 pseudo_x=window[:0], pseudo_y=anchors_y[:0])
     checks = {c.name: c for c in report.checks}
@@ -109,3 +113,11 @@ def test_without_anchors_the_current_model_alone_is_the_evidence():
 def test_bad_class_shift_tolerances_are_refused(kwargs):
     with pytest.raises(ValueError):
         GuardrailConfig(**kwargs)
+
+
+def test_the_prior_is_the_one_trained_under_not_the_anchors_shares():
+    # Anchors hold up to 20 of each class: on an 80/15/5 problem their shares are nearly equal. A candidate that
+    # moves the 15% class to 36% of its predictions (as one did on river's Waveform drawn to 80/15/5) is refused.
+    entropy, shift = class_checks(prior=[0.8, 0.15, 0.05], current=[0.8, 0.155, 0.045], candidate=[0.6, 0.36, 0.04],
+                                  anchor_shares=[20 / 48, 20 / 48, 8 / 48])
+    assert not shift.passed and shift.detail.startswith("class 1: 36.0%"), shift.reason()

@@ -118,3 +118,39 @@ def test_the_correction_travels_in_the_weights_file(trained, tmp_path) -> None:
     registry.publish("m", corrected, reason="label shift")
     loaded = registry.load("m").model
     np.testing.assert_allclose(loaded.log_prior_ratio.numpy(), corrected.log_prior_ratio.numpy())
+
+
+@pytest.fixture(scope="module")
+def trained_skewed():
+    """An MLP trained under an 80/15/5 prior (its ``class_prior``), with up to 20 anchors of each class."""
+    import torch
+
+    from models.classifier import Classifier
+    from models.config import ModelConfig
+    from models.pipeline import anchor_set
+
+    torch.manual_seed(0)
+    x, y = blobs(900, seed=10, prior=[0.8, 0.15, 0.05])
+    model = Classifier(ModelConfig(encoder="mlp", input_shape=(x.shape[1],), num_classes=3, hidden=32, embed_dim=16))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        loss = torch.nn.functional.cross_entropy(model.raw_logits(torch.as_tensor(x)), torch.as_tensor(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.class_prior.copy_(torch.as_tensor(source_prior(y, 3), dtype=torch.float32))
+    ax, ay = anchor_set(x, y, per_class=20, seed=0)
+    return model.eval(), ax, ay
+
+
+def test_a_skewed_source_prior_is_the_models_not_its_anchors_shares(trained_skewed) -> None:
+    from drift.label_shift import explain_by_label_shift
+
+    model, ax, ay = trained_skewed
+    assert np.bincount(ay).tolist() == [20, 20, 20], "the anchors are class-balanced, the source is not"
+    same, _ = blobs(256, seed=11, prior=[0.8, 0.15, 0.05])
+    assert not explain_by_label_shift(model, same, ax, ay).significant  # the source's own prior: nothing moved
+    balanced, _ = blobs(256, seed=12, prior=[1 / 3, 1 / 3, 1 / 3])
+    shift = explain_by_label_shift(model, balanced, ax, ay)
+    assert shift.explains, shift.to_dict()
+    assert shift.prior[0] < 0.5 and np.allclose(shift.source_prior, model.class_prior, atol=1e-6)  # toward 1/3 each

@@ -157,3 +157,14 @@ def test_an_mlp_standardises_its_inputs_on_the_training_data_whatever_their_unit
     np.testing.assert_allclose(standardize.scale.numpy(), X.std(0), rtol=1e-4)
     X_test, y_test = _tabular_in_mixed_units(seed=1)
     assert _accuracy(result.model, X_test, y_test) > 0.85  # the 0.01-std feature is not drowned out
+
+
+def test_the_model_keeps_the_class_prior_of_its_labeled_data():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], [160, 40])
+    X = (rng.normal(size=(200, 4)) + y[:, None]).astype(np.float32)
+    y_partial = y.copy()
+    y_partial[::2] = -1  # unlabeled rows do not count
+    config = ModelConfig(encoder="mlp", input_shape=(4,), num_classes=2, hidden=8, embed_dim=4)
+    result = fit_model(X, y_partial, config, objective=None, head="finetune", steps=5, device="cpu", seed=0)
+    np.testing.assert_allclose(result.model.class_prior.numpy(), [81 / 102, 21 / 102], rtol=1e-5)  # add-one smoothed

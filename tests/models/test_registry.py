@@ -128,3 +128,16 @@ def test_an_mlp_saved_before_inputs_were_standardised_still_loads_and_predicts_a
     x = torch.randn(4, 5)
     with torch.no_grad():
         assert torch.allclose(reg.load("tab").model(x), model(x))
+
+
+def test_the_class_prior_travels_with_the_weights_and_an_older_file_loads_as_uniform(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    reg = Registry(tmp_path)
+    model = Classifier(ModelConfig(encoder="mlp", input_shape=(5,), num_classes=3, hidden=8, embed_dim=4)).eval()
+    model.class_prior.copy_(torch.tensor([0.8, 0.15, 0.05]))
+    info = reg.publish("tab", model, reason="pretrain")
+    assert torch.allclose(reg.load("tab").model.class_prior, torch.tensor([0.8, 0.15, 0.05]))
+    weights = info.path / "weights.safetensors"
+    save_file({k: v for k, v in load_file(str(weights)).items() if k != "class_prior"}, str(weights))
+    assert torch.allclose(reg.load("tab").model.class_prior, torch.full((3,), 1 / 3))
