@@ -1,0 +1,108 @@
+"""`python -m bench.interim_window`: which inputs should an interim be normalised on, right after a domain change?
+
+A drift is confirmed some tens of events after it began, and the interim is made
+soon after, on the latest inputs: some of them are still the old domain's (the
+source's, or after a fallback the previous drift's). This scores, offline on
+development shifts only (severity 3, the CLI-default models of digits,
+ImageSegments and Phishing, `bench.interim_checks.source_model`), the interim's
+gain on the rest of the pool when its window is the new domain's latest 32, 64 or
+128 inputs alone, or 128 of which a third or two thirds are the old domain's
+(clean, or another development family).
+
+Writes ``bench/results/interim-window.md`` and ``.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import Progress
+
+from bench.bn_prior import DOMAINS, shifted
+from bench.interim_checks import RESULTS, source_model
+from drift import corruptions, sensor_shifts
+from drift.adapter import predict_proba
+from drift.normalize import normalized_copy
+
+SEVERITY, SHIFT_SEEDS, MODEL_SEEDS = 3, 3, 2
+PURE = (32, 64, 128)
+MIXED = ((128, 1 / 3), (128, 2 / 3))
+
+
+def windows() -> list[str]:
+    return [f"{n} new" for n in PURE] + [f"128, {share:.0%} old" for _, share in MIXED]
+
+
+def main(out: Path = RESULTS / "interim-window.md") -> None:
+    console = Console()
+    torch.manual_seed(0)
+    start, rows = time.time(), []
+    with tempfile.TemporaryDirectory() as tmp, Progress(console=console) as progress:
+        task = progress.add_task("models", total=len(DOMAINS) * MODEL_SEEDS)
+        for domain, dataset in DOMAINS:
+            families = corruptions.DEVELOPMENT_FAMILIES if domain == "digits" else sensor_shifts.DEVELOPMENT_FAMILIES
+            for seed in range(MODEL_SEEDS):
+                base, x_pool, y_pool, _ = source_model(domain, dataset, seed, Path(tmp) / f"{dataset}-{seed}")
+                base = base.cpu().eval()
+                for i, family in enumerate(families):
+                    for old_name in (corruptions.CLEAN, families[(i + 1) % len(families)]):
+                        for s in range(SHIFT_SEEDS):
+                            rng = np.random.default_rng(1000 * seed + s)
+                            new = shifted(domain, dataset, seed, x_pool, family, SEVERITY, 100 * s)
+                            old = shifted(domain, dataset, seed, x_pool, old_name, SEVERITY, 100 * s + 1)
+                            idx = rng.permutation(len(y_pool))
+                            win, rest = idx[:128], idx[128:]
+                            acc_base = float((predict_proba(base, new[rest]).argmax(1) == y_pool[rest]).mean())
+                            gains = {}
+                            for n in PURE:
+                                gains[f"{n} new"] = _gain(base, new[win[-n:]], new[rest], y_pool[rest], acc_base)
+                            for n, share in MIXED:
+                                k = int(round(share * n))
+                                x = np.concatenate([old[win[:k]], new[win[k:n]]])
+                                gains[f"128, {share:.0%} old"] = _gain(base, x, new[rest], y_pool[rest], acc_base)
+                            rows.append({"dataset": dataset, "seed": seed, "family": family, "old": old_name,
+                                         "shift_seed": s, "base_accuracy": acc_base, "gains": gains})
+                progress.advance(task)
+    write(rows, out, time.time() - start)
+
+
+def _gain(base, window: np.ndarray, x: np.ndarray, y: np.ndarray, acc_base: float) -> float:  # noqa: ANN001
+    acc = float((predict_proba(normalized_copy(base, window), x).argmax(1) == y).mean())
+    return 100 * (acc - acc_base)
+
+
+def write(rows: list[dict], out: Path, wall: float) -> None:
+    names = windows()
+    lines = ["# Interim window right after a domain change (development shifts only)", "",
+             "Command: `python -m bench.interim_window`  ",
+             f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, wall time {wall:.0f} s  ",
+             f"{MODEL_SEEDS} model seeds x {SHIFT_SEEDS} shift seeds per development family at severity {SEVERITY}; "
+             "gain in accuracy points of the interim over the base on the rest of the new domain's pool. "
+             "\"old\": the share of the window from the domain before (clean, or another development family).", "",
+             "| dataset | old domain | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        for old in ("clean", "another family"):
+            chosen = [r for r in rows if r["dataset"] == dataset and (r["old"] == "clean") == (old == "clean")]
+            lines.append(f"| {dataset} | {old} | " + " | ".join(
+                f"{np.mean([r['gains'][n] for r in chosen]):+.2f} (worst {min(r['gains'][n] for r in chosen):+.1f})"
+                for n in names) + " |")
+    for old in ("clean", "another family"):
+        chosen = [r for r in rows if (r["old"] == "clean") == (old == "clean")]
+        lines.append(f"| all | {old} | " + " | ".join(
+            f"{np.mean([r['gains'][n] for r in chosen]):+.2f} (worst {min(r['gains'][n] for r in chosen):+.1f})"
+            for n in names) + " |")
+    out.write_text("\n".join(lines) + "\n")
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS / "interim-window.md")
