@@ -20,16 +20,14 @@ import copy
 import json
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import Progress
 
-from bench.interim_checks import RESULTS, source_model
+from bench.interim_checks import RESULTS, development_models
 from drift import corruptions, sensor_shifts
 from drift.adapter import predict_proba
 from drift.normalize import normalized_copy
@@ -58,30 +56,24 @@ def main(out: Path = RESULTS / "bn-prior.md") -> None:
     torch.manual_seed(0)
     start = time.time()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp, Progress(console=console) as progress:
-        task = progress.add_task("models", total=len(DOMAINS) * MODEL_SEEDS)
-        for domain, dataset in DOMAINS:
-            families = corruptions.DEVELOPMENT_FAMILIES if domain == "digits" else sensor_shifts.DEVELOPMENT_FAMILIES
-            for seed in range(MODEL_SEEDS):
-                base, x_pool, y_pool, _ = source_model(domain, dataset, seed, Path(tmp) / f"{dataset}-{seed}")
-                base = base.cpu().eval()
-                for family in (corruptions.CLEAN, *families):
-                    for severity in (SEVERITIES if family != corruptions.CLEAN else (3,)):
-                        for s in range(SHIFT_SEEDS):
-                            rng = np.random.default_rng(1000 * seed + s)
-                            x = shifted(domain, dataset, seed, x_pool, family, severity, 100 * s)
-                            idx = rng.permutation(len(y_pool))
-                            win, rest = idx[:WINDOW], idx[WINDOW:]
-                            acc_base = float((predict_proba(base, x[rest]).argmax(1) == y_pool[rest]).mean())
-                            interim = normalized_copy(base, x[win])
-                            gains = {}
-                            for prior in PRIORS:
-                                model = mixed(base, interim, prior, WINDOW) if prior else interim
-                                acc = float((predict_proba(model, x[rest]).argmax(1) == y_pool[rest]).mean())
-                                gains[prior] = 100 * (acc - acc_base)
-                            rows.append({"dataset": dataset, "seed": seed, "family": family, "severity": severity,
-                                         "shift_seed": s, "base_accuracy": acc_base, "gains": gains})
-                progress.advance(task)
+    for m in development_models(DOMAINS, MODEL_SEEDS, console):
+        base, x_pool, y_pool = m.model, m.x_pool, m.y_pool
+        for family in (corruptions.CLEAN, *m.families):
+            for severity in (SEVERITIES if family != corruptions.CLEAN else (3,)):
+                for s in range(SHIFT_SEEDS):
+                    rng = np.random.default_rng(1000 * m.seed + s)
+                    x = shifted(m.domain, m.dataset, m.seed, x_pool, family, severity, 100 * s)
+                    idx = rng.permutation(len(y_pool))
+                    win, rest = idx[:WINDOW], idx[WINDOW:]
+                    acc_base = float((predict_proba(base, x[rest]).argmax(1) == y_pool[rest]).mean())
+                    interim = normalized_copy(base, x[win])
+                    gains = {}
+                    for prior in PRIORS:
+                        model = mixed(base, interim, prior, WINDOW) if prior else interim
+                        acc = float((predict_proba(model, x[rest]).argmax(1) == y_pool[rest]).mean())
+                        gains[prior] = 100 * (acc - acc_base)
+                    rows.append({"dataset": m.dataset, "seed": m.seed, "family": family, "severity": severity,
+                                 "shift_seed": s, "base_accuracy": acc_base, "gains": gains})
     write(rows, out, time.time() - start)
 
 

@@ -30,8 +30,9 @@ import json
 import platform
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -81,6 +82,32 @@ def source_model(domain: str, dataset: str, seed: int, registry: Path
                                          objective="simclr", encoder=None, input_shape=None, head="finetune",
                                          epochs=None, device="auto", seed=seed), console=Console(quiet=True))
     return Registry(registry).load(dataset).model.eval(), x_pool, y_pool, make
+
+
+@dataclass(frozen=True)
+class DevelopmentModel:
+    """A CLI-default source model, its stream pool and the development families of its domain."""
+
+    domain: str
+    dataset: str
+    seed: int
+    families: tuple[str, ...]
+    model: Classifier
+    x_pool: np.ndarray
+    y_pool: np.ndarray
+
+
+def development_models(domains: Sequence[tuple[str, str]], seeds: int,
+                       console: Console) -> Iterator[DevelopmentModel]:
+    """Each domain's source model (`source_model`) for seeds ``0..seeds-1``, on the CPU, with progress shown."""
+    with tempfile.TemporaryDirectory() as tmp, Progress(console=console) as progress:
+        task = progress.add_task("models", total=len(domains) * seeds)
+        for domain, dataset in domains:
+            families = corruptions.DEVELOPMENT_FAMILIES if domain == "digits" else sensor_shifts.DEVELOPMENT_FAMILIES
+            for seed in range(seeds):
+                base, x_pool, y_pool, _ = source_model(domain, dataset, seed, Path(tmp) / f"{dataset}-{seed}")
+                yield DevelopmentModel(domain, dataset, seed, tuple(families), base.cpu().eval(), x_pool, y_pool)
+                progress.advance(task)
 
 
 def window_order(y: np.ndarray, order: str, rng: np.random.Generator) -> np.ndarray:

@@ -17,18 +17,16 @@ from __future__ import annotations
 import json
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import Progress
 
 from bench.bn_prior import DOMAINS, shifted
-from bench.interim_checks import RESULTS, source_model
-from drift import corruptions, sensor_shifts
+from bench.interim_checks import RESULTS, development_models
+from drift import corruptions
 from drift.adapter import predict_proba
 from drift.normalize import normalized_copy
 
@@ -45,32 +43,26 @@ def main(out: Path = RESULTS / "interim-window.md") -> None:
     console = Console()
     torch.manual_seed(0)
     start, rows = time.time(), []
-    with tempfile.TemporaryDirectory() as tmp, Progress(console=console) as progress:
-        task = progress.add_task("models", total=len(DOMAINS) * MODEL_SEEDS)
-        for domain, dataset in DOMAINS:
-            families = corruptions.DEVELOPMENT_FAMILIES if domain == "digits" else sensor_shifts.DEVELOPMENT_FAMILIES
-            for seed in range(MODEL_SEEDS):
-                base, x_pool, y_pool, _ = source_model(domain, dataset, seed, Path(tmp) / f"{dataset}-{seed}")
-                base = base.cpu().eval()
-                for i, family in enumerate(families):
-                    for old_name in (corruptions.CLEAN, families[(i + 1) % len(families)]):
-                        for s in range(SHIFT_SEEDS):
-                            rng = np.random.default_rng(1000 * seed + s)
-                            new = shifted(domain, dataset, seed, x_pool, family, SEVERITY, 100 * s)
-                            old = shifted(domain, dataset, seed, x_pool, old_name, SEVERITY, 100 * s + 1)
-                            idx = rng.permutation(len(y_pool))
-                            win, rest = idx[:128], idx[128:]
-                            acc_base = float((predict_proba(base, new[rest]).argmax(1) == y_pool[rest]).mean())
-                            gains = {}
-                            for n in PURE:
-                                gains[f"{n} new"] = _gain(base, new[win[-n:]], new[rest], y_pool[rest], acc_base)
-                            for n, share in MIXED:
-                                k = int(round(share * n))
-                                x = np.concatenate([old[win[:k]], new[win[k:n]]])
-                                gains[f"128, {share:.0%} old"] = _gain(base, x, new[rest], y_pool[rest], acc_base)
-                            rows.append({"dataset": dataset, "seed": seed, "family": family, "old": old_name,
-                                         "shift_seed": s, "base_accuracy": acc_base, "gains": gains})
-                progress.advance(task)
+    for m in development_models(DOMAINS, MODEL_SEEDS, console):
+        base, x_pool, y_pool, families = m.model, m.x_pool, m.y_pool, m.families
+        for i, family in enumerate(families):
+            for old_name in (corruptions.CLEAN, families[(i + 1) % len(families)]):
+                for s in range(SHIFT_SEEDS):
+                    rng = np.random.default_rng(1000 * m.seed + s)
+                    new = shifted(m.domain, m.dataset, m.seed, x_pool, family, SEVERITY, 100 * s)
+                    old = shifted(m.domain, m.dataset, m.seed, x_pool, old_name, SEVERITY, 100 * s + 1)
+                    idx = rng.permutation(len(y_pool))
+                    win, rest = idx[:128], idx[128:]
+                    acc_base = float((predict_proba(base, new[rest]).argmax(1) == y_pool[rest]).mean())
+                    gains = {}
+                    for n in PURE:
+                        gains[f"{n} new"] = _gain(base, new[win[-n:]], new[rest], y_pool[rest], acc_base)
+                    for n, share in MIXED:
+                        k = int(round(share * n))
+                        x = np.concatenate([old[win[:k]], new[win[k:n]]])
+                        gains[f"128, {share:.0%} old"] = _gain(base, x, new[rest], y_pool[rest], acc_base)
+                    rows.append({"dataset": m.dataset, "seed": m.seed, "family": family, "old": old_name,
+                                 "shift_seed": s, "base_accuracy": acc_base, "gains": gains})
     write(rows, out, time.time() - start)
 
 

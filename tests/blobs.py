@@ -23,18 +23,28 @@ def blobs(n: int, seed: int, prior: list[float] | None = None, gain: float = 1.0
     return ((CENTERS[y] + rng.normal(0.0, 1.0, (n, D))) * gain + shift).astype(np.float32), y
 
 
-@lru_cache(maxsize=1)
-def _trained_state() -> dict[str, torch.Tensor]:
+def fit_mlp(x: np.ndarray, y: np.ndarray, k: int, *, hidden: int = 32, embed_dim: int = 16,
+            steps: int = 150) -> Classifier:
+    """A small MLP trained on ``(x, y)`` by full-batch Adam from torch seed 0, in eval mode; its ``class_prior``
+    is the smoothed class shares of ``y``, as `models.pipeline.fit_classifier` records them."""
     torch.manual_seed(0)
-    x, y = blobs(600, seed=0)
-    model = Classifier(ModelConfig(encoder="mlp", input_shape=(D,), num_classes=K, hidden=32, embed_dim=16))
+    model = Classifier(ModelConfig(encoder="mlp", input_shape=(x.shape[1],), num_classes=k, hidden=hidden,
+                                   embed_dim=embed_dim))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(150):
+    for _ in range(steps):
         loss = torch.nn.functional.cross_entropy(model.raw_logits(torch.as_tensor(x)), torch.as_tensor(y))
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    counts = np.bincount(y, minlength=k)[:k] + 1.0
+    model.class_prior.copy_(torch.as_tensor(counts / counts.sum(), dtype=torch.float32))
+    return model.eval()
+
+
+@lru_cache(maxsize=1)
+def _trained_state() -> dict[str, torch.Tensor]:
+    x, y = blobs(600, seed=0)
+    return {k: v.detach().clone() for k, v in fit_mlp(x, y, K).state_dict().items()}
 
 
 def trained_model() -> tuple[Classifier, np.ndarray, np.ndarray]:

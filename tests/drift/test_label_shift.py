@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from drift.label_shift import LabelShiftConfig, detect_label_shift, estimate_prior, reweight, source_prior
-from tests.blobs import blobs, trained_model
+from tests.blobs import blobs, fit_mlp, trained_model
 
 
 def _posteriors(prior: list[float], n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -123,24 +123,11 @@ def test_the_correction_travels_in_the_weights_file(trained, tmp_path) -> None:
 @pytest.fixture(scope="module")
 def trained_skewed():
     """An MLP trained under an 80/15/5 prior (its ``class_prior``), with up to 20 anchors of each class."""
-    import torch
-
-    from models.classifier import Classifier
-    from models.config import ModelConfig
     from models.pipeline import anchor_set
 
-    torch.manual_seed(0)
     x, y = blobs(900, seed=10, prior=[0.8, 0.15, 0.05])
-    model = Classifier(ModelConfig(encoder="mlp", input_shape=(x.shape[1],), num_classes=3, hidden=32, embed_dim=16))
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(150):
-        loss = torch.nn.functional.cross_entropy(model.raw_logits(torch.as_tensor(x)), torch.as_tensor(y))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.class_prior.copy_(torch.as_tensor(source_prior(y, 3), dtype=torch.float32))
     ax, ay = anchor_set(x, y, per_class=20, seed=0)
-    return model.eval(), ax, ay
+    return fit_mlp(x, y, 3), ax, ay
 
 
 def test_a_skewed_source_prior_is_the_models_not_its_anchors_shares(trained_skewed) -> None:
@@ -160,11 +147,7 @@ def test_a_binary_label_shift_is_recognised_on_few_anchors() -> None:
     # Two overlapping classes, 20 anchors of each: re-weighting them to 90/10 puts most weight on a few anchors.
     # With the biased MMD that floor alone kept the ratio over max_mmd_ratio (3 of these 6 models; on Phishing
     # 0.35-0.75), and the BatchNorm interim, centred on the majority class, served instead.
-    import torch
-
     from drift.label_shift import explain_by_label_shift
-    from models.classifier import Classifier
-    from models.config import ModelConfig
     from models.pipeline import anchor_set
 
     recognised = []
@@ -172,18 +155,10 @@ def test_a_binary_label_shift_is_recognised_on_few_anchors() -> None:
         rng = np.random.default_rng(20 + seed)
         y = rng.integers(0, 2, 800)
         x = (rng.normal(size=(800, 6)) + y[:, None]).astype(np.float32)
-        torch.manual_seed(0)
-        model = Classifier(ModelConfig(encoder="mlp", input_shape=(6,), num_classes=2, hidden=16, embed_dim=8))
-        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-        for _ in range(150):
-            loss = torch.nn.functional.cross_entropy(model.raw_logits(torch.as_tensor(x)), torch.as_tensor(y))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        model.class_prior.copy_(torch.as_tensor(source_prior(y, 2), dtype=torch.float32))
+        model = fit_mlp(x, y, 2, hidden=16, embed_dim=8)
         ax, ay = anchor_set(x, y, per_class=20, seed=0)
         wy = rng.choice(2, size=128, p=[0.9, 0.1])
         wx = (rng.normal(size=(128, 6)) + wy[:, None]).astype(np.float32)
-        shift = explain_by_label_shift(model.eval(), wx, ax, ay)
+        shift = explain_by_label_shift(model, wx, ax, ay)
         recognised.append(shift.significant and shift.explains)
     assert sum(recognised) >= 5, recognised
