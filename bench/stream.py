@@ -23,8 +23,9 @@ accuracy on the shift recovered against clean accuracy.
 `--domain tabular` runs the same bench on a dataset of `bench.tabular_data` (each
 ships inside a package or is generated, no download): river's ImageSegments
 (`--dataset segments`, 7 classes, the default), Phishing (2 classes), scikit-learn's
-breast cancer (2 classes, 63/37), river's Shuttle (2 classes, 93/7) or river's
-Waveform drawn to an 80/15/5 prior (3 classes), split like digits (source half with 10% labels for
+breast cancer (2 classes, 63/37), river's Shuttle (2 classes, 93/7), river's
+Waveform drawn to an 80/15/5 prior (3 classes) or river's Agrawal generator (2
+classes), split like digits (source half with 10% labels for
 `driftwise pretrain`, which then picks its MLP path for flat rows; the other half
 is the stream's pool), through the sensor shifts of `drift.sensor_shifts` scaled
 by the source half's feature stds. Its defaults are 3,000-event phases at 100

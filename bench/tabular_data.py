@@ -10,6 +10,7 @@ classes and the class prior.
 | breast-cancer | 569 | 30 | 2 | 63/37 | scikit-learn's bundled breast cancer (Wisconsin) |
 | shuttle | 4,000 of 49,097 | 9 | 2 | 93/7 | river's bundled Shuttle (anomalies), a fixed sample |
 | waveform-skewed | 3,000 | 21 | 3 | 80/15/5 | river's Waveform generator, classes drawn to that prior |
+| agrawal | 3,000 | 9 | 2 | 46/54 | river's Agrawal generator (loan approval, function 2: age and salary bands) |
 
 >>> X, y = load("waveform-skewed")
 >>> X.shape, X.dtype, np.bincount(y).tolist()
@@ -24,6 +25,7 @@ import numpy as np
 
 SHUTTLE_ROWS = 4000
 WAVEFORM_COUNTS = (2400, 450, 150)
+AGRAWAL_ROWS, AGRAWAL_FUNCTION = 3000, 2
 
 
 def _river(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -70,12 +72,20 @@ def _waveform_skewed() -> tuple[np.ndarray, np.ndarray]:
     return _rows([rows[i] for i in order])
 
 
+def _agrawal() -> tuple[np.ndarray, np.ndarray]:
+    """Labels set by thresholds on raw features (age, salary): an offset or gain on those moves inputs across them."""
+    from river.datasets import synth
+
+    return _rows(list(synth.Agrawal(classification_function=AGRAWAL_FUNCTION, seed=0).take(AGRAWAL_ROWS)))
+
+
 LOADERS: dict[str, tuple[str, Callable[[], tuple[np.ndarray, np.ndarray]]]] = {
     "segments": ("river's bundled ImageSegments", lambda: _river("ImageSegments")),
     "phishing": ("river's bundled Phishing", lambda: _river("Phishing")),
     "breast-cancer": ("scikit-learn's bundled breast cancer (Wisconsin)", _breast_cancer),
     "shuttle": (f"river's bundled Shuttle ({SHUTTLE_ROWS} rows drawn once)", _shuttle),
     "waveform-skewed": ("river's Waveform generator drawn to an 80/15/5 prior", _waveform_skewed),
+    "agrawal": ("river's Agrawal generator (function 2)", _agrawal),
 }
 DATASETS = tuple(LOADERS)
 

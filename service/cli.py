@@ -313,7 +313,7 @@ def bench_refine(
 def bench_stream(
     families: Annotated[str, typer.Option(help="heldout (only reported), dev (defaults chosen on), or concept (a label-changing shift; labels sent when asked for)")] = "heldout",
     domain: Annotated[str, typer.Option(help="digits (8x8 images) or tabular (packaged or generated rows, sensor shifts)")] = "digits",
-    dataset: Annotated[Optional[str], typer.Option(help="tabular: segments (default), phishing, breast-cancer, shuttle or waveform-skewed (bench.tabular_data)")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="tabular: segments (default), phishing, breast-cancer, shuttle, waveform-skewed or agrawal (bench.tabular_data)")] = None,
     rate: Annotated[Optional[float], typer.Option(help="events per second replayed to each twin (default 50; tabular 100)")] = None,
     phase_events: Annotated[Optional[int], typer.Option(help="events in each phase (default 1500; tabular 3000)")] = None,
     seed: Annotated[int, typer.Option(help="data split and stream seed")] = 0,

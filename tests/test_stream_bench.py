@@ -203,7 +203,7 @@ def test_tabular_config_defaults_phases_stem_and_command():
 
 @pytest.mark.parametrize("dataset, n, d, k", [("segments", 2310, 18, 7), ("phishing", 1250, 9, 2),
                                               ("breast-cancer", 569, 30, 2), ("shuttle", 4000, 9, 2),
-                                              ("waveform-skewed", 3000, 21, 3)])
+                                              ("waveform-skewed", 3000, 21, 3), ("agrawal", 3000, 9, 2)])
 def test_tabular_splits_are_packaged_data_halved_with_ten_percent_labels(dataset, n, d, k):
     x_src, y_src, x_pool, y_pool = tabular_splits(dataset, seed=0)
     assert x_src.dtype == x_pool.dtype == np.float32 and x_src.shape[1] == x_pool.shape[1] == d
