@@ -28,7 +28,7 @@ import torch
 from rich.console import Console
 
 from bench.interim_checks import RESULTS, development_models
-from drift import corruptions, sensor_shifts
+from drift import corruptions
 from drift.adapter import predict_proba
 from drift.normalize import normalized_copy
 from models.classifier import Classifier
@@ -62,7 +62,7 @@ def main(out: Path = RESULTS / "bn-prior.md") -> None:
             for severity in (SEVERITIES if family != corruptions.CLEAN else (3,)):
                 for s in range(SHIFT_SEEDS):
                     rng = np.random.default_rng(1000 * m.seed + s)
-                    x = shifted(m.domain, m.dataset, m.seed, x_pool, family, severity, 100 * s)
+                    x = m.shift(x_pool, family, 100 * s, severity)
                     idx = rng.permutation(len(y_pool))
                     win, rest = idx[:WINDOW], idx[WINDOW:]
                     acc_base = float((predict_proba(base, x[rest]).argmax(1) == y_pool[rest]).mean())
@@ -75,17 +75,6 @@ def main(out: Path = RESULTS / "bn-prior.md") -> None:
                     rows.append({"dataset": m.dataset, "seed": m.seed, "family": family, "severity": severity,
                                  "shift_seed": s, "base_accuracy": acc_base, "gains": gains})
     write(rows, out, time.time() - start)
-
-
-def shifted(domain: str, dataset: str, seed: int, x: np.ndarray, family: str, severity: int, s: int) -> np.ndarray:
-    """``x`` under ``family`` at ``severity`` (tabular shifts scaled by the source half's stds, as streamed)."""
-    if family == corruptions.CLEAN:
-        return x
-    if domain == "digits":
-        return corruptions.corrupt(x, family, severity, seed=s)
-    from bench.stream import tabular_splits
-
-    return sensor_shifts.shift(x, family, tabular_splits(dataset, seed)[0], severity, seed=s)
 
 
 def write(rows: list[dict], out: Path, wall: float) -> None:

@@ -64,20 +64,24 @@ RULES: dict[str, NormalizeConfig] = {
 """Each set of checks scored; "default" is what the loop runs (`NormalizeConfig()`)."""
 
 
+Shift = Callable[..., np.ndarray]
+"""``shift(x, family, seed, severity=SEVERITY)``: ``x`` under a family of the domain ("clean": a copy)."""
+
+
 def source_model(domain: str, dataset: str, seed: int, registry: Path
-                 ) -> tuple[Classifier, np.ndarray, np.ndarray, Callable[[np.ndarray, str, int], np.ndarray]]:
-    """The CLI-default model of a domain, its held-out pool and the domain's ``shift(x, family, seed)``."""
+                 ) -> tuple[Classifier, np.ndarray, np.ndarray, Shift]:
+    """The CLI-default model of a domain, its held-out pool and the domain's `Shift`."""
     from bench.stream import tabular_splits
     from service.demo import _digits_splits
 
     if domain == "digits":
         x_src, y_src, x_pool, y_pool = _digits_splits(seed)
-        def make(x: np.ndarray, family: str, s: int) -> np.ndarray:
-            return corruptions.corrupt(x, family, SEVERITY, seed=s)
+        def make(x: np.ndarray, family: str, s: int, severity: int = SEVERITY) -> np.ndarray:
+            return corruptions.corrupt(x, family, severity, seed=s)
     else:
         x_src, y_src, x_pool, y_pool = tabular_splits(dataset, seed)
-        def make(x: np.ndarray, family: str, s: int) -> np.ndarray:
-            return sensor_shifts.shift(x, family, x_src, SEVERITY, seed=s)
+        def make(x: np.ndarray, family: str, s: int, severity: int = SEVERITY) -> np.ndarray:
+            return sensor_shifts.shift(x, family, x_src, severity, seed=s)
     pretrain_and_publish(PretrainRequest(dataset=Dataset(x_src, y_src), name=dataset, registry=registry,
                                          objective="simclr", encoder=None, input_shape=None, head="finetune",
                                          epochs=None, device="auto", seed=seed), console=Console(quiet=True))
@@ -86,7 +90,7 @@ def source_model(domain: str, dataset: str, seed: int, registry: Path
 
 @dataclass(frozen=True)
 class DevelopmentModel:
-    """A CLI-default source model, its stream pool and the development families of its domain."""
+    """A CLI-default source model, its stream pool, the development families of its domain and its `Shift`."""
 
     domain: str
     dataset: str
@@ -95,6 +99,7 @@ class DevelopmentModel:
     model: Classifier
     x_pool: np.ndarray
     y_pool: np.ndarray
+    shift: Shift
 
 
 def development_models(domains: Sequence[tuple[str, str]], seeds: int,
@@ -105,8 +110,8 @@ def development_models(domains: Sequence[tuple[str, str]], seeds: int,
         for domain, dataset in domains:
             families = corruptions.DEVELOPMENT_FAMILIES if domain == "digits" else sensor_shifts.DEVELOPMENT_FAMILIES
             for seed in range(seeds):
-                base, x_pool, y_pool, _ = source_model(domain, dataset, seed, Path(tmp) / f"{dataset}-{seed}")
-                yield DevelopmentModel(domain, dataset, seed, tuple(families), base.cpu().eval(), x_pool, y_pool)
+                base, x_pool, y_pool, make = source_model(domain, dataset, seed, Path(tmp) / f"{dataset}-{seed}")
+                yield DevelopmentModel(domain, dataset, seed, tuple(families), base.cpu().eval(), x_pool, y_pool, make)
                 progress.advance(task)
 
 

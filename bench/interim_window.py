@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from bench.bn_prior import DOMAINS, shifted
+from bench.bn_prior import DOMAINS
 from bench.interim_checks import RESULTS, development_models
 from drift import corruptions
 from drift.adapter import predict_proba
@@ -49,8 +49,8 @@ def main(out: Path = RESULTS / "interim-window.md") -> None:
             for old_name in (corruptions.CLEAN, families[(i + 1) % len(families)]):
                 for s in range(SHIFT_SEEDS):
                     rng = np.random.default_rng(1000 * m.seed + s)
-                    new = shifted(m.domain, m.dataset, m.seed, x_pool, family, SEVERITY, 100 * s)
-                    old = shifted(m.domain, m.dataset, m.seed, x_pool, old_name, SEVERITY, 100 * s + 1)
+                    new = m.shift(x_pool, family, 100 * s, SEVERITY)
+                    old = m.shift(x_pool, old_name, 100 * s + 1, SEVERITY)
                     idx = rng.permutation(len(y_pool))
                     win, rest = idx[:128], idx[128:]
                     acc_base = float((predict_proba(base, new[rest]).argmax(1) == y_pool[rest]).mean())

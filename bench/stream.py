@@ -184,16 +184,11 @@ class StreamBenchConfig:
 
 
 # -- the data -------------------------------------------------------------------------------------------------------
-def load_tabular(dataset: str) -> tuple[np.ndarray, np.ndarray]:
-    """``X`` float32 ``(n, d)`` and ``y`` int64 (classes in sorted order) of a `bench.tabular_data` dataset."""
-    return tabular_data.load(dataset)
-
-
 def tabular_splits(dataset: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """As `service.demo._digits_splits`: source half (10% labeled, the rest -1) and the held-out half."""
     from models.digits import split_label_fraction
 
-    X, y = load_tabular(dataset)
+    X, y = tabular_data.load(dataset)
     order = np.random.default_rng(seed).permutation(len(X))
     src, held = order[: len(X) // 2], order[len(X) // 2:]
     return X[src], split_label_fraction(y[src], 0.1, seed=seed), X[held], y[held]

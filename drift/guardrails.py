@@ -332,7 +332,7 @@ def evaluate_candidate(
     else:  # what the current model was trained under (its labeled data, not the anchors: those are capped per class)
         prior = current.served_prior().detach().cpu().double().numpy()
     h_cur, h_cand = normalized_entropy(dist_cur), normalized_entropy(dist_cand)
-    h_prior = normalized_entropy(prior) if prior is not None else float("inf")
+    h_prior = normalized_entropy(prior)
     floor = cfg.min_class_entropy_ratio * min(h_cur, h_prior)
     add(Check("class_entropy", h_cand, floor, h_cand >= floor,
               detail="relative to the prior's" if h_prior < h_cur else ""))
@@ -341,7 +341,7 @@ def evaluate_candidate(
     c = int(np.argmax(gain - allowed))  # the class closest to (or furthest past) its limit
     add(Check("class_shift", float(gain[c]), float(allowed[c]), bool(gain[c] <= allowed[c]), upper=True,
               detail=f"class {c}: {dist_cand[c]:.1%} of {len(window_x)} predictions; current {dist_cur[c]:.1%}, "
-                     + (f"prior {prior[c]:.1%}" if prior is not None else "no prior")))
+                     f"prior {prior[c]:.1%}"))
 
     add(correlation_check(p_cur.argmax(1), cfg.max_temporal_correlation))
     add(same_domain_check(current, window_x, recent_x, cfg))
@@ -376,7 +376,7 @@ def evaluate_candidate(
     report.stats = {
         "anchor_accuracy_current": current_anchor, "anchor_accuracy_candidate": candidate_anchor,
         "class_entropy_current": h_cur, "class_entropy_candidate": h_cand,
-        **({"class_entropy_prior": h_prior} if prior is not None else {}),
+        "class_entropy_prior": h_prior,
         "mean_confidence_current": conf_cur, "mean_confidence_candidate": conf_cand,
         "n_window": float(len(window_x)), "n_confident_holdout": float(n_confident),
         "n_feedback_holdout": float(n_feedback),

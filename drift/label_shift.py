@@ -109,12 +109,6 @@ class LabelShift:
                 "mmd_ratio": None if self.mmd_ratio is None else round(self.mmd_ratio, 4), "explains": self.explains}
 
 
-def source_prior(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """The prior the model was trained under: class shares of its labeled data (add-one smoothed)."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)[:num_classes] + 1.0
-    return counts / counts.sum()
-
-
 def reweight(probs: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Bayes' rule for a new prior: each row times ``target / source``, renormalised."""
     w = np.maximum(target, EPS) / np.maximum(source, EPS)

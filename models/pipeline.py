@@ -84,6 +84,17 @@ def calibration_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.nda
     return np.setdiff1d(labeled, cal_arr), cal_arr
 
 
+def source_prior(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """The prior a model is trained under: class shares of its labeled data (add-one smoothed), what
+    `fit_classifier` records as `models.classifier.Classifier.class_prior`.
+
+    >>> source_prior(np.array([0, 0, 0, 1]), 3).round(3).tolist()
+    [0.571, 0.286, 0.143]
+    """
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)[:num_classes] + 1.0
+    return counts / counts.sum()
+
+
 def anchor_set(X: np.ndarray, y: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Up to ``per_class`` labeled examples of every class, chosen at random."""
     rng = np.random.default_rng(seed)
@@ -154,9 +165,7 @@ def fit_classifier(
     metrics: dict[str, Any] = train_head(
         model, X_all[train_idx], y_all[train_idx], mode=head, views=views, X_unlabeled=X_all, seed=seed, **head_kwargs
     )
-    labels = y[y >= 0]
-    counts = np.bincount(labels, minlength=config.num_classes)[:config.num_classes] + 1.0  # add-one smoothed
-    model.class_prior.copy_(torch.as_tensor(counts / counts.sum(), dtype=model.class_prior.dtype))
+    model.class_prior.copy_(torch.as_tensor(source_prior(y[y >= 0], config.num_classes), dtype=model.class_prior.dtype))
     if len(cal_idx) > 0:
         metrics.update(calibrate(model, X_all[cal_idx], y_all[cal_idx]))
     else:

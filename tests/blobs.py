@@ -10,6 +10,7 @@ import torch
 
 from models.classifier import Classifier
 from models.config import ModelConfig
+from models.pipeline import source_prior
 
 K, D = 3, 8
 CENTERS = np.eye(K, D, dtype=np.float32) * 3.0
@@ -36,8 +37,7 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, k: int, *, hidden: int = 32, embed_dim
         opt.zero_grad()
         loss.backward()
         opt.step()
-    counts = np.bincount(y, minlength=k)[:k] + 1.0
-    model.class_prior.copy_(torch.as_tensor(counts / counts.sum(), dtype=torch.float32))
+    model.class_prior.copy_(torch.as_tensor(source_prior(y, k), dtype=torch.float32))
     return model.eval()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drift.label_shift import LabelShiftConfig, detect_label_shift, estimate_prior, reweight, source_prior
+from drift.label_shift import LabelShiftConfig, detect_label_shift, estimate_prior, reweight
 from tests.blobs import blobs, fit_mlp, trained_model
 
 
@@ -56,10 +56,6 @@ def test_the_log_ratio_is_what_a_classifier_adds_to_its_logits() -> None:
     logits = np.log(probs) + shift.log_ratio
     via_logits = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     np.testing.assert_allclose(via_logits, reweight(probs, shift.source_prior, shift.prior), rtol=1e-5)
-
-
-def test_source_prior_is_smoothed_label_shares() -> None:
-    np.testing.assert_allclose(source_prior(np.array([0, 0, 0, 1]), 3), [4 / 7, 2 / 7, 1 / 7])
 
 
 def test_bad_arguments_are_refused() -> None:

@@ -10,7 +10,7 @@ from bench.ssl import run_ssl_bench
 from models.collapse import RepresentationCollapse
 from models.config import ModelConfig
 from models.digits import load_digits_images, split_label_fraction
-from models.pipeline import anchor_set, calibration_split, fit_model
+from models.pipeline import anchor_set, calibration_split, fit_model, source_prior
 from models.train import recalibrate_batchnorm
 
 SMALL_CNN = ModelConfig(encoder="cnn", input_shape=(1, 8, 8), num_classes=10, width=8, embed_dim=32)
@@ -168,3 +168,7 @@ def test_the_model_keeps_the_class_prior_of_its_labeled_data():
     config = ModelConfig(encoder="mlp", input_shape=(4,), num_classes=2, hidden=8, embed_dim=4)
     result = fit_model(X, y_partial, config, objective=None, head="finetune", steps=5, device="cpu", seed=0)
     np.testing.assert_allclose(result.model.class_prior.numpy(), [81 / 102, 21 / 102], rtol=1e-5)  # add-one smoothed
+
+
+def test_source_prior_is_smoothed_label_shares() -> None:
+    np.testing.assert_allclose(source_prior(np.array([0, 0, 0, 1]), 3), [4 / 7, 2 / 7, 1 / 7])
