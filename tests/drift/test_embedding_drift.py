@@ -150,10 +150,58 @@ def test_nothing_is_tested_before_the_window_is_full():
     assert det.drift_detected and det.last_detection_index == 49
 
 
+def _first_detection(det: EmbeddingDriftDetector, stream: np.ndarray, batch: int = 5) -> int | None:
+    det.reset()
+    for start in range(0, len(stream), batch):
+        det.update_many(stream[start:start + batch])
+        if det.drift_detected:
+            return start + batch - 1
+    return None
+
+
+def test_the_short_window_sees_a_large_shift_sooner_and_a_small_one_is_left_to_the_long_window():
+    reference = _gaussian(800, seed=30)
+    long_only = EmbeddingDriftDetector(window=200, stride=5, sample_size=400, seed=0).fit(reference)
+    both = EmbeddingDriftDetector(window=200, stride=5, sample_size=400, seed=0, short_window=24).fit(reference)
+    assert both.threshold == long_only.threshold and both.short_threshold > both.threshold  # a wider null
+    leaving = np.r_[_gaussian(300, seed=31), _gaussian(200, seed=32, shift=1.0)]  # a domain left for another
+    late, early = _first_detection(long_only, leaving) - 300, _first_detection(both, leaving) - 300
+    assert early <= 15 and late >= early + 15
+    subtle = np.r_[_gaussian(300, seed=33), _gaussian(300, seed=34, shift=0.15)]
+    assert _first_detection(both, subtle) == _first_detection(long_only, subtle)  # only the long window finds it
+
+
+def test_the_short_window_raises_no_false_alarm_on_a_long_stationary_stream():
+    det = EmbeddingDriftDetector(window=200, stride=5, sample_size=400, seed=0, short_window=24)
+    det.fit(_gaussian(800, seed=35))
+    assert _first_detection(det, _gaussian(20_000, seed=36)) is None
+    assert 0.0 < det.short_statistic < det.short_threshold
+
+
+def test_the_short_window_tests_as_soon_as_it_is_full():
+    det = EmbeddingDriftDetector(window=200, stride=1, sample_size=300, short_window=24).fit(_gaussian(600, seed=37))
+    det.update_many(_gaussian(23, seed=38, shift=5.0))
+    assert not det.drift_detected and det.score == 0.0
+    det.update_many(_gaussian(1, seed=39, shift=5.0))
+    assert det.drift_detected and det.last_detection_index == 23 and det.statistic == 0.0  # the long one waits
+
+
+def test_the_short_window_round_trips_and_older_references_have_none():
+    z, p = _gaussian(700, seed=40), np.random.default_rng(41).dirichlet([0.3] * 5, size=700)
+    arrays = reference_statistics(z, p, window=100, sample_size=300, short_window=20)
+    det = EmbeddingDriftDetector.from_reference(arrays)
+    assert det.short_window == 20 and det.short_threshold == pytest.approx(float(arrays["mmd_short_threshold"][0]))
+    older = {k: v for k, v in arrays.items() if not k.startswith("mmd_short")}
+    det = EmbeddingDriftDetector.from_reference(older)
+    assert det.short_window is None and det.threshold == float(arrays["mmd_threshold"][0])
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
         ({"window": 5}, "window"),
+        ({"window": 50, "short_window": 50}, "short_window"),
+        ({"short_window": 5}, "short_window"),
         ({"stride": 0}, "stride"),
         ({"sample_size": 3}, "sample_size"),
         ({"false_alarm_rate": 0.0}, "false_alarm_rate"),
