@@ -9,9 +9,11 @@ of it on shutdown.
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,7 +52,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models.router)
     app.include_router(drift.router)
     app.include_router(health.router)
+    app.openapi = _contract(app)  # type: ignore[method-assign]
     return app
+
+
+def _contract(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """``/openapi.json`` with ``/predict``'s body as the served model accepts it (`predict.document_request`).
+
+    FastAPI caches the routes' schema; the served model's part is put in on every call, since a swap may change it.
+    """
+    generated = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = copy.deepcopy(generated())
+        state: ServiceState | None = getattr(app.state, "service", None)
+        shape = None if state is None else state.runtime.input_shape
+        predict.document_request(schema, shape, app.state.settings.max_instances)
+        return schema
+
+    return openapi
 
 
 @asynccontextmanager

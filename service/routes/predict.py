@@ -9,6 +9,7 @@ the first bad instance and says what is wrong with it in the same words.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from typing import Annotated, Any
@@ -21,7 +22,7 @@ from pydantic import AllowInfNan, BaseModel, Field, Strict, ValidationError
 
 from service.runtime import BatchPrediction, InputShapeMismatch, ModelUnavailable
 from service.state import ServiceState
-from service.validation import InvalidInstance, coerce_instances
+from service.validation import MAX_ABS_VALUE, InvalidInstance, accepted_shapes, coerce_instances, instance_schema
 
 router = APIRouter(tags=["predict"])
 
@@ -60,22 +61,38 @@ class Rejected(Exception):
         self.status, self.detail, self.instance = status, detail, instance
 
 
+def document_request(openapi: dict[str, Any], input_shape: tuple[int, ...] | None, max_instances: int) -> None:
+    """Put into ``openapi`` the request body the served model accepts: its instances, at most ``max_instances``.
+
+    The schema is the contract: a body it allows is answered, one it refuses gets a 4xx. With no model served,
+    any nesting of numbers is documented (and answered 503).
+    """
+    body = copy.deepcopy(PredictRequest.model_json_schema())
+    instances = body["properties"]["instances"]
+    instances["maxItems"] = max_instances
+    if input_shape is not None:
+        instances["items"] = instance_schema(input_shape)
+        body.pop("$defs", None)
+        instances["description"] += f" The served model takes input shape {list(input_shape)}."
+    openapi["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"] = body
+
+
 def parse_instances(body: bytes, input_shape: tuple[int, ...], max_instances: int) -> np.ndarray:
-    """Body bytes -> float32 ``(n, *input_shape)``, or `Rejected` (413 or 422) saying why."""
+    """Body bytes -> float32 ``(n, *input_shape)``, or `Rejected` (422) saying why."""
     try:
         instances: list[Any] = PredictRequest.model_validate_json(body).instances
         numbers_only = True  # strict floats: numpy may convert them as they are
     except ValidationError:
         instances = _instances_from_untrusted(body)
         numbers_only = False  # numpy would quietly turn True or "1.5" into numbers
-    if len(instances) > max_instances:
-        raise Rejected(413, f"{len(instances)} instances is over the limit of {max_instances} per request")
+    if len(instances) > max_instances:  # the schema's maxItems: a 422, as any other schema violation
+        raise Rejected(422, f"{len(instances)} instances is over the limit of {max_instances} per request")
     fits = False
     if numbers_only:
         try:
-            with np.errstate(over="ignore"):  # a value past float32 becomes inf: refused just below
-                X = np.asarray(instances, dtype=np.float32)
-            fits = X.ndim >= 2 and X[0].size == int(np.prod(input_shape)) and bool(np.isfinite(X).all())
+            X = np.asarray(instances, dtype=np.float64)  # the bound is checked before float32 rounds it
+            fits = (X.shape[1:] in accepted_shapes(input_shape) and float(np.abs(X).max(initial=0.0)) <= MAX_ABS_VALUE)
+            X = X.astype(np.float32)
         except ValueError:  # ragged nesting
             pass
     if not fits:
@@ -132,8 +149,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorBody, "description": "Body or instance count over the configured limit."},
-    422: {"model": ErrorBody, "description": "Bad shape, non-finite values or wrong types; names the instance."},
+    413: {"model": ErrorBody, "description": "Body over the configured size limit."},
+    422: {"model": ErrorBody, "description": "Not what the schema allows (shape, values, types, instance count), "
+                                             "or a prediction that is not finite; names the instance."},
     503: {"model": ErrorBody, "description": "No model is loaded yet."},
 }
 
@@ -161,6 +179,9 @@ async def predict(request: Request) -> Response:
         else:
             X = parse_instances(body, input_shape, settings.max_instances)
         prediction = await state.batcher.predict(X)
+        bad = np.flatnonzero(~np.isfinite(prediction.probabilities).all(axis=1))
+        if len(bad):  # JSON has no NaN: say so rather than send what no client can parse
+            raise Rejected(422, f"instance {bad[0]}: the model's prediction is not finite", int(bad[0]))
         response = Response(render(prediction), media_type="application/json")
     except Rejected as exc:
         response = _error(exc.status, exc.detail, exc.instance)
