@@ -232,6 +232,53 @@ class Registry:
         os.replace(tmp, base / CURRENT)
         return info
 
+    def prune(self, name: str, keep: int) -> list[int]:
+        """Delete all but the newest ``keep`` versions; returns those deleted, oldest first.
+
+        Never deleted, whatever their age: the CURRENT version and its ancestors (the base it was adapted from,
+        which fallbacks serve again), and every labeled original (a version without a parent). So what goes is
+        old rejected candidates, interims and superseded adaptations: a long stream publishes one every few
+        hundred events, and without this the registry grows without end. Deleted versions leave the activation
+        history, so a rollback never looks for one. A version is moved aside (one rename) before it is removed,
+        so a reader sees it whole or not at all.
+
+        >>> import tempfile
+        >>> from models.classifier import Classifier
+        >>> from models.config import ModelConfig
+        >>> reg = Registry(tempfile.mkdtemp())
+        >>> model = Classifier(ModelConfig(encoder="mlp", input_shape=(4,), num_classes=3))
+        >>> for parent in (None, 1, 1, 1, 1):
+        ...     _ = reg.publish("demo", model, reason="test", parent=parent)
+        >>> _ = reg.activate("demo", 2)
+        >>> reg.prune("demo", keep=1), [v.version for v in reg.versions("demo")]
+        ([3, 4], [1, 2, 5])
+        """
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+        versions = self.versions(name)
+        by_number = {v.version: v for v in versions}
+        protected = {v.version for v in versions[-keep:]} | {v.version for v in versions if v.manifest.get("parent") is None}
+        lineage, version = set(), self.current(name)
+        while version is not None and version.version not in lineage:  # CURRENT, its parent, and so on
+            lineage.add(version.version)
+            parent = version.manifest.get("parent")
+            version = by_number.get(int(parent)) if parent is not None else None
+        protected |= lineage
+        doomed = [v.version for v in versions if v.version not in protected]
+        for number in doomed:
+            path = self.root / name / str(number)
+            trash = self.root / name / f".pruned-{number}-{uuid.uuid4().hex}"
+            try:
+                os.rename(path, trash)
+            except FileNotFoundError:  # another process pruned it first
+                continue
+            shutil.rmtree(trash, ignore_errors=True)
+        if doomed:
+            gone = set(doomed)
+            history = [v for v in self.activation_history(name) if v not in gone]
+            _write_json_atomic(self.root / name / ACTIVATIONS, history)
+        return doomed
+
     def activation_history(self, name: str) -> list[int]:
         path = self.root / name / ACTIVATIONS
         return [int(v) for v in json.loads(path.read_text())] if path.exists() else []

@@ -272,6 +272,7 @@ class AdaptationController:
                     extra={"interim": True, **extra, "drift": reason})
                 record["version"] = published.version
                 self._serve(published.version, reason=why)
+                self._prune()
                 self._interim_embeddings = ((str(published.version), embed(base_model, window_x))
                                             if why == "normalize" else None)
                 self.state.metrics.normalizations.labels("label_shift" if why == "label_shift" else "served").inc()
@@ -415,6 +416,7 @@ class AdaptationController:
             else:
                 log.warning("candidate v%s not served: %s", published.version,
                             record.get("cancelled") or "; ".join(report.reasons))
+            self._prune()
             expected = report.stats.get("mean_confidence_candidate")
         except AdaptationCancelled:
             outcome, record["cancelled"] = "rejected", CANCELLED
@@ -434,6 +436,18 @@ class AdaptationController:
         self.state.metrics.adaptation_seconds.observe(seconds)
         self.state.metrics.labels_needed.set(1 if labels_needed else 0)
         log.info("adaptation %s in %.1fs (%s)", outcome, seconds, reason)
+
+    def _prune(self) -> None:
+        """Keep the registry to ``registry_keep`` versions (`models.registry.Registry.prune`); 0 keeps all."""
+        keep = self.state.settings.registry_keep
+        if keep:
+            try:
+                pruned = self.state.registry.prune(self.state.settings.name, keep)
+            except Exception:  # noqa: BLE001 - a registry too big is no reason to stop serving
+                log.exception("pruning the registry failed")
+                return
+            if pruned:
+                log.info("registry pruned to %d versions: removed %s", keep, pruned)
 
     def _serve(self, version: int, reason: str) -> None:
         """Swap ``version`` in here and tell the other replicas through the control topic."""

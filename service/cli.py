@@ -235,6 +235,14 @@ def models_rollback(registry: RegistryOpt, name: NameOpt) -> None:
     console.print(f"{name}: rolled back, CURRENT -> {info.version}")
 
 
+@models_app.command("prune")
+def models_prune(registry: RegistryOpt, name: NameOpt,
+                 keep: Annotated[int, typer.Option(min=1, help="newest versions to keep")] = 100) -> None:
+    """Delete all but the newest KEEP versions; the served one, its ancestors and labeled originals always stay."""
+    pruned = _registry(registry).prune(name, keep)
+    console.print(f"{name}: removed {len(pruned)} versions" + (f" ({', '.join(map(str, pruned))})" if pruned else ""))
+
+
 # -- bench -----------------------------------------------------------------------
 QuickOpt = Annotated[bool, typer.Option("--quick", help="small sizes, for a smoke run")]
 

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     max_batch: int = Field(64, ge=1, le=65536)
     max_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
 
+    registry_keep: int = Field(100, ge=0, description=(
+        "DRIFTWISE_REGISTRY_KEEP: versions the registry keeps after each publication: the newest ones, plus the served one, its ancestors "
+        "and every labeled original, which always stay (`models.registry.Registry.prune`); 0 keeps all"))
+
     # Kafka.
     bootstrap_servers: str | None = None
     group_id: str = "driftwise"

@@ -141,3 +141,32 @@ def test_the_class_prior_travels_with_the_weights_and_an_older_file_loads_as_uni
     weights = info.path / "weights.safetensors"
     save_file({k: v for k, v in load_file(str(weights)).items() if k != "class_prior"}, str(weights))
     assert torch.allclose(reg.load("tab").model.class_prior, torch.full((3,), 1 / 3))
+
+
+def _lineage(tmp_path: Path) -> Registry:
+    """v1 and v4 labeled originals; v2, v3, v5 (rejected), v6, v7 adapted from v1; served in turn: v1, v2, v6, v3."""
+    reg = Registry(tmp_path)
+    for parent, status in [(None, "approved"), (1, "approved"), (1, "approved"), (None, "approved"),
+                           (1, "rejected"), (1, "approved"), (1, "approved")]:
+        reg.publish("m", _model(), reason="test", parent=parent, status=status, activate=False)
+    for version in (1, 2, 6, 3):
+        reg.activate("m", version)
+    return reg
+
+
+def test_prune_keeps_the_newest_the_served_lineage_and_every_original(tmp_path: Path) -> None:
+    reg = _lineage(tmp_path)  # v3 is served
+    assert reg.prune("m", keep=2) == [2, 5]
+    assert [v.version for v in reg.versions("m")] == [1, 3, 4, 6, 7]
+    assert reg.current("m").version == 3 and reg.load("m").info.version == 3
+    assert reg.activation_history("m") == [1, 6, 3]
+    assert reg.rollback("m").version == 6  # the history skips what was pruned
+    assert reg.publish("m", _model(), reason="after", parent=1).version == 8  # numbers are never reused
+    assert not [p for p in (tmp_path / "m").iterdir() if p.name.startswith(".pruned")]
+
+
+def test_prune_with_room_for_everything_removes_nothing_and_keep_must_be_positive(tmp_path: Path) -> None:
+    reg = _lineage(tmp_path)
+    assert reg.prune("m", keep=7) == [] and len(reg.versions("m")) == 7
+    with pytest.raises(ValueError, match="keep"):
+        reg.prune("m", keep=0)

@@ -146,8 +146,9 @@ def test_the_adapters_process_is_started_ahead_unless_turned_off(make_settings: 
 LENIENT = NormalizeConfig(max_correlation=1.0, min_confidence_gain=-1.0, min_entropy_ratio=0.0)  # every interim passes
 
 
-def _controller_with(make_settings: Callable[..., Settings], normalize: NormalizeConfig) -> AdaptationController:
-    state = ServiceState.build(make_settings(prewarm_adapter=False))
+def _controller_with(make_settings: Callable[..., Settings], normalize: NormalizeConfig,
+                     **settings: Any) -> AdaptationController:
+    state = ServiceState.build(make_settings(prewarm_adapter=False, **settings))
     load_current_model(state)
     controller = AdaptationController(state, normalize_config=normalize)
     state.controller = controller
@@ -171,6 +172,17 @@ def test_an_interim_that_passes_its_checks_serves_at_once_and_keeps_the_drift(
     assert controller.loop is loop and loop.serving_base  # followed as the base: nothing reset
     assert controller.monitored_version == str(done["version"])
     assert done["seconds"] < 5.0
+
+
+def test_each_publication_prunes_the_registry_to_registry_keep_but_never_what_serves_or_its_base(
+        make_settings: Callable[..., Settings], registry: Registry) -> None:
+    controller = _controller_with(make_settings, LENIENT, registry_keep=2)
+    _traffic(controller.state, batches=10)
+    for _ in range(4):
+        controller._normalize("drift confirmed")
+    served = controller.last_normalization["version"]
+    assert served == 6 and controller.state.runtime.version == "6"
+    assert [v.version for v in registry.versions(NAME)] == [1, 5, 6]  # v1 the base; v2 (unserved) and v3, v4 gone
 
 
 def test_an_interim_that_fails_its_checks_is_neither_published_nor_served(

@@ -88,6 +88,19 @@ def test_models_commands_list_and_roll_back(tmp_path: Path) -> None:
     assert code == 2 and "no version 7" in output
 
 
+def test_models_prune_removes_the_oldest_but_never_the_served_one(tmp_path: Path) -> None:
+    from models.classifier import Classifier
+    from models.config import ModelConfig
+
+    reg = Registry(tmp_path)
+    model = Classifier(ModelConfig(encoder="mlp", input_shape=(3,), num_classes=2))
+    for parent in (None, 1, 1, 1):
+        reg.publish("m", model, reason="test", parent=parent, activate=parent is None)
+    code, output = _invoke("models", "prune", "--registry", str(tmp_path), "--name", "m", "--keep", "1")
+    assert code == 0 and "removed 2 versions (2, 3)" in output
+    assert [v.version for v in reg.versions("m")] == [1, 4] and reg.current("m").version == 1
+
+
 def test_every_flag_reads_its_environment_variable(tmp_path: Path) -> None:
     result = runner.invoke(app, ["models", "list"], env={"DRIFTWISE_REGISTRY": str(tmp_path / "none"),
                                                          "DRIFTWISE_NAME": "m"})
