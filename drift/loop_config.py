@@ -19,7 +19,8 @@ class LoopConfig:
     """Every setting of the loop; the defaults are those the benchmark was validated with."""
 
     window: int = 256
-    """Fresh inputs (seen since drift was confirmed) that must arrive before adapting; the adaptation window."""
+    """Fresh inputs (seen since drift was confirmed) that must arrive before adapting; the adaptation window: the
+    candidate adapts on the latest this many (`DriftLoop.adaptation_inputs`)."""
     window_capacity: int = 1024
     """Recent inputs kept."""
     threshold: float = 0.9

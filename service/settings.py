@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     adaptation_window: int = Field(
         _LOOP.window, ge=64, le=1024,
         description="DRIFTWISE_ADAPTATION_WINDOW: inputs that must arrive after drift is confirmed before adapting; "
-                    "the candidate is adapted on them (at most the 1024 recent inputs kept)")
+                    "the candidate is adapted on the latest this many")
     normalize_after: int = Field(
         _LOOP.normalize_after, ge=0, le=1024,
         description="DRIFTWISE_NORMALIZE_AFTER: inputs after a confirmed drift before the served weights, with "

@@ -255,6 +255,23 @@ def test_pseudo_labels_are_held_out_for_the_agreement_check(model: Classifier,
     assert not train & hold and train | hold == {r.tobytes() for r in px}
 
 
+def test_a_candidate_held_back_by_the_cooldown_adapts_on_the_latest_window_not_on_everything_since(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    clock = Clock()
+    loop = _loop(reference, clock, window=200, cooldown_seconds=60.0)
+    loop.policy.adaptation_started()
+    loop.record_result("failed")  # an adaptation just ended: the cooldown runs
+    _feed(loop, model, _blobs(400, seed=2)[0])
+    acted = _feed(loop, model, _blobs(800, seed=3, shift=2.5)[0], until=Action.ADAPT)
+    assert Action.ADAPT not in [a for _, a in acted] and loop.policy.fresh_events > 400  # held back all along
+    clock.now = 61.0
+    acted = _feed(loop, model, _blobs(40, seed=4, shift=2.5)[0], until=Action.ADAPT)
+    assert acted[-1][1] is Action.ADAPT
+    inputs = loop.adaptation_inputs()
+    assert inputs.window_x.shape == (200, D)
+    np.testing.assert_array_equal(inputs.window_x, loop.window.array()[-200:])
+
+
 def test_rejected_candidate_requires_drift_to_be_confirmed_again(model: Classifier,
                                                                  reference: dict[str, np.ndarray]) -> None:
     loop = _loop(reference, window=200)
