@@ -465,6 +465,25 @@ def test_a_candidate_started_before_the_labels_came_is_refused_without_asking_ag
     assert loop.policy.labels_needed
 
 
+def test_while_labels_are_needed_the_source_is_still_checked_for_as_the_stream_moves_on(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200, normalize_window=128)
+    _feed(loop, model, _between_classes(2000, seed=85), until=Action.ADAPT)
+    loop.record_result("rejected")
+    assert loop.policy.labels_needed
+    # Another drift, confirmed afresh every few dozen events while the alarm holds: the checks that notice the
+    # interim's domain has gone (or the source is back) still come every `normalize_window` inputs.
+    confirmed, checks, x = loop.monitor.confirmations, 0, _blobs(1280, seed=86, shift=-2.5)[0]
+    for start in range(0, len(x), BATCH):
+        loop.update(x[start:start + BATCH], *_predict(model, x[start:start + BATCH]))
+        if loop.decide() is Action.CHECK_SOURCE:
+            checks += 1
+            loop.record_source_check(False)  # not the source: the drift goes on
+    assert loop.monitor.confirmations - confirmed >= 4, "re-confirmed again and again"
+    assert checks >= 8  # one per 128 inputs, give or take the first
+    assert loop.policy.labels_needed
+
+
 def _fallen_back(loop: DriftLoop, model: Classifier, reference: dict[str, np.ndarray]) -> None:
     loop.serve(reference, base=False)  # as if an adapted model served, watched against the clean domain
     _feed(loop, model, _blobs(400, seed=2)[0])
