@@ -72,7 +72,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PLUMBING_ENV = frozenset({"DRIFTWISE_EVENTS_TOPIC", "DRIFTWISE_PREDICTIONS_TOPIC", "DRIFTWISE_DLQ_TOPIC",
                           "DRIFTWISE_LABELS_TOPIC", "DRIFTWISE_MODELS_TOPIC", "DRIFTWISE_GROUP_ID"})
 TWINS = ("adaptive", "no_adapt")
-DOMAINS = ("digits", "tabular")
+DOMAINS = ("digits", "tabular", "files")
 # --dataset for --domain tabular (files inside a package or generated, no download).
 TABULAR_DATASETS = tabular_data.DATASETS
 # (events per second, events per phase) when not given.
@@ -102,9 +102,23 @@ class StreamBenchConfig:
     bootstrap_servers: str | None = None
     domain: str = "digits"
     dataset: str | None = None
+    source: str | None = None
+    """``--source SRC.npz`` with ``stream``: your own data and drift (`bench.stream_files`); domain "files"."""
+    stream: str | None = None
+    shape: str | None = None
+    """``--input-shape`` for `driftwise pretrain` on your files (images as C,H,W); none for flat rows."""
+    given_phases: tuple[str, ...] = ()
+    """Set from the stream file (domain "files"); not an option."""
 
     def __post_init__(self) -> None:
-        if self.domain not in DOMAINS:
+        if (self.source is None) != (self.stream is None):
+            raise ValueError("--source and --stream go together")
+        if self.source is not None:
+            self._files_post_init()
+            return
+        if self.shape is not None:
+            raise ValueError("--input-shape is for your own files (--source, --stream)")
+        if self.domain not in DOMAINS[:2]:
             raise ValueError(f"domain must be digits or tabular, got {self.domain!r}")
         if self.dataset is None:
             object.__setattr__(self, "dataset", "digits" if self.domain == "digits" else "segments")
@@ -131,12 +145,38 @@ class StreamBenchConfig:
             object.__setattr__(self, "phase_events", 300)
             object.__setattr__(self, "rate", 100.0)
 
+    def _files_post_init(self) -> None:
+        """Your files fix the phases and their length; rate defaults as for digits."""
+        from bench import stream_files
+
+        if self.domain not in ("digits", "files") or self.families != "heldout" or self.bursts or self.quick:
+            raise ValueError("--source/--stream take no --domain, --families, --bursts or --quick: "
+                             "the stream file says what drifts and in what order")
+        files = stream_files.load(str(self.source), str(self.stream))
+        object.__setattr__(self, "domain", "files")
+        object.__setattr__(self, "families", "yours")
+        if self.phase_events not in (None, files.phase_events):
+            raise ValueError(f"--phase-events is set by the stream file ({files.phase_events})")
+        object.__setattr__(self, "phase_events", files.phase_events)
+        object.__setattr__(self, "dataset", self.dataset or Path(str(self.stream)).stem)
+        object.__setattr__(self, "given_phases", files.phases)
+        if self.rate is None:
+            object.__setattr__(self, "rate", DEFAULTS["digits"][0])
+        if not self.rate > 0:
+            raise ValueError(f"rate must be positive events per second, got {self.rate}")
+
+    @property
+    def files(self) -> bool:
+        return self.domain == "files"
+
     @property
     def tabular(self) -> bool:
         return self.domain == "tabular"
 
     @property
     def phases(self) -> tuple[str, ...]:
+        if self.files:
+            return self.given_phases
         if self.tabular:
             held, dev = sensor_shifts.HELD_OUT_FAMILIES, sensor_shifts.DEVELOPMENT_FAMILIES
         else:
@@ -159,16 +199,25 @@ class StreamBenchConfig:
     @property
     def input_shape(self) -> str | None:
         """`driftwise pretrain --input-shape`: digits' rows are 1x8 images; tabular rows stay flat (no flag)."""
+        if self.files:
+            return self.shape
         return None if self.tabular else "1,8,8"
 
     @property
     def stem(self) -> str:
+        if self.files:
+            return f"stream-files-{self.dataset}"
         bursts, quick = "-bursts" if self.bursts else "", "-quick" if self.quick else ""
         domain = f"tabular-{self.dataset}-" if self.tabular else ""
         return f"stream-{domain}{self.families}{bursts}-seed{self.seed}{quick}"
 
     def command(self) -> str:
         parts = ["driftwise bench stream"]
+        if self.files:
+            parts += [f"--source {self.source}", f"--stream {self.stream}"]
+            parts += [f"--input-shape {self.shape}"] if self.shape else []
+            parts += [f"--rate {self.rate:g}"]
+            return " ".join(parts + ([f"--device {self.device}"] if self.device != "auto" else []))
         if self.tabular:
             parts += ["--domain tabular", f"--dataset {self.dataset}"]
         parts += [f"--families {self.families}", f"--seed {self.seed}"]
@@ -195,7 +244,13 @@ def tabular_splits(dataset: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def splits(config: StreamBenchConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(x_source, y_source with -1 for unlabeled, x_pool, y_pool)`` of the config's dataset."""
+    """``(x_source, y_source with -1 for unlabeled, x_pool, y_pool)`` of the config's dataset (your files: the
+    stream's events and labels are the "pool", replayed as they are)."""
+    if config.files:
+        from bench import stream_files
+
+        files = stream_files.load(str(config.source), str(config.stream))
+        return files.x_source, files.y_source, files.stream.x, files.stream.y
     if config.tabular:
         return tabular_splits(str(config.dataset), config.seed)
     from service.demo import _digits_splits
@@ -454,6 +509,11 @@ def code_state() -> str:
 
 def data_line(config: StreamBenchConfig, x_src: np.ndarray, y_src: np.ndarray, x_pool: np.ndarray) -> str:
     """What was pretrained on and streamed from, in one line for the report."""
+    if config.files:
+        from bench import stream_files
+
+        return stream_files.describe(stream_files.load(str(config.source), str(config.stream)), str(config.source),
+                                     str(config.stream))
     what = ("scikit-learn's digits (8x8)" if not config.tabular else
             f"{tabular_data.describe(str(config.dataset))} ({x_src.shape[1]} features)")
     k = int(y_src.max()) + 1
@@ -507,8 +567,13 @@ def run(config: StreamBenchConfig, out_dir: Path | None = None, console: Console
                              log=workdir / f"serve-{t.label}.log")
 
         console.rule(f"[bold]replay {' -> '.join(config.phases)} at {config.rate:g} events/s")
-        stream = build_stream(x_held, y_held, config.phases, config.phase_events, seed=config.seed,
-                              bursts=config.bursts, reference=x_src if config.tabular else None)
+        if config.files:
+            from bench import stream_files
+
+            stream = stream_files.load(str(config.source), str(config.stream)).stream
+        else:
+            stream = build_stream(x_held, y_held, config.phases, config.phase_events, seed=config.seed,
+                                  bursts=config.bursts, reference=x_src if config.tabular else None)
         np.savez(workdir / "stream.npz", X=stream.x, y=stream.y)
         for t in twins:
             readers.append(threading.Thread(target=_consume_predictions, daemon=True,

@@ -204,17 +204,21 @@ def _plot(results: dict[str, Any], path: Path, config: StreamBenchConfig) -> Non
     ax.set_ylim(0, 1.08)
     ax.set_xlabel("event")
     ax.set_ylabel(f"accuracy (rolling {window})")
-    ax.set_title(f"driftwise bench stream: {_domain(config)}{config.families} families"
-                 f"{', bursts' if config.bursts else ''}, {config.rate:g} events/s, severity {SEVERITY}")
+    ax.set_title(f"driftwise bench stream: {_scenario(config)}, {config.rate:g} events/s"
+                 + ("" if config.files else f", severity {SEVERITY}"))
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=4, fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def _domain(config: StreamBenchConfig) -> str:
-    """Empty for digits, 'tabular <dataset>, ' otherwise (for titles)."""
-    return f"tabular {config.dataset}, " if config.tabular else ""
+def _scenario(config: StreamBenchConfig) -> str:
+    """What was replayed, for titles: 'heldout families', 'tabular segments, heldout families, bursts', 'your files
+    (name)'."""
+    if config.files:
+        return f"your files ({config.dataset})"
+    domain = f"tabular {config.dataset}, " if config.tabular else ""
+    return f"{domain}{config.families} families{', bursts' if config.bursts else ''}"
 
 
 def _delay(d: int | None, rate: float) -> str:
@@ -246,20 +250,22 @@ def write_report(results: dict[str, Any], config: StreamBenchConfig, out_dir: Pa
     _plot(results, out_dir / f"{config.stem}.png", config)
     s = results["summary"]
     shifts = "sensor shifts (`drift.sensor_shifts`)" if config.tabular else "families"
+    if config.files:
+        kind = "your own files: the stream file names the phases; nothing here was chosen on them"
     chosen = "may be chosen on (none has been yet)" if config.tabular else "were chosen on"
-    kind = (f"held-out {shifts}: only reported, no method or default was chosen on them"
+    kind = (kind if config.files else f"held-out {shifts}: only reported, no method or default was chosen on them"
             if config.families == "heldout" else f"development {shifts}: the ones methods and defaults {chosen}")
     if config.concept:
         kind = ("a label-changing shift (inverted images) over three phases; the true labels of "
                 f"{results['feedback']['labels_sent']} predictions sent once the adaptive twin asked for labels")
     fmt = lambda p, k: "-" if np.isnan(p) else f"{p:.3f} ({k})"  # noqa: E731
     lines = [
-        f"# Stream bench: {_domain(config)}{config.families} families{', bursts' if config.bursts else ''}, "
-        f"seed {config.seed}", "",
+        f"# Stream bench: {_scenario(config)}, seed {config.seed}", "",
         f"Command: `{results['command']}`  ", f"Date: {results['date']}, {results['machine']}  ",
         f"Code: {results['code']}  ",
         f"Wall time {results['wall_seconds']:.0f} s; {len(results['correct']['adaptive'])} events at "
-        f"{config.rate:g}/s, {config.phase_events} per phase, severity {SEVERITY}; {kind}."
+        f"{config.rate:g}/s, {config.phase_events} per phase"
+        + ("" if config.files else f", severity {SEVERITY}") + f"; {kind}."
         + (f" Each phase sorted into runs of {BURST_RUN} events of one class." if config.bursts else "")
         + (f"  \nData: {results['data']}." if results.get("data") else ""), "",
         "Real time, real broker: `driftwise pretrain` with the CLI defaults, then two `driftwise serve` processes on "

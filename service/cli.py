@@ -326,6 +326,9 @@ def bench_stream(
     phase_events: Annotated[Optional[int], typer.Option(help="events in each phase (default 1500; tabular 3000)")] = None,
     seed: Annotated[int, typer.Option(help="data split and stream seed")] = 0,
     bursts: Annotated[bool, typer.Option("--bursts", help="each phase in runs of 50 events of one class")] = False,
+    source: Annotated[Optional[Path], typer.Option(help="your own data: SRC.npz (X, y with -1 unlabeled) to pretrain on; with --stream")] = None,
+    stream: Annotated[Optional[Path], typer.Option(help="your own drift: STREAM.npz (X, y, phase per event, 'clean' for undrifted), replayed as it is")] = None,
+    input_shape: Annotated[Optional[str], typer.Option(help="with --source: C,H,W to pretrain on images")] = None,
     bootstrap_servers: Annotated[Optional[str], typer.Option(help="use this broker, not a local one")] = None,
     device: DeviceOpt = "auto",
     out: Annotated[Optional[Path], typer.Option(help="results folder (default bench/results)")] = None,
@@ -337,7 +340,8 @@ def bench_stream(
     try:
         config = StreamBenchConfig(families=families, rate=rate, phase_events=phase_events, seed=seed, bursts=bursts,
                                    quick=quick, device=device, bootstrap_servers=bootstrap_servers, domain=domain,
-                                   dataset=dataset)
+                                   dataset=dataset, source=None if source is None else str(source),
+                                   stream=None if stream is None else str(stream), shape=input_shape)
     except ValueError as exc:
         fail(str(exc))
     report = run(config, out, console=console)

@@ -293,3 +293,69 @@ def test_a_family_that_comes_back_keeps_a_first_adapted_delay_per_phase(tmp_path
     out = score(stream, {"adaptive": _Observed(y, versions), "no_adapt": _Observed(y, ["1"] * n)},
                 tmp_path / "registry", config, "1", datetime.now(timezone.utc))
     assert out["summary"]["first_adapted_delay_events"] == [["inversion", 20], ["inversion", None], ["inversion", 10]]
+
+
+# -- --source/--stream: your own data and drift ----------------------------------------------------------------------
+def _your_files(tmp_path: Path, phases: list[str], per_phase: int = 100, k: int = 3,
+                shape: tuple[int, ...] = (4,)) -> tuple[Path, Path]:
+    rng = np.random.default_rng(0)
+    y_src = np.full(60, -1)
+    y_src[:3 * k] = np.arange(3 * k) % k
+    n = per_phase * len(phases)
+    np.savez(tmp_path / "src.npz", X=rng.random((60, *shape)).astype(np.float32), y=y_src)
+    np.savez(tmp_path / "mine.npz", X=rng.random((n, *shape)).astype(np.float32), y=np.arange(n) % k,
+             phase=np.repeat(np.array(phases), per_phase))
+    return tmp_path / "src.npz", tmp_path / "mine.npz"
+
+
+def test_your_files_set_the_phases_their_length_and_the_report_names(tmp_path):
+    src, mine = _your_files(tmp_path, [CLEAN, "fog", "glare", CLEAN], shape=(1, 2, 2))
+    config = StreamBenchConfig(source=str(src), stream=str(mine), shape="1,2,2")
+    assert config.files and (config.domain, config.families) == ("files", "yours")
+    assert config.phases == (CLEAN, "fog", "glare", CLEAN) and config.phase_events == 100 and config.rate == 50.0
+    assert config.stem == "stream-files-mine" and config.input_shape == "1,2,2"
+    assert config.command() == f"driftwise bench stream --source {src} --stream {mine} --input-shape 1,2,2 --rate 50"
+    stream = StreamBenchConfig(source=str(src), stream=str(mine))
+    from bench.stream import splits
+
+    x_src, y_src, x_pool, y_pool = splits(stream)
+    assert x_src.shape == (60, 1, 2, 2) and x_pool.shape == (400, 1, 2, 2) and list(y_pool[:4]) == [0, 1, 2, 0]
+
+
+def test_your_files_are_refused_with_what_is_wrong(tmp_path):
+    from bench.stream_files import StreamFilesError
+
+    src, mine = _your_files(tmp_path, [CLEAN, "fog"])
+    with pytest.raises(ValueError, match="go together"):
+        StreamBenchConfig(source=str(src))
+    with pytest.raises(ValueError, match="--families"):
+        StreamBenchConfig(source=str(src), stream=str(mine), families="dev")
+    with pytest.raises(ValueError, match="set by the stream file"):
+        StreamBenchConfig(source=str(src), stream=str(mine), phase_events=300)
+    with pytest.raises(ValueError, match="--input-shape is for your own files"):
+        StreamBenchConfig(shape="1,8,8")
+    np.savez(tmp_path / "uneven.npz", X=np.zeros((300, 4), np.float32), y=np.zeros(300, int),
+             phase=np.array([CLEAN] * 100 + ["fog"] * 200))
+    with pytest.raises(StreamFilesError, match="equal length"):
+        StreamBenchConfig(source=str(src), stream=str(tmp_path / "uneven.npz"))
+    np.savez(tmp_path / "wide.npz", X=np.zeros((200, 5), np.float32), y=np.zeros(200, int),
+             phase=np.array([CLEAN] * 200))
+    with pytest.raises(StreamFilesError, match="shape"):
+        StreamBenchConfig(source=str(src), stream=str(tmp_path / "wide.npz"))
+    np.savez(tmp_path / "nolabels.npz", X=np.zeros((200, 4), np.float32), y=np.zeros(200, int))
+    with pytest.raises(StreamFilesError, match="missing phase"):
+        StreamBenchConfig(source=str(src), stream=str(tmp_path / "nolabels.npz"))
+    np.savez(tmp_path / "unknown.npz", X=np.zeros((200, 4), np.float32), y=np.full(200, 7),
+             phase=np.array([CLEAN] * 200))
+    with pytest.raises(StreamFilesError, match="classes of the source"):
+        StreamBenchConfig(source=str(src), stream=str(tmp_path / "unknown.npz"))
+
+
+def test_cli_refuses_a_stream_without_a_source_before_any_work(tmp_path):
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    _, mine = _your_files(tmp_path, [CLEAN, "fog"])
+    result = CliRunner().invoke(app, ["bench", "stream", "--stream", str(mine)])
+    assert result.exit_code == 2 and "go together" in result.output
