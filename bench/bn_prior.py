@@ -1,6 +1,6 @@
-"""`python -m bench.bn_prior`: should the interim's BatchNorm statistics keep some of the source's?
+"""`python -m driftwise.bench.bn_prior`: should the interim's BatchNorm statistics keep some of the source's?
 
-The interim (`drift.normalize`) replaces every BatchNorm's statistics with those
+The interim (`driftwise.drift.normalize`) replaces every BatchNorm's statistics with those
 of the latest 128 inputs. On a strong shift that is most of the gain; on a mild
 one the window's sampling noise (and its class mix) may cost more than the shift
 did. Schneider et al. (2020, "Improving robustness against common corruptions by
@@ -8,7 +8,7 @@ covariate shift adaptation") mix the two, weighting the source like ``N`` sample
 ``mean = (N * mean_source + n * mean_window) / (N + n)``, and the same for the
 variance. This scores ``N`` offline on development shifts only, at mild, middle
 and strong severities (1, 3, 5), on the CLI-default models of digits, ImageSegments
-and Phishing (`bench.interim_checks.source_model`): the interim's accuracy minus the
+and Phishing (`driftwise.bench.interim_checks.source_model`): the interim's accuracy minus the
 base's on the rest of the pool under the same shift.
 
 Writes ``bench/results/bn-prior.md`` and ``.json``.
@@ -27,11 +27,11 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from bench.interim_checks import RESULTS, development_models
-from drift import corruptions
-from drift.adapter import predict_proba
-from drift.normalize import normalized_copy
-from models.classifier import Classifier
+from driftwise.bench.interim_checks import RESULTS, development_models
+from driftwise.drift import corruptions
+from driftwise.drift.adapter import predict_proba
+from driftwise.drift.normalize import normalized_copy
+from driftwise.models.classifier import Classifier
 
 DOMAINS = (("digits", "digits"), ("tabular", "segments"), ("tabular", "phishing"))
 PRIORS = (0, 16, 64, 128, 256)
@@ -94,7 +94,7 @@ def write(rows: list[dict], out: Path, wall: float) -> None:
         return lines + [""]
 
     lines = ["# BatchNorm interim: how much of the source's statistics to keep (development shifts only)", "",
-             f"Command: `python -m bench.bn_prior`  ",
+             f"Command: `python -m driftwise.bench.bn_prior`  ",
              f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, wall time {wall:.0f} s  ",
              f"{MODEL_SEEDS} model seeds x {SHIFT_SEEDS} shift seeds per development family and severity; window "
              f"{WINDOW} iid inputs, gain in accuracy points against the base on the rest of the pool. Prior N: the "

@@ -1,14 +1,14 @@
 """`driftwise bench collapse`: where should "the served model's confidence collapsed" start?
 
 A candidate the guardrails refuse is usually a drift the model can learn from
-later. A label-changing drift (`drift.corruptions.CONCEPT_FAMILIES`) is not:
+later. A label-changing drift (`driftwise.drift.corruptions.CONCEPT_FAMILIES`) is not:
 pseudo-labels cannot teach it, and a user should be asked for labels after one
-refusal, not three. `drift.loop_config.LoopConfig.collapse_confidence` tells the
+refusal, not three. `driftwise.drift.loop_config.LoopConfig.collapse_confidence` tells the
 two apart by the served model's mean confidence relative to its reference mean.
 
 This measures that ratio offline, on development shifts only, for the model the
 service serves after a confirmed drift (the BatchNorm interim on the latest 128
-inputs, `drift.normalize.normalized_copy`) and for the frozen base (served when
+inputs, `driftwise.drift.normalize.normalized_copy`) and for the frozen base (served when
 the interim is refused). The default is chosen between the highest concept ratio
 and the lowest covariate one of the interim. Inversion is the only concept
 family, so it is also the only evidence for the concept side: not held out.
@@ -26,12 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from bench.interim_checks import DOMAINS, source_model
-from drift import corruptions, sensor_shifts
-from drift.adapter import predict_proba
-from drift.loop_config import LoopConfig
-from drift.normalize import normalized_copy
-from models.registry import Registry
+from driftwise.bench.interim_checks import DOMAINS, source_model
+from driftwise.drift import corruptions, sensor_shifts
+from driftwise.drift.adapter import predict_proba
+from driftwise.drift.loop_config import LoopConfig
+from driftwise.drift.normalize import normalized_copy
+from driftwise.models.registry import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -100,4 +100,4 @@ def run(seeds: int, out: Path, command: str) -> Path:
 
 
 if __name__ == "__main__":
-    print(run(2, RESULTS, "python -m bench.collapse_confidence"))
+    print(run(2, RESULTS, "python -m driftwise.bench.collapse_confidence"))

@@ -1,10 +1,10 @@
 """`driftwise bench drift`: does the closed loop help, and does it know when not to act?
 
 The simulation runs the service's own loop in-process, without Kafka:
-`drift.loop.DriftLoop` (monitor -> pseudo-label buffer -> recent window -> policy: the
-decisions the service's controller makes too) -> `drift.adapter` (in full mode in
-its own process, started ahead, as the service does: `drift.worker`) ->
-`drift.guardrails` -> swap. Events arrive in micro-batches on a simulated clock
+`driftwise.drift.loop.DriftLoop` (monitor -> pseudo-label buffer -> recent window -> policy: the
+decisions the service's controller makes too) -> `driftwise.drift.adapter` (in full mode in
+its own process, started ahead, as the service does: `driftwise.drift.worker`) ->
+`driftwise.drift.guardrails` -> swap. Events arrive in micro-batches on a simulated clock
 (``event_rate`` events per second); the real seconds an adaptation takes are
 converted to events that the old model keeps serving meanwhile, so accuracy is
 prequential and honest about delays. Labels are only used to score, except where a
@@ -15,7 +15,7 @@ Scenarios
 * digits-C abrupt, gradual (every corruption) and recurring: accuracy no-adapt /
   adapted / oracle, gap closed, detection delay, adaptations promoted / refined
   (the base adapted again on all the domain's events once enough have been seen,
-  see `drift.loop.Action.REFINE`) / rejected.
+  see `driftwise.drift.loop.Action.REFINE`) / rejected.
   The oracle is the same adaptation recipe given the *true* labels of the same
   window of events, served from the same event as the adapted model. Gap closed
   is scored on events whose pool image was not in that window: streams replay a
@@ -33,11 +33,11 @@ Scenarios
   Hyperplane, RandomRBF, RandomRBFDrift): label-free detection delay and false
   alarms, and the feedback-label path.
 
-Source model: a BN CNN fitted by `models.pipeline.fit_model` (SSL pretraining on the
+Source model: a BN CNN fitted by `driftwise.models.pipeline.fit_model` (SSL pretraining on the
 source split, 10% labels) and evaluated on a disjoint split. Method choices were
 made on a separate validation split (``--split val``), never on the test stream.
 
-Run ``python -m bench.drift [--quick]``; writes ``bench/results/drift.md`` and ``drift.json``.
+Run ``python -m driftwise.bench.drift [--quick]``; writes ``bench/results/drift.md`` and ``drift.json``.
 """
 
 from __future__ import annotations
@@ -57,17 +57,17 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from drift.adapter import AdaptConfig, adapt, embed
-from drift.corruptions import CLEAN, CORRUPTION_NAMES, Stream, StreamBuilder
-from drift.embedding_drift import reference_statistics
-from drift.guardrails import GuardrailConfig, evaluate_candidate
-from drift.loop import Action, DriftLoop, LoopConfig
-from drift.normalize import back_to_source, check_interim, normalized_copy
-from drift.worker import prewarm, run_adaptation_in_subprocess
-from models.classifier import Classifier
-from models.config import ModelConfig
-from models.digits import load_digits_images, split_label_fraction
-from models.pipeline import fit_model
+from driftwise.drift.adapter import AdaptConfig, adapt, embed
+from driftwise.drift.corruptions import CLEAN, CORRUPTION_NAMES, Stream, StreamBuilder
+from driftwise.drift.embedding_drift import reference_statistics
+from driftwise.drift.guardrails import GuardrailConfig, evaluate_candidate
+from driftwise.drift.loop import Action, DriftLoop, LoopConfig
+from driftwise.drift.normalize import back_to_source, check_interim, normalized_copy
+from driftwise.drift.worker import prewarm, run_adaptation_in_subprocess
+from driftwise.models.classifier import Classifier
+from driftwise.models.config import ModelConfig
+from driftwise.models.digits import load_digits_images, split_label_fraction
+from driftwise.models.pipeline import fit_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -233,12 +233,12 @@ class RunResult:
 
 
 def loop_config(s: Settings) -> LoopConfig:
-    """The benchmark's settings for the shared `drift.loop.DriftLoop` (the buffer threshold is the guardrails')."""
+    """The benchmark's settings for the shared `driftwise.drift.loop.DriftLoop` (the buffer threshold is the guardrails')."""
     return replace(s.loop, threshold=s.guardrails.confidence_threshold, seed=s.seed)
 
 
 class Loop:
-    """The service's drift loop (`drift.loop.DriftLoop`) on one stream, with adaptation and swaps on a simulated clock.
+    """The service's drift loop (`driftwise.drift.loop.DriftLoop`) on one stream, with adaptation and swaps on a simulated clock.
 
     ``reset_on_detection`` (monitor-only runs) acknowledges each confirmed drift so alarms keep being counted.
     """
@@ -423,7 +423,7 @@ def drift_promotions(run: RunResult) -> list[dict[str, Any]]:
 
 
 def refined(run: RunResult) -> int:
-    """Promoted refinements (`drift.loop.Action.REFINE`)."""
+    """Promoted refinements (`driftwise.drift.loop.Action.REFINE`)."""
     return sum(a["passed"] and a["refinement"] for a in run.adaptations)
 
 
@@ -866,7 +866,7 @@ def main(quick: bool = False, split: str = "test", out_dir: str | Path | None = 
     s = Settings.make(quick, split)
     started = time.perf_counter()
     log = lambda msg: print(msg, flush=True)  # noqa: E731
-    command = "python -m bench.drift" + (" --quick" if quick else "") + (f" --split {split}" if split != "test" else "")
+    command = "python -m driftwise.bench.drift" + (" --quick" if quick else "") + (f" --split {split}" if split != "test" else "")
     machine_line = machine()
     source = build_source(s, log)
     results: dict[str, Any] = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_line,

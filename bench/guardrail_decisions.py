@@ -8,7 +8,7 @@ the decision, would have beaten the frozen model there. Both compare with the
 a decision judged on fewer than ``min_events`` events is reported as "too few to
 judge", not counted either way.
 
-Interim models (BatchNorm re-estimated, `drift.normalize`) are scored the same
+Interim models (BatchNorm re-estimated, `driftwise.drift.normalize`) are scored the same
 way, in rows of their own kind: their checks are guardrails too.
 
 >>> rows = [{"version": 2, "kind": "adapt", "status": "approved", "at_event": 0},
@@ -53,7 +53,7 @@ def score_decisions(versions: Sequence[dict[str, Any]], served: np.ndarray, adap
                     ) -> list[dict[str, Any]]:
     """One row per judged version: the evidence, and whether its guardrail decision was right.
 
-    ``versions`` are `bench.stream_report.registry_outcomes` rows (``version``, ``kind``, ``status``,
+    ``versions`` are `driftwise.bench.stream_report.registry_outcomes` rows (``version``, ``kind``, ``status``,
     ``at_event``); ``served`` the adaptive twin's served version per event; ``offline_correct(version,
     positions)`` runs a refused candidate on the stream at those positions against the true labels.
     """
@@ -110,8 +110,8 @@ def score_run(results_json: Path, run_dir: Path) -> list[dict[str, Any]]:
     """Score every guardrail decision of one stream bench run (its results ``.json`` and its ``runs/`` folder)."""
     import json
 
-    from drift.adapter import predict_proba
-    from service.runtime import load_from_registry
+    from driftwise.drift.adapter import predict_proba
+    from driftwise.service.runtime import load_from_registry
 
     results = json.loads(Path(results_json).read_text())
     stream = np.load(Path(run_dir) / "stream.npz")
@@ -141,7 +141,7 @@ def main(pairs: Sequence[tuple[Path, Path]], out: Path) -> dict[str, Any]:
     rows = [row for results_json, run_dir in pairs for row in score_run(results_json, run_dir)]
     summary = {"candidates": rates(rows), "interims": rates(rows, kinds=("normalize",))}
     lines = [f"# Guardrail decisions scored: {', '.join(sorted({r['run'] for r in rows}))}", "",
-             f"Command: `python -m bench.guardrail_decisions {out} " + " ".join(f"{a} {b}" for a, b in pairs) + "`", "",
+             f"Command: `python -m driftwise.bench.guardrail_decisions {out} " + " ".join(f"{a} {b}" for a, b in pairs) + "`", "",
              f"False accept: promoted, then worse than the frozen twin by more than {100 * MARGIN:.0f} point on the "
              f"events it served. False reject: refused, though run offline on the next {HORIZON} events of its phase "
              f"it beats the frozen twin by more than {100 * MARGIN:.0f} point. Under {MIN_EVENTS} events: too few "
@@ -167,5 +167,5 @@ if __name__ == "__main__":
 
     args = sys.argv[1:]
     if len(args) < 3 or len(args) % 2 == 0:
-        sys.exit("usage: python -m bench.guardrail_decisions OUT.md RESULTS.json RUN_DIR [RESULTS.json RUN_DIR ...]")
+        sys.exit("usage: python -m driftwise.bench.guardrail_decisions OUT.md RESULTS.json RUN_DIR [RESULTS.json RUN_DIR ...]")
     print(main([(Path(a), Path(b)) for a, b in zip(args[1::2], args[2::2])], Path(args[0])))

@@ -1,10 +1,10 @@
 """`driftwise bench interim`: which cheap checks should decide whether the interim model may serve?
 
-The interim (`drift.normalize`) is the served model with BatchNorm re-estimated
+The interim (`driftwise.drift.normalize`) is the served model with BatchNorm re-estimated
 on the latest 128 inputs. Its checks run on that window alone, without labels.
 This scores each set of checks as a classifier, offline, on development shifts
-only (digits: `drift.corruptions.DEVELOPMENT_FAMILIES`; tabular:
-`drift.sensor_shifts.DEVELOPMENT_FAMILIES`; held-out families are never looked
+only (digits: `driftwise.drift.corruptions.DEVELOPMENT_FAMILIES`; tabular:
+`driftwise.drift.sensor_shifts.DEVELOPMENT_FAMILIES`; held-out families are never looked
 at here):
 
 1. per domain and seed, the source model exactly as ``driftwise pretrain`` makes
@@ -16,8 +16,8 @@ at here):
    when a drift is confirmed a few dozen events in);
 3. the interim's gain: its accuracy minus the base's on the rest of the pool
    under the same shift (what it would score while serving);
-4. per set of checks (`RULES`, each a `drift.normalize.NormalizeConfig`, run by
-   `drift.normalize.check_interim` itself): accepted, false accepts (accepted,
+4. per set of checks (`RULES`, each a `driftwise.drift.normalize.NormalizeConfig`, run by
+   `driftwise.drift.normalize.check_interim` itself): accepted, false accepts (accepted,
    gain below -1 point), false rejects (refused, gain above +1 point), and the
    mean gain of the decisions (a refused interim gains 0).
 
@@ -39,13 +39,13 @@ import torch
 from rich.console import Console
 from rich.progress import Progress
 
-from drift import corruptions, sensor_shifts
-from drift.adapter import predict_proba
-from drift.normalize import NormalizeConfig, check_interim, normalized_copy
-from models.classifier import Classifier
-from models.data import Dataset
-from models.registry import Registry
-from service.publishing import PretrainRequest, pretrain_and_publish
+from driftwise.drift import corruptions, sensor_shifts
+from driftwise.drift.adapter import predict_proba
+from driftwise.drift.normalize import NormalizeConfig, check_interim, normalized_copy
+from driftwise.models.classifier import Classifier
+from driftwise.models.data import Dataset
+from driftwise.models.registry import Registry
+from driftwise.service.publishing import PretrainRequest, pretrain_and_publish
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -71,8 +71,8 @@ Shift = Callable[..., np.ndarray]
 def source_model(domain: str, dataset: str, seed: int, registry: Path
                  ) -> tuple[Classifier, np.ndarray, np.ndarray, Shift]:
     """The CLI-default model of a domain, its held-out pool and the domain's `Shift`."""
-    from bench.stream import tabular_splits
-    from service.demo import _digits_splits
+    from driftwise.bench.stream import tabular_splits
+    from driftwise.service.demo import _digits_splits
 
     if domain == "digits":
         x_src, y_src, x_pool, y_pool = _digits_splits(seed)
@@ -117,7 +117,7 @@ def development_models(domains: Sequence[tuple[str, str]], seeds: int,
 
 def window_order(y: np.ndarray, order: str, rng: np.random.Generator) -> np.ndarray:
     """Indices into the pool: the first `WINDOW` are the window, in arrival order."""
-    from bench.stream import burst_order
+    from driftwise.bench.stream import burst_order
 
     perm = rng.permutation(len(y))
     return perm[burst_order(y[perm], RUN, rng)] if order == "bursts" else perm

@@ -1,10 +1,10 @@
-"""`python -m bench.interim_window`: which inputs should an interim be normalised on, right after a domain change?
+"""`python -m driftwise.bench.interim_window`: which inputs should an interim be normalised on, right after a domain change?
 
 A drift is confirmed some tens of events after it began, and the interim is made
 soon after, on the latest inputs: some of them are still the old domain's (the
 source's, or after a fallback the previous drift's). This scores, offline on
 development shifts only (severity 3, the CLI-default models of digits,
-ImageSegments and Phishing, `bench.interim_checks.source_model`), the interim's
+ImageSegments and Phishing, `driftwise.bench.interim_checks.source_model`), the interim's
 gain on the rest of the pool when its window is the new domain's latest 32, 64 or
 128 inputs alone, or 128 of which a third or two thirds are the old domain's
 (clean, or another development family).
@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from bench.bn_prior import DOMAINS
-from bench.interim_checks import RESULTS, development_models
-from drift import corruptions
-from drift.adapter import predict_proba
-from drift.normalize import normalized_copy
+from driftwise.bench.bn_prior import DOMAINS
+from driftwise.bench.interim_checks import RESULTS, development_models
+from driftwise.drift import corruptions
+from driftwise.drift.adapter import predict_proba
+from driftwise.drift.normalize import normalized_copy
 
 SEVERITY, SHIFT_SEEDS, MODEL_SEEDS = 3, 3, 2
 PURE = (32, 64, 128)
@@ -74,7 +74,7 @@ def _gain(base, window: np.ndarray, x: np.ndarray, y: np.ndarray, acc_base: floa
 def write(rows: list[dict], out: Path, wall: float) -> None:
     names = windows()
     lines = ["# Interim window right after a domain change (development shifts only)", "",
-             "Command: `python -m bench.interim_window`  ",
+             "Command: `python -m driftwise.bench.interim_window`  ",
              f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, wall time {wall:.0f} s  ",
              f"{MODEL_SEEDS} model seeds x {SHIFT_SEEDS} shift seeds per development family at severity {SEVERITY}; "
              "gain in accuracy points of the interim over the base on the rest of the new domain's pool. "

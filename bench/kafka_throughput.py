@@ -5,7 +5,7 @@ pre-produced to a fresh 3-partition topic per run, measured three ways:
 passthrough (kafka-python doing the stream's work without the model: poll,
 decode JSON, produce a same-size record, wait for acks, commit), model-only
 (``Runtime.predict`` on batches of the stream's ``max_batch``) and end-to-end
-(the service's own `StreamWorker`, wired as ``service.app`` wires it, drift
+(the service's own `StreamWorker`, wired as ``driftwise.service.app`` wires it, drift
 monitor observing, to the last prediction acknowledged and committed). Rates
 count from the first committed batch to the last, so the consumer-group join
 does not dilute them. Bar: end-to-end >= 0.7x the slower of the other two.
@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 
-from service.events import decode_event, encode_event, encode_prediction
-from service.stream import RECONNECT_BACKOFF_MAX_MS, StreamWorker
-from service.topics import Topics, ensure_topics
+from driftwise.service.events import decode_event, encode_event, encode_prediction
+from driftwise.service.stream import RECONNECT_BACKOFF_MAX_MS, StreamWorker
+from driftwise.service.topics import Topics, ensure_topics
 
 TARGET_RATIO = 0.7
 MAX_BATCH: int = inspect.signature(StreamWorker).parameters["max_batch"].default
@@ -127,11 +127,11 @@ def model_only(runtime: Any, X: np.ndarray, max_batch: int = MAX_BATCH) -> dict[
 
 def end_to_end(registry_root: Path, name: str, bootstrap: str, topics: Topics, n: int,
                monitored: bool = True) -> dict[str, Any]:
-    """The service's stream over ``n`` events, built as ``service.app`` builds it (``monitored=False``: no drift
+    """The service's stream over ``n`` events, built as ``driftwise.service.app`` builds it (``monitored=False``: no drift
     monitor, for attribution only)."""
-    from service.app import attach_adaptation, init_metric_series, load_current_model, start_stream, stop_background
-    from service.settings import Settings
-    from service.state import ServiceState
+    from driftwise.service.app import attach_adaptation, init_metric_series, load_current_model, start_stream, stop_background
+    from driftwise.service.settings import Settings
+    from driftwise.service.state import ServiceState
 
     settings = Settings(registry=registry_root, name=name, bootstrap_servers=bootstrap, no_adapt=True,
                         group_id=f"bench-e2e-{uuid.uuid4().hex[:8]}", events_topic=topics.events,
@@ -179,9 +179,9 @@ def _per_event_us(fn: Callable[[], Any], events: int) -> float:
 def stage_profile(registry_root: Path, name: str, payloads: list[bytes],
                   max_batch: int = MAX_BATCH) -> dict[str, float]:
     """Microseconds per event of the stages the passthrough lacks (but the forward pass), in-process."""
-    from service.app import attach_adaptation, load_current_model
-    from service.settings import Settings
-    from service.state import ServiceState
+    from driftwise.service.app import attach_adaptation, load_current_model
+    from driftwise.service.settings import Settings
+    from driftwise.service.state import ServiceState
 
     state = ServiceState.build(Settings(registry=registry_root, name=name, no_adapt=True))
     load_current_model(state)
@@ -208,11 +208,11 @@ def stage_profile(registry_root: Path, name: str, payloads: list[bytes],
 
 @contextmanager
 def served_process(torch_threads: int) -> Iterator[None]:
-    """The process tuning ``driftwise serve`` applies (see `service.server.prepare_process`), undone afterwards."""
+    """The process tuning ``driftwise serve`` applies (see `driftwise.service.server.prepare_process`), undone afterwards."""
     import torch
     from threadpoolctl import threadpool_limits
 
-    from service.server import GIL_SWITCH_INTERVAL_S
+    from driftwise.service.server import GIL_SWITCH_INTERVAL_S
 
     interval, threads = sys.getswitchinterval(), torch.get_num_threads()
     with threadpool_limits(limits=1, user_api="blas"):
@@ -239,11 +239,11 @@ def run_kafka_bench(quick: bool, *, events: int | None = None, bootstrap: str | 
 
     Starts (and purges) a private broker unless ``bootstrap`` names one.
     """
-    from bench.serve import NAME, _publish_default_digits_cnn
-    from models.digits import load_digits_images
-    from service.kafka_local import LocalKafka, free_port_pair
-    from service.runtime import Runtime, load_from_registry
-    from service.settings import Settings
+    from driftwise.bench.serve import NAME, _publish_default_digits_cnn
+    from driftwise.models.digits import load_digits_images
+    from driftwise.service.kafka_local import LocalKafka, free_port_pair
+    from driftwise.service.runtime import Runtime, load_from_registry
+    from driftwise.service.settings import Settings
 
     n = events if events is not None else (3_000 if quick else 20_000)
     rounds = 1 if quick else 3

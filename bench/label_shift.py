@@ -1,6 +1,6 @@
 """`driftwise bench labelshift`: is a new class prior recognised, estimated and corrected, and only then?
 
-Offline, on the CLI-default source models of `bench.interim_checks` (digits,
+Offline, on the CLI-default source models of `driftwise.bench.interim_checks` (digits,
 river's ImageSegments and Phishing), per seed:
 
 * **label shifts**: the pool resampled to a skewed prior. Development priors
@@ -13,7 +13,7 @@ river's ImageSegments and Phishing), per seed:
 
 For each, the first 128 events are the window (what the service's NORMALIZE
 sees). What the service would serve: the prior-corrected base if
-`drift.label_shift.explain_by_label_shift` says so, else the BatchNorm interim if
+`driftwise.drift.label_shift.explain_by_label_shift` says so, else the BatchNorm interim if
 its checks pass, else the frozen base. Scored on the rest of the pool against
 the frozen base; the estimated prior against the resampled one.
 
@@ -30,12 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from bench.interim_checks import DOMAINS, source_model
-from drift import corruptions, sensor_shifts
-from drift.adapter import predict_proba
-from drift.label_shift import LabelShiftConfig, explain_by_label_shift, prior_corrected_copy
-from drift.normalize import check_interim, normalized_copy
-from models.registry import Registry
+from driftwise.bench.interim_checks import DOMAINS, source_model
+from driftwise.drift import corruptions, sensor_shifts
+from driftwise.drift.adapter import predict_proba
+from driftwise.drift.label_shift import LabelShiftConfig, explain_by_label_shift, prior_corrected_copy
+from driftwise.drift.normalize import check_interim, normalized_copy
+from driftwise.models.registry import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"

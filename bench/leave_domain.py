@@ -2,25 +2,25 @@
 
 An adapted model serves until its monitor confirms a new drift; on the held-out
 stream bench that took 35-90 events a transition, at tens of points under the
-frozen model. This measures, per short MMD window (`drift.embedding_drift`,
+frozen model. This measures, per short MMD window (`driftwise.drift.embedding_drift`,
 ``None``: the 200-event window alone), on development shifts only (digits:
-`drift.corruptions.DEVELOPMENT_FAMILIES`; tabular:
-`drift.sensor_shifts.DEVELOPMENT_FAMILIES`):
+`driftwise.drift.corruptions.DEVELOPMENT_FAMILIES`; tabular:
+`driftwise.drift.sensor_shifts.DEVELOPMENT_FAMILIES`):
 
 1. per domain and seed, the source model exactly as ``driftwise pretrain`` makes
-   it with no flags (`bench.interim_checks.source_model`);
+   it with no flags (`driftwise.bench.interim_checks.source_model`);
 2. per family A (and clean, where the base itself serves), the "adapted" model:
    the base with BatchNorm re-estimated on 128 inputs of A (what the interim and a
    candidate's encoder share), with a reference made on 400 other inputs of A as
-   the service makes one (`drift.loop.model_reference`, the loop's false-alarm rate;
+   the service makes one (`driftwise.drift.loop.model_reference`, the loop's false-alarm rate;
    the base's at pretraining for clean);
-3. false alarms: confirmations of `drift.monitor.DriftMonitor` (every detector, as
+3. false alarms: confirmations of `driftwise.drift.monitor.DriftMonitor` (every detector, as
    served) over 1,500 more inputs of A, in batches of 5;
 4. for each other family B, from that point: events until the monitor confirms
    (``latency``; the B segment has 199 events, so 200 means not within it), and the
    events' worth of accuracy the adapted model lost against the base meanwhile.
 
-Run ``python -m bench.leave_domain [--seeds 2]``; writes ``bench/results/leave-domain.md`` and ``.json``.
+Run ``python -m driftwise.bench.leave_domain [--seeds 2]``; writes ``bench/results/leave-domain.md`` and ``.json``.
 """
 
 from __future__ import annotations
@@ -37,13 +37,13 @@ import torch
 import typer
 from rich.console import Console
 
-from bench.interim_checks import development_models
-from drift.adapter import predict_proba
-from drift.loop import model_reference
-from drift.loop_config import LoopConfig
-from drift.monitor import DriftMonitor
-from drift.normalize import normalized_copy
-from models.classifier import Classifier
+from driftwise.bench.interim_checks import development_models
+from driftwise.drift.adapter import predict_proba
+from driftwise.drift.loop import model_reference
+from driftwise.drift.loop_config import LoopConfig
+from driftwise.drift.monitor import DriftMonitor
+from driftwise.drift.normalize import normalized_copy
+from driftwise.models.classifier import Classifier
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -148,7 +148,7 @@ def write(rows: list[dict[str, Any]], summary: list[dict[str, Any]], seeds: int,
     (out / "leave-domain.json").write_text(json.dumps({"rows": rows, "summary": summary}, indent=1))
     lines = [
         "# Leaving an adapted domain: how soon the monitor sees it (offline, development shifts only)", "",
-        f"Command: `python -m bench.leave_domain --seeds {seeds}`  ",
+        f"Command: `python -m driftwise.bench.leave_domain --seeds {seeds}`  ",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, wall time {seconds:.0f} s",
         "", (__doc__ or "").split("\n\n", 1)[1].split("Run ``")[0].strip(), "",
         "Costly: transitions where the adapted model is more than 5 points under the base on B (the ones that "

@@ -1,8 +1,8 @@
-"""`python -m bench.recipes`: which adaptation recipe closes most of the gap to the oracle?
+"""`python -m driftwise.bench.recipes`: which adaptation recipe closes most of the gap to the oracle?
 
-An offline comparison of `drift.adapter.AdaptConfig` variants, the measurement the
+An offline comparison of `driftwise.drift.adapter.AdaptConfig` variants, the measurement the
 defaults were chosen by. For every variant, corruption and window seed: draw 2,256
-images (with replacement) from the pool of ``bench.drift`` (same source model, same
+images (with replacement) from the pool of ``driftwise.bench.drift`` (same source model, same
 split), corrupt them at severity 3, adapt on the first 256 (the window, no labels)
 and score on the other 2,000. The oracle is the same variant given the window's
 true labels (one round, no self-labels), as in ``bench/drift.py``.
@@ -13,7 +13,7 @@ under half a point; inversion counts as 0 (the loop must refuse it, not adapt).
 saw those images' labels, so on the others it partly shows what it memorised.
 
 Every variant is an `AdaptConfig`; add one with one line in `VARIANTS`.
-Run ``python -m bench.recipes [--split val|test] [--windows N] [--variants a,b]``;
+Run ``python -m driftwise.bench.recipes [--split val|test] [--windows N] [--variants a,b]``;
 writes ``bench/results/recipes.md`` and ``recipes.json``.
 """
 
@@ -30,10 +30,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from bench.drift import Settings, build_source, gap_closed, machine
-from drift.adapter import AdaptConfig, adapt, predict_proba
-from drift.corruptions import CORRUPTION_NAMES, corrupt
-from models.classifier import Classifier
+from driftwise.bench.drift import Settings, build_source, gap_closed, machine
+from driftwise.drift.adapter import AdaptConfig, adapt, predict_proba
+from driftwise.drift.corruptions import CORRUPTION_NAMES, corrupt
+from driftwise.models.classifier import Classifier
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASE = AdaptConfig(steps=100, rounds=3, self_label_threshold=0.9, max_seconds=1000.0)
@@ -249,7 +249,7 @@ def _points(x: float) -> str:
 
 
 def check_pool(split: str, windows: int) -> None:
-    """The offline benches' pool options (this one's and `bench.refine`'s): which split, how many window seeds."""
+    """The offline benches' pool options (this one's and `driftwise.bench.refine`'s): which split, how many window seeds."""
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
     if windows < 1:
@@ -285,7 +285,7 @@ def main(split: str = "val", windows: int = 3, variants: Sequence[str] | None = 
 
 
 def _command(split: str, windows: int, names: Sequence[str]) -> str:
-    command = f"python -m bench.recipes --split {split} --windows {windows}"
+    command = f"python -m driftwise.bench.recipes --split {split} --windows {windows}"
     return command + (f" --variants '{','.join(names)}'" if list(names) != list(VARIANTS) else "")
 
 

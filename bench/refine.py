@@ -1,16 +1,16 @@
-"""`python -m bench.refine`: does refining a promoted candidate on more of its domain help?
+"""`python -m driftwise.bench.refine`: does refining a promoted candidate on more of its domain help?
 
 The loop adapts on the first 256 drifted events, because every second it waits
 the old model serves the new domain badly; then, once its candidate is promoted
 and ``LoopConfig.refine_after`` inputs of the domain have been seen, it adapts the
 base model again on all of them (the first window and the events since). This
-measures that second step offline, with the draws of `bench.recipes`: for every
+measures that second step offline, with the draws of `driftwise.bench.recipes`: for every
 corruption and window seed, the first candidate is made on the 256-event window,
 the refined one on that window and the next ``refine_after`` events (here counted
 after the first window, unlike the loop's setting; no labels,
 both from the base model, the same recipe), and both are scored on the events
 after those, on images not in the first window (the oracle's, given that
-window's true labels, as in `bench.drift`).
+window's true labels, as in `driftwise.bench.drift`).
 
 Measured the other way too, while choosing (validation split, 3 windows):
 refining *from the first candidate*, on the next 512 events only, raised the mean
@@ -18,7 +18,7 @@ held-out gain from +14.7 to +15.8 points (from the base, on all: +15.9) but cost
 blur 1.4 points (0.934 -> 0.920; from the base: 0.942), its own confident
 mistakes learned again; mean gap closed 0.653 against 0.742 from the base.
 
-Run ``python -m bench.refine [--split val|test] [--windows N] [--refine-after N]``;
+Run ``python -m driftwise.bench.refine [--split val|test] [--windows N] [--refine-after N]``;
 writes ``bench/results/refine-<split>.md`` and ``.json``.
 """
 
@@ -33,11 +33,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from bench.drift import Settings, build_source, gap_closed, machine
-from bench.recipes import BASE, REFUSED, SEVERITY, WINDOW, check_pool, draws, oracle_config
-from drift.adapter import AdaptConfig, adapt, predict_proba
-from drift.corruptions import CORRUPTION_NAMES
-from models.classifier import Classifier
+from driftwise.bench.drift import Settings, build_source, gap_closed, machine
+from driftwise.bench.recipes import BASE, REFUSED, SEVERITY, WINDOW, check_pool, draws, oracle_config
+from driftwise.drift.adapter import AdaptConfig, adapt, predict_proba
+from driftwise.drift.corruptions import CORRUPTION_NAMES
+from driftwise.models.classifier import Classifier
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCORED = 2000
@@ -146,7 +146,7 @@ def main(split: str = "val", windows: int = 3, refine_after: int = 512, out_dir:
     source = build_source(Settings.make(False, split), log)
     rows = compare(source.model, source.anchors_x, source.anchors_y, source.pool_x, source.pool_y,
                    seeds=range(windows), refine_after=refine_after, log=log)
-    command = command or f"python -m bench.refine --split {split} --windows {windows} --refine-after {refine_after}"
+    command = command or f"python -m driftwise.bench.refine --split {split} --windows {windows} --refine-after {refine_after}"
     results = {"command": command,
                "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine_line, "split": split,
                "windows": windows, "refine_after": refine_after, "config": BASE.to_dict(),

@@ -2,7 +2,7 @@
 
 HTTP section: ``POST /predict`` on the default digits CNN against a bare FastAPI
 echo endpoint that returns the same payload, both under uvicorn with the very
-same options (`service.server.uvicorn_options`), each in its own process on
+same options (`driftwise.service.server.uvicorn_options`), each in its own process on
 127.0.0.1, loaded from this process by a small keep-alive asyncio client
 (closed loop at fixed concurrency for throughput; open loop at 200 req/s for the
 latency bar, timed from each request's scheduled send so a stall is not
@@ -12,7 +12,7 @@ Each section is one entry of `SECTIONS`: a function that measures (``quick``
 -> dict) and one that renders the dict as markdown. The Kafka section is added
 beside the HTTP one.
 
-Run: ``driftwise bench serve [--quick]`` or ``python -m bench.serve [--quick]``;
+Run: ``driftwise bench serve [--quick]`` or ``python -m driftwise.bench.serve [--quick]``;
 writes ``bench/results/serve.md``.
 """
 
@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request, Response
 
-from bench.kafka_throughput import kafka_markdown, run_kafka_bench
-from service.localhost import free_port, wait_until_ready
+from driftwise.bench.kafka_throughput import kafka_markdown, run_kafka_bench
+from driftwise.service.localhost import free_port, wait_until_ready
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serve.md"
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,12 +202,12 @@ def echo_app() -> FastAPI:
 
 
 def _serve(kind: str, registry: str, port: int) -> None:
-    """Entry point of a server process (``python -m bench.serve --serve echo|predict``)."""
+    """Entry point of a server process (``python -m driftwise.bench.serve --serve echo|predict``)."""
     import uvicorn
 
-    from service.app import create_app
-    from service.server import prepare_process, uvicorn_options
-    from service.settings import Settings
+    from driftwise.service.app import create_app
+    from driftwise.service.server import prepare_process, uvicorn_options
+    from driftwise.service.settings import Settings
 
     settings = Settings(registry=registry, name=NAME, port=port)
     prepare_process()  # what `driftwise serve` does, for every server here
@@ -238,7 +238,7 @@ class _Server:
         self.kind, self.port = kind, free_port()
         self.log = open(log_dir / f"{kind}.log", "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.serve", "--serve", kind, "--registry", str(registry), "--port",
+            [sys.executable, "-m", "driftwise.bench.serve", "--serve", kind, "--registry", str(registry), "--port",
              str(self.port)], cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
         wait_until_ready(f"http://127.0.0.1:{self.port}/readyz", self.proc, what=f"the {self.kind} server",
                          log=Path(self.log.name))
@@ -268,10 +268,10 @@ def _publish_default_digits_cnn(root: Path) -> tuple[Any, list[float]]:
     """The default digits CNN (the config ``driftwise pretrain`` publishes) and one real digit as payload."""
     import torch
 
-    from models.classifier import Classifier
-    from models.config import ModelConfig
-    from models.digits import load_digits_images
-    from models.registry import Registry
+    from driftwise.models.classifier import Classifier
+    from driftwise.models.config import ModelConfig
+    from driftwise.models.digits import load_digits_images
+    from driftwise.models.registry import Registry
 
     torch.manual_seed(0)
     model = Classifier(ModelConfig(encoder="cnn", input_shape=(1, 8, 8), num_classes=10)).eval()
@@ -285,8 +285,8 @@ def _profile(registry: Any, body: bytes) -> dict[str, float]:
     """Microseconds per stage of one single-instance request, measured in this process (1 torch thread)."""
     import torch
 
-    from service.routes.predict import parse_instances, render
-    from service.runtime import Runtime, load_from_registry
+    from driftwise.service.routes.predict import parse_instances, render
+    from driftwise.service.runtime import Runtime, load_from_registry
 
     torch.set_num_threads(1)
     runtime = Runtime(device="cpu")
@@ -322,9 +322,9 @@ def _profile(registry: Any, body: bytes) -> dict[str, float]:
 
 def _monitor_cost_us(registry: Any, X1: np.ndarray, X32: np.ndarray) -> tuple[float, float]:
     """Microseconds the service's batch observers (the drift monitor) spend on a batch of 1 and of 32."""
-    from service.app import attach_adaptation, load_current_model
-    from service.settings import Settings
-    from service.state import ServiceState
+    from driftwise.service.app import attach_adaptation, load_current_model
+    from driftwise.service.settings import Settings
+    from driftwise.service.state import ServiceState
 
     state = ServiceState.build(Settings(registry=registry.root, name=NAME, device="cpu", no_adapt=True))
     load_current_model(state)
@@ -512,7 +512,7 @@ def write_report(results: dict[str, Any], quick: bool, path: Path = RESULTS) -> 
     header = [
         "# Serving benchmark",
         "",
-        f"Command: `{command}` (or `python -m bench.serve{' --quick' if quick else ''}`). "
+        f"Command: `{command}` (or `python -m driftwise.bench.serve{' --quick' if quick else ''}`). "
         f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} on {platform.machine()}, {os.cpu_count()} CPU cores, "
         f"Python {platform.python_version()}, torch {torch.__version__}, CUDA "
         f"{'available' if torch.cuda.is_available() else 'not available'}. Client and servers share the machine; "
@@ -542,7 +542,7 @@ def main(quick: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m driftwise.bench.serve", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
     parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--registry", help=argparse.SUPPRESS)

@@ -6,14 +6,14 @@ heads, augmentations and schedule, from a random encoder) against each SSL
 objective with a linear probe and with fine-tuning. Reported: clean test
 accuracy, ECE after temperature scaling, wall time. Each (objective, seed) is
 pretrained once, on all training inputs without labels, and reused for every
-fraction and head; that is exactly what `models.pipeline.fit_model` does per
+fraction and head; that is exactly what `driftwise.models.pipeline.fit_model` does per
 fraction, since pretraining never sees labels.
 
 Hyperparameters were chosen with ``--holdout validation`` (a split of the
 training set); the test set is only used for the table that gets committed.
 
 Writes ``<out_dir>/ssl.md`` (tables, mean ± std over seeds, the bars, the
-command) and ``ssl.json`` (every run). ``python -m bench.ssl --help``.
+command) and ``ssl.json`` (every run). ``python -m driftwise.bench.ssl --help``.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from models.calibration import expected_calibration_error
-from models.config import ModelConfig
-from models.digits import load_digits_images, split_label_fraction
-from models.pipeline import fit_classifier, pretrain
+from driftwise.models.calibration import expected_calibration_error
+from driftwise.models.config import ModelConfig
+from driftwise.models.digits import load_digits_images, split_label_fraction
+from driftwise.models.pipeline import fit_classifier, pretrain
 
 FRACTIONS = (0.02, 0.05, 0.1, 1.0)
 SEEDS = (0, 1, 2)
@@ -227,7 +227,7 @@ def run_ssl_bench(
     workers: int = 2,
     out_dir: str | Path = "bench/results",
     name: str = "ssl",
-    command: str = "python -m bench.ssl",
+    command: str = "python -m driftwise.bench.ssl",
 ) -> list[dict[str, Any]]:
     """Run everything, write ``<out_dir>/<name>.md`` and ``.json``, return the summary table."""
     if min(workers, epochs, head_steps, supervised_head_steps) < 1:
@@ -252,12 +252,12 @@ def run_ssl_bench(
 
 
 def main(quick: bool = False, argv: Sequence[str] | None = None, command: str | None = None) -> list[dict[str, Any]]:
-    """Entry point for `driftwise bench ssl` and ``python -m bench.ssl``; ``quick`` is a one-minute smoke run.
+    """Entry point for `driftwise bench ssl` and ``python -m driftwise.bench.ssl``; ``quick`` is a one-minute smoke run.
 
     ``command`` is what gets written into the results as the way to remake them
-    (default: the equivalent ``python -m bench.ssl ...`` line).
+    (default: the equivalent ``python -m driftwise.bench.ssl ...`` line).
     """
-    parser = argparse.ArgumentParser(prog="python -m bench.ssl", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m driftwise.bench.ssl", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run, written to ssl_quick.md")
     parser.add_argument("--holdout", choices=["test", "validation"], default="test")
     parser.add_argument("--epochs", type=int, default=PRETRAIN_EPOCHS)
@@ -270,7 +270,7 @@ def main(quick: bool = False, argv: Sequence[str] | None = None, command: str | 
     quick = quick or args.quick
     if command is None:
         flags = list(argv or []) + (["--quick"] if quick and not args.quick else [])
-        command = " ".join(["python -m bench.ssl", *flags])
+        command = " ".join(["python -m driftwise.bench.ssl", *flags])
     shared = dict(holdout=args.holdout, device=args.device, workers=args.workers, out_dir=args.out_dir, command=command)
     if quick:
         return run_ssl_bench(fractions=(0.02, 0.1), seeds=(0,), objectives=("simclr",), epochs=3, head_steps=20,

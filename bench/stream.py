@@ -8,11 +8,11 @@ group id) and one `--no-adapt`; the same drifting stream replayed into both twin
 event topics at a fixed rate (clean, each family at severity 3, clean); both
 predictions topics read back and scored by event id against labels the services
 never saw. `--families heldout` streams families no method or default was chosen on
-(`drift.corruptions.HELD_OUT_FAMILIES`); `--bursts` sorts each phase into runs of one
+(`driftwise.drift.corruptions.HELD_OUT_FAMILIES`); `--bursts` sorts each phase into runs of one
 class (correlated arrivals, as when a batch of one kind of item comes in).
 
 `--families concept` (digits) streams a label-changing shift instead: clean, then
-`drift.corruptions.CONCEPT_FAMILIES` (inverted images: what the model was sure of is
+`driftwise.drift.corruptions.CONCEPT_FAMILIES` (inverted images: what the model was sure of is
 now wrong) for three phases, then clean. Self-training cannot fix that, so the right
 answer is "labels needed": the bench watches the adaptive twin's ``GET /drift`` and,
 once it says labels are needed, sends the true labels of its next
@@ -20,14 +20,14 @@ once it says labels are needed, sends the true labels of its next
 answering the alarm would. The report says when labels were asked for, and how
 accuracy on the shift recovered against clean accuracy.
 
-`--domain tabular` runs the same bench on a dataset of `bench.tabular_data` (each
+`--domain tabular` runs the same bench on a dataset of `driftwise.bench.tabular_data` (each
 ships inside a package or is generated, no download): river's ImageSegments
 (`--dataset segments`, 7 classes, the default), Phishing (2 classes), scikit-learn's
 breast cancer (2 classes, 63/37), river's Shuttle (2 classes, 93/7), river's
 Waveform drawn to an 80/15/5 prior (3 classes) or river's Agrawal generator (2
 classes), split like digits (source half with 10% labels for
 `driftwise pretrain`, which then picks its MLP path for flat rows; the other half
-is the stream's pool), through the sensor shifts of `drift.sensor_shifts` scaled
+is the stream's pool), through the sensor shifts of `driftwise.drift.sensor_shifts` scaled
 by the source half's feature stds. Its defaults are 3,000-event phases at 100
 events/s.
 
@@ -60,11 +60,11 @@ from typing import Any, Sequence
 import numpy as np
 from rich.console import Console
 
-from bench import tabular_data
-from bench.stream_report import BURST_RUN, EVENT_PREFIX, MODEL_NAME, SEVERITY, score, write_report
-from drift import sensor_shifts
-from drift.corruptions import CLEAN, CONCEPT_FAMILIES, DEVELOPMENT_FAMILIES, HELD_OUT_FAMILIES, Stream, StreamBuilder
-from service.topics import Topics
+from driftwise.bench import tabular_data
+from driftwise.bench.stream_report import BURST_RUN, EVENT_PREFIX, MODEL_NAME, SEVERITY, score, write_report
+from driftwise.drift import sensor_shifts
+from driftwise.drift.corruptions import CLEAN, CONCEPT_FAMILIES, DEVELOPMENT_FAMILIES, HELD_OUT_FAMILIES, Stream, StreamBuilder
+from driftwise.service.topics import Topics
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -103,7 +103,7 @@ class StreamBenchConfig:
     domain: str = "digits"
     dataset: str | None = None
     source: str | None = None
-    """``--source SRC.npz`` with ``stream``: your own data and drift (`bench.stream_files`); domain "files"."""
+    """``--source SRC.npz`` with ``stream``: your own data and drift (`driftwise.bench.stream_files`); domain "files"."""
     stream: str | None = None
     shape: str | None = None
     """``--input-shape`` for `driftwise pretrain` on your files (images as C,H,W); none for flat rows."""
@@ -147,7 +147,7 @@ class StreamBenchConfig:
 
     def _files_post_init(self) -> None:
         """Your files fix the phases and their length; rate defaults as for digits."""
-        from bench import stream_files
+        from driftwise.bench import stream_files
 
         if self.domain not in ("digits", "files") or self.families != "heldout" or self.bursts or self.quick:
             raise ValueError("--source/--stream take no --domain, --families, --bursts or --quick: "
@@ -234,8 +234,8 @@ class StreamBenchConfig:
 
 # -- the data -------------------------------------------------------------------------------------------------------
 def tabular_splits(dataset: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """As `service.demo._digits_splits`: source half (10% labeled, the rest -1) and the held-out half."""
-    from models.digits import split_label_fraction
+    """As `driftwise.service.demo._digits_splits`: source half (10% labeled, the rest -1) and the held-out half."""
+    from driftwise.models.digits import split_label_fraction
 
     X, y = tabular_data.load(dataset)
     order = np.random.default_rng(seed).permutation(len(X))
@@ -247,13 +247,13 @@ def splits(config: StreamBenchConfig) -> tuple[np.ndarray, np.ndarray, np.ndarra
     """``(x_source, y_source with -1 for unlabeled, x_pool, y_pool)`` of the config's dataset (your files: the
     stream's events and labels are the "pool", replayed as they are)."""
     if config.files:
-        from bench import stream_files
+        from driftwise.bench import stream_files
 
         files = stream_files.load(str(config.source), str(config.stream))
         return files.x_source, files.y_source, files.stream.x, files.stream.y
     if config.tabular:
         return tabular_splits(str(config.dataset), config.seed)
-    from service.demo import _digits_splits
+    from driftwise.service.demo import _digits_splits
 
     return _digits_splits(config.seed)
 
@@ -298,7 +298,7 @@ def pretrain_command(data: Path, registry: Path, name: str = MODEL_NAME,
                      input_shape: str | None = "1,8,8") -> list[str]:
     """`driftwise pretrain` with the CLI's defaults: data, name, registry and the image shape (none for flat
     rows), nothing else."""
-    cmd = [sys.executable, "-m", "service.cli", "pretrain", "--data", str(data), "--name", name,
+    cmd = [sys.executable, "-m", "driftwise.service.cli", "pretrain", "--data", str(data), "--name", name,
            "--registry", str(registry)]
     return cmd + (["--input-shape", input_shape] if input_shape else [])
 
@@ -306,7 +306,7 @@ def pretrain_command(data: Path, registry: Path, name: str = MODEL_NAME,
 def serve_command(registry: Path, port: int, bootstrap: str, *, no_adapt: bool, device: str = "auto",
                   name: str = MODEL_NAME) -> list[str]:
     """`driftwise serve` with plumbing flags only; the twin differs by ``--no-adapt`` alone."""
-    cmd = [sys.executable, "-m", "service.cli", "serve", "--registry", str(registry), "--name", name,
+    cmd = [sys.executable, "-m", "driftwise.service.cli", "serve", "--registry", str(registry), "--name", name,
            "--port", str(port), "--bootstrap-servers", bootstrap]
     if device != "auto":
         cmd += ["--device", device]
@@ -345,7 +345,7 @@ class Twin:
     url: str
     topics: Topics
     registry: Path
-    observed: Any  # service.demo.Observed
+    observed: Any  # driftwise.service.demo.Observed
     confirmed: int = 0
     version: str = "-"
 
@@ -356,9 +356,9 @@ class Twin:
 
 def _start_twin(label: str, registry: Path, bootstrap: str, run_id: str, workdir: Path,
                 config: StreamBenchConfig) -> Twin:
-    from service.demo import Observed
-    from service.localhost import free_port
-    from service.topics import ensure_topics
+    from driftwise.service.demo import Observed
+    from driftwise.service.localhost import free_port
+    from driftwise.service.topics import ensure_topics
 
     topics = Topics().with_suffix(f".stream-{run_id}-{label}")
     ensure_topics(bootstrap, [topics.events, topics.predictions, topics.dlq, topics.labels], partitions=3)
@@ -391,7 +391,7 @@ def _stop(proc: subprocess.Popen) -> None:
 def _replay_both(data: Path, bootstrap: str, twins: Sequence[Twin], rate: float,
                  errors: list[str]) -> list[threading.Thread]:
     """The same file into every twin's events topic, each paced at ``rate``; failures land in ``errors``."""
-    from service.replay import replay
+    from driftwise.service.replay import replay
 
     def one(topic: str) -> None:
         try:
@@ -417,7 +417,7 @@ def _drift(url: str) -> dict[str, Any]:
 @dataclass
 class FeedbackSender:
     """Once the twin says labels are needed, the true labels of its next ``count`` predictions go to its labels
-    topic (``{"id", "label"}``, what `service.feedback` joins), as fast as the predictions come back."""
+    topic (``{"id", "label"}``, what `driftwise.service.feedback` joins), as fast as the predictions come back."""
 
     twin: Twin
     labels: dict[str, int]
@@ -486,7 +486,7 @@ def _watch(twins: Sequence[Twin], total: int, deadline: float, console: Console,
 
 def feedback_summary(feedback: FeedbackSender, stream: Stream, config: StreamBenchConfig) -> dict[str, Any]:
     """When labels were asked for (in stream events, and after the label-changing shift began) and which were sent."""
-    from service.replay import event_id
+    from driftwise.service.replay import event_id
 
     position = {event_id(EVENT_PREFIX, i): i for i in range(len(stream))}
     with feedback.twin.observed.lock:
@@ -510,7 +510,7 @@ def code_state() -> str:
 def data_line(config: StreamBenchConfig, x_src: np.ndarray, y_src: np.ndarray, x_pool: np.ndarray) -> str:
     """What was pretrained on and streamed from, in one line for the report."""
     if config.files:
-        from bench import stream_files
+        from driftwise.bench import stream_files
 
         return stream_files.describe(stream_files.load(str(config.source), str(config.stream)), str(config.source),
                                      str(config.stream))
@@ -523,11 +523,11 @@ def data_line(config: StreamBenchConfig, x_src: np.ndarray, y_src: np.ndarray, x
 
 def run(config: StreamBenchConfig, out_dir: Path | None = None, console: Console | None = None) -> Path:
     """The whole bench (see the module docstring); children and the broker always stop; return the report."""
-    from bench.drift import machine
-    from models.registry import Registry
-    from service.demo import _consume_predictions
-    from service.kafka_local import LocalKafka, free_port_pair
-    from service.localhost import wait_until_ready
+    from driftwise.bench.drift import machine
+    from driftwise.models.registry import Registry
+    from driftwise.service.demo import _consume_predictions
+    from driftwise.service.kafka_local import LocalKafka, free_port_pair
+    from driftwise.service.localhost import wait_until_ready
 
     console = console or Console()
     started_wall, machine_line, code = time.monotonic(), machine(), code_state()
@@ -568,7 +568,7 @@ def run(config: StreamBenchConfig, out_dir: Path | None = None, console: Console
 
         console.rule(f"[bold]replay {' -> '.join(config.phases)} at {config.rate:g} events/s")
         if config.files:
-            from bench import stream_files
+            from driftwise.bench import stream_files
 
             stream = stream_files.load(str(config.source), str(config.stream)).stream
         else:
@@ -583,7 +583,7 @@ def run(config: StreamBenchConfig, out_dir: Path | None = None, console: Console
         started = datetime.now(timezone.utc)
         feedback = None
         if config.concept:
-            from service.replay import event_id
+            from driftwise.service.replay import event_id
 
             from kafka import KafkaProducer
 

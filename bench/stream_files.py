@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from drift.corruptions import CLEAN, Stream
+from driftwise.drift.corruptions import CLEAN, Stream
 
 
 class StreamFilesError(ValueError):

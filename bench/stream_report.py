@@ -1,4 +1,4 @@
-"""Scoring and reporting for `driftwise bench stream` (`bench.stream` runs it).
+"""Scoring and reporting for `driftwise bench stream` (`driftwise.bench.stream` runs it).
 
 Everything is scored in stream order by event id, with the stream's true labels,
 which neither twin saw; an event that got no prediction counts as wrong. What the
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from drift.corruptions import CLEAN, Stream
+from driftwise.drift.corruptions import CLEAN, Stream
 
 if TYPE_CHECKING:
-    from bench.stream import StreamBenchConfig
+    from driftwise.bench.stream import StreamBenchConfig
 
 MODEL_NAME = "digits"  # the digits domain's; a run's own is ``config.model_name``
 SEVERITY = 3
@@ -88,7 +88,7 @@ def confident_precision(labels: np.ndarray, confidence: np.ndarray, y: np.ndarra
 
 def registry_outcomes(registry: Path, name: str, started: datetime, rate: float) -> list[dict[str, Any]]:
     """Every version the adaptive twin published, from manifests only (never unpickled), with the event it came at."""
-    from models.registry import Registry
+    from driftwise.models.registry import Registry
 
     rows = []
     for v in Registry(registry).versions(name):
@@ -109,7 +109,7 @@ def registry_outcomes(registry: Path, name: str, started: datetime, rate: float)
 
 def _served(observed: Any, n: int) -> dict[str, np.ndarray]:
     """A twin's predictions in stream order (label -1, confidence 0, version "" where none came)."""
-    from service.replay import event_id
+    from driftwise.service.replay import event_id
 
     preds = [observed.predictions.get(event_id(EVENT_PREFIX, i)) for i in range(n)]
     return {"label": np.array([p["label"] if p else -1 for p in preds]),
@@ -136,8 +136,8 @@ def swaps(observed: Any) -> list[tuple[int, str]]:
 def score(stream: Stream, observed: Mapping[str, Any], registry: Path, config: StreamBenchConfig, base: str,
           started: datetime) -> dict[str, Any]:
     """Everything the report says, from both twins' predictions (``observed["adaptive"]``, ``["no_adapt"]``,
-    each a `service.demo.Observed`) and the adaptive twin's ``registry``."""
-    from service.settings import Settings
+    each a `driftwise.service.demo.Observed`) and the adaptive twin's ``registry``."""
+    from driftwise.service.settings import Settings
 
     n, y = len(stream), stream.y
     served = {label: _served(o, n) for label, o in observed.items()}
@@ -249,7 +249,7 @@ def write_report(results: dict[str, Any], config: StreamBenchConfig, out_dir: Pa
     (out_dir / f"{config.stem}.json").write_text(json.dumps(results, indent=2, default=float))
     _plot(results, out_dir / f"{config.stem}.png", config)
     s = results["summary"]
-    shifts = "sensor shifts (`drift.sensor_shifts`)" if config.tabular else "families"
+    shifts = "sensor shifts (`driftwise.drift.sensor_shifts`)" if config.tabular else "families"
     if config.files:
         kind = "your own files: the stream file names the phases; nothing here was chosen on them"
     chosen = "may be chosen on (none has been yet)" if config.tabular else "were chosen on"

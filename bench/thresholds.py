@@ -1,9 +1,9 @@
-"""`python -m bench.thresholds`: which pseudo-label confidence threshold should be the default?
+"""`python -m driftwise.bench.thresholds`: which pseudo-label confidence threshold should be the default?
 
 The pseudo-label buffer keeps an event when its calibrated confidence passes a
 threshold. Too low and the candidate trains on its own mistakes; too high and a
 window yields too few labels to learn from. This measures both sides, offline,
-on development shifts only (`drift.corruptions.DEVELOPMENT_FAMILIES`; inversion
+on development shifts only (`driftwise.drift.corruptions.DEVELOPMENT_FAMILIES`; inversion
 is a concept shift and held-out families are never looked at here):
 
 1. the source model exactly as ``driftwise pretrain`` makes it with no flags
@@ -12,14 +12,14 @@ is a concept shift and held-out families are never looked at here):
    loaded back;
 2. windows of 256 held-out images per family (severity 3) and clean, one per
    window seed; on each, the model as served (unadapted) and its BatchNorm
-   re-estimated on the window (`drift.normalize.normalized_copy`, the interim
+   re-estimated on the window (`driftwise.drift.normalize.normalized_copy`, the interim
    the loop serves first);
 3. per threshold tau: precision (share of confident predictions that are right)
    and yield (share of the window that is confident), counts pooled over the
    window seeds, for a global rule (confidence >= tau) and two per-class rules
    (FreeMatch-style: class c's bar is tau * m_c / max m; see `class_thresholds`).
 
-Run ``python -m bench.thresholds [--windows 3] [--seed 0] [--quick]``; writes
+Run ``python -m driftwise.bench.thresholds [--windows 3] [--seed 0] [--quick]``; writes
 ``bench/results/thresholds.md`` and ``thresholds.json`` (``thresholds-quick.*`` with --quick).
 ``--seed`` changes the source split and pretraining seed (default 0, the CLI's).
 """
@@ -42,14 +42,14 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from drift.adapter import predict_proba
-from drift.corruptions import CLEAN, CORRUPTION_NAMES, DEVELOPMENT_FAMILIES, corrupt
-from drift.normalize import normalized_copy
-from models.classifier import Classifier
-from models.data import Dataset
-from models.registry import Registry
-from service.demo import _digits_splits
-from service.publishing import PretrainRequest, pretrain_and_publish
+from driftwise.drift.adapter import predict_proba
+from driftwise.drift.corruptions import CLEAN, CORRUPTION_NAMES, DEVELOPMENT_FAMILIES, corrupt
+from driftwise.drift.normalize import normalized_copy
+from driftwise.models.classifier import Classifier
+from driftwise.models.data import Dataset
+from driftwise.models.registry import Registry
+from driftwise.service.demo import _digits_splits
+from driftwise.service.publishing import PretrainRequest, pretrain_and_publish
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -253,7 +253,7 @@ def report(results: dict[str, Any]) -> str:
         "Families: development only (" + ", ".join(FAMILIES) + "); inversion (concept shift) and the held-out "
         "families are not used.", "",
         "Modes: `unadapted` is the model as served; `bn` has BatchNorm re-estimated on the window "
-        "(`drift.normalize.normalized_copy`, the interim the loop serves first). `global` keeps confidence >= tau. "
+        "(`driftwise.drift.normalize.normalized_copy`, the interim the loop serves first). `global` keeps confidence >= tau. "
         "Per-class rules (FreeMatch-style): class c's bar is tau * m_c / max_c m_c, never above tau; `freematch` "
         "takes m_c = the window's mean probability of class c (FreeMatch's local estimate), `classconf` the mean "
         "confidence of the window's events predicted c. Precision = right / confident, yield = confident / window, "
@@ -285,7 +285,7 @@ def recommendation(summary: dict[str, dict[str, dict[str, float]]], choices: dic
         return ["**Default:** no threshold reaches mean precision 0.95 on the BN-adapted model; keep the strictest."]
     b, u = summary["bn/global"][str(tau)], summary["unadapted/global"][str(tau)]
     return [f"**Default:** tau {tau}, the most yield with mean precision >= {TARGETS[0]} on the BN-adapted model "
-            "(the model the adapter self-labels with, `drift.adapter.adapt`, and the interim that serves first): "
+            "(the model the adapter self-labels with, `driftwise.drift.adapter.adapt`, and the interim that serves first): "
             f"precision {_f(b['precision'])} (worst family {_f(b['worst_precision'])}), yield {_f(b['yield'])}. "
             f"The unadapted model at tau {tau}: precision {_f(u['precision'])} "
             f"(worst {_f(u['worst_precision'])}), yield {_f(u['yield'])}."] + [
@@ -331,7 +331,7 @@ def run(s: Settings, out: Path, cache: Path, command: str, console: Console | No
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m bench.thresholds", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m driftwise.bench.thresholds", description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=3, help="window seeds per family")
     parser.add_argument("--seed", type=int, default=0, help="source split and pretraining seed")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_EPOCHS} pretraining epochs, for a smoke run")
@@ -341,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if args.windows < 1:
         parser.error("--windows must be >= 1")
-    command = "python -m bench.thresholds" + (f" --windows {args.windows}" if args.windows != 3 else "") + (
+    command = "python -m driftwise.bench.thresholds" + (f" --windows {args.windows}" if args.windows != 3 else "") + (
         f" --seed {args.seed}" if args.seed else "") + (" --quick" if args.quick else "")
     settings = Settings(windows=args.windows, seed=args.seed, quick=args.quick)
     return run(settings, args.out, args.cache_dir, command)

@@ -23,7 +23,7 @@ The recipe, in the order it runs (each step a named function below):
 
 The temperature is kept from the current model (or, with ``refit_temperature``,
 re-fitted on the anchors in their own domain). Everything is cheap: a few seconds
-for an 8x8 CNN on one CPU thread. `drift.worker` runs it in a separate process, so
+for an 8x8 CNN on one CPU thread. `driftwise.drift.worker` runs it in a separate process, so
 serving never waits on it.
 """
 
@@ -39,9 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.calibration import fit_temperature
-from models.classifier import Classifier
-from models.train import recalibrate_batchnorm
+from driftwise.models.calibration import fit_temperature
+from driftwise.models.classifier import Classifier
+from driftwise.models.train import recalibrate_batchnorm
 
 ProgressFn = Callable[[str, int, int], None]
 TRAINABLE = ("all", "norm_head", "head")
@@ -53,7 +53,7 @@ class AdaptConfig:
 
     The defaults are the recipe chosen on the validation split (all parameters,
     shifted and rotated views, three self-labelling rounds at 0.9), measured by
-    ``python -m bench.recipes`` (bench/results/recipes.md: 256-event windows, 3 per
+    ``python -m driftwise.bench.recipes`` (bench/results/recipes.md: 256-event windows, 3 per
     corruption, scored on 2,000 other events, each variant against its own oracle).
     Mean gap closed over digits-C, all events / held-out images, and held-out
     accuracy gain: this recipe 0.60 / 0.65, +14.5 points; shifts only 0.56 / 0.69,
@@ -254,7 +254,7 @@ def _augmentation(model: Classifier,
     """
     if len(model.config.input_shape) != 3:
         return None
-    from models.augment import RandomRotation, RandomShift, ViewTransform
+    from driftwise.models.augment import RandomRotation, RandomShift, ViewTransform
 
     if rotate_degrees == 0:
         return RandomShift(1)

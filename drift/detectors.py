@@ -158,7 +158,7 @@ class PageHinkleyDetector(ScalarDetector):
     Values are divided by ``scale`` before river sees them, so ``delta`` (the
     shift tolerated) and ``threshold`` (the accumulated excess that counts as
     drift) are in units of ``scale``: set it to the signal's standard deviation on
-    clean data (`drift.monitor.DriftMonitor` does, from the reference statistics);
+    clean data (`driftwise.drift.monitor.DriftMonitor` does, from the reference statistics);
     0.1 is typical for per-prediction entropy. ``score`` is the excess over the
     threshold. ``mode="up"`` watches only rises, which is what entropy does when
     inputs drift. ``alpha=1`` (no forgetting) keeps it a true CUSUM: with river's

@@ -26,7 +26,7 @@ newest ``short_window`` embeddings are tested too, against their own calibrated
 threshold: a short window's null spread is wider, so only a large shift clears
 it, but it does so within a couple of dozen events. Either test over its
 threshold is drift. The short test costs a ``short_window``-square sum per test.
-`SHORT_WINDOW` was chosen offline on development shifts (`bench.leave_domain`,
+`SHORT_WINDOW` was chosen offline on development shifts (`driftwise.bench.leave_domain`,
 digits, ImageSegments and Phishing): where the adapted model is over 5 points
 under the base on the next domain, the median events until confirmation fell
 from 60/95/110 to 25/30/25 with no false alarm more in 84,000 in-domain events;
@@ -43,7 +43,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from drift.signals import compute_signals
+from driftwise.drift.signals import compute_signals
 
 _SAME = 1e-8  # squared distance, relative to the bandwidth, below which two embeddings count as one input
 _MAX_POOL = 2048  # calibration rows at most: their kernel matrix is held in memory

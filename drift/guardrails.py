@@ -10,7 +10,7 @@ Why collapse is judged against evidence, not a fixed share: one class holding
 more than half of a window is normal for a binary or skewed problem. The
 evidence for a class's share is what the current model predicts on the same
 window and the prior: the class shares of the labeled data it was trained under
-(`models.classifier.Classifier.class_prior`, moved by any label-shift correction),
+(`driftwise.models.classifier.Classifier.class_prior`, moved by any label-shift correction),
 or of the feedback labels once there are enough. Not the anchors': they hold up to
 20 of each class, so on a skewed problem their shares are nearly equal (on
 river's Waveform drawn to 80/15/5 they put a 15% class at 43%, which let a
@@ -46,8 +46,8 @@ anchors, which measures what the weights still know of the original task.
 Examples
 --------
 >>> import torch
->>> from models.classifier import Classifier
->>> from models.config import ModelConfig
+>>> from driftwise.models.classifier import Classifier
+>>> from driftwise.models.config import ModelConfig
 >>> torch.manual_seed(0) and None
 >>> model = Classifier(ModelConfig(encoder="mlp", input_shape=(4,), num_classes=3)).eval()
 >>> x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
@@ -70,10 +70,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from drift.adapter import embed, predict_proba
-from drift.embedding_drift import mmd_permutation_test
-from models.classifier import Classifier
-from models.train import recalibrate_batchnorm
+from driftwise.drift.adapter import embed, predict_proba
+from driftwise.drift.embedding_drift import mmd_permutation_test
+from driftwise.models.classifier import Classifier
+from driftwise.models.train import recalibrate_batchnorm
 
 
 @dataclass(frozen=True)

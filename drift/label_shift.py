@@ -47,9 +47,9 @@ import numpy as np
 import torch
 from scipy.stats import chi2
 
-from drift.adapter import embed, predict_proba
-from drift.embedding_drift import _sq_dists
-from models.classifier import Classifier
+from driftwise.drift.adapter import embed, predict_proba
+from driftwise.drift.embedding_drift import _sq_dists
+from driftwise.models.classifier import Classifier
 
 EPS = 1e-6
 
@@ -99,7 +99,7 @@ class LabelShift:
 
     @property
     def log_ratio(self) -> np.ndarray:
-        """``log π_t - log π_s`` per class: what `models.classifier.Classifier.log_prior_ratio` holds."""
+        """``log π_t - log π_s`` per class: what `driftwise.models.classifier.Classifier.log_prior_ratio` holds."""
         return np.log(np.maximum(self.prior, EPS)) - np.log(np.maximum(self.source_prior, EPS))
 
     def to_dict(self) -> dict[str, object]:
@@ -178,7 +178,7 @@ def explain_by_label_shift(model: Classifier, window_x: np.ndarray, anchors_x: n
     """Is the drift of ``window_x`` a change of the class prior alone? (see the module docstring).
 
     ``model`` is the base, whose probabilities follow the prior it was trained under
-    (`models.classifier.Classifier.served_prior`). The anchors hold up to 20 of each class,
+    (`driftwise.models.classifier.Classifier.served_prior`). The anchors hold up to 20 of each class,
     not the source's shares, so each is weighted by its class's prior over its class's
     share of the anchors: weighted by the source prior they stand for the source, by the
     estimated prior for the window.

@@ -22,7 +22,7 @@ Choices validated on the benchmark's validation split:
 * As soon as a drift is confirmed and ``normalize_after`` more inputs have
   arrived, the served weights with BatchNorm re-estimated on the latest
   ``normalize_window`` inputs serve in the meantime (`Action.NORMALIZE`,
-  `drift.normalize`): milliseconds instead of a window and seconds of training.
+  `driftwise.drift.normalize`): milliseconds instead of a window and seconds of training.
   It is an interim, not a candidate: the monitor is not reset, the buffer is
   kept, and the self-trained candidate must beat it through the guardrails. It
   counts as the base: a new drift asks for a new interim, made from the base and
@@ -30,7 +30,7 @@ Choices validated on the benchmark's validation split:
   against the previous domain's interim were refused three times in three; and
   treating an interim as an adapted model made every re-confirmation of its own
   drift fall back from it, so no candidate was ever made.)
-* If `drift.label_shift` finds the drift is a new class prior alone, NORMALIZE
+* If `driftwise.drift.label_shift` finds the drift is a new class prior alone, NORMALIZE
   serves the base with its probabilities corrected for that prior instead of the
   BatchNorm interim (which a skewed window would wreck), nothing is retrained
   while it serves, and the prior is re-estimated every ``normalize_window``
@@ -38,7 +38,7 @@ Choices validated on the benchmark's validation split:
 * While a drift stays confirmed and the base's weights serve (an interim, a label-shift
   correction, or the base waiting for its candidate), every ``normalize_window``
   inputs the loop asks whether the stream is back at the source (`Action.CHECK_SOURCE`,
-  `drift.normalize.back_to_source`): a confirmed drift is latched, so nothing else would
+  `driftwise.drift.normalize.back_to_source`): a confirmed drift is latched, so nothing else would
   notice, and an interim would serve the source's return. If it is, the drift is over
   (`source_returned`).
 * If the served model's confidence has collapsed when an adaptation starts
@@ -49,7 +49,7 @@ Choices validated on the benchmark's validation split:
 * A promoted candidate is refined once (`Action.REFINE`) as soon as ``refine_after``
   inputs of its domain have been seen since the drift was confirmed, with no new
   drift: the base model is adapted again on all of them (the first window and what
-  came since; see `drift.policy`).
+  came since; see `driftwise.drift.policy`).
 """
 
 from __future__ import annotations
@@ -62,12 +62,12 @@ from typing import Any, Callable, Iterable, Literal, Mapping
 import numpy as np
 import torch
 
-from drift.buffer import PseudoLabelBuffer, RecentWindow
-from drift.embedding_drift import reference_statistics
-from drift.loop_config import MIN_WINDOW, LoopConfig
-from drift.monitor import DriftMonitor
-from drift.policy import AdaptationPolicy
-from models.classifier import Classifier
+from driftwise.drift.buffer import PseudoLabelBuffer, RecentWindow
+from driftwise.drift.embedding_drift import reference_statistics
+from driftwise.drift.loop_config import MIN_WINDOW, LoopConfig
+from driftwise.drift.monitor import DriftMonitor
+from driftwise.drift.policy import AdaptationPolicy
+from driftwise.models.classifier import Classifier
 
 MIN_REFERENCE_EVENTS = 256  # distinct held-out inputs needed to take a reference from them alone
 
@@ -110,7 +110,7 @@ def model_reference(model: Classifier, x: np.ndarray, *, batch_size: int = 512,
                     **statistics: Any) -> dict[str, np.ndarray]:
     """Reference statistics of ``model`` on inputs ``x`` (what its monitor will compare live traffic to).
 
-    ``statistics`` go to `drift.embedding_drift.reference_statistics` (e.g. ``false_alarm_rate``).
+    ``statistics`` go to `driftwise.drift.embedding_drift.reference_statistics` (e.g. ``false_alarm_rate``).
     """
     device = next(model.parameters()).device
     model.eval()
@@ -389,7 +389,7 @@ class DriftLoop:
         times its reference mean (a drift it cannot teach itself).
 
         The mean is over the predictions since the drift was confirmed or the latest model began to serve (the
-        interim's, as `bench.collapse_confidence` measured it), once there are `MIN_WINDOW`; before that, over
+        interim's, as `driftwise.bench.collapse_confidence` measured it), once there are `MIN_WINDOW`; before that, over
         the monitor's rolling window (which, as an adaptation starts, is still half the source's).
         """
         reference = self.monitor.reference or {}

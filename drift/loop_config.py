@@ -1,6 +1,6 @@
 """`LoopConfig`: every setting of the drift loop, in a module of its own so that reading them costs no torch import.
 
-The service's settings take their defaults from here (`service.settings`), and
+The service's settings take their defaults from here (`driftwise.service.settings`), and
 the benchmarks run these defaults: what is measured is what users get.
 
 >>> LoopConfig().threshold, LoopConfig(window=128).window

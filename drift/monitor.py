@@ -1,8 +1,8 @@
 """DriftMonitor: every label-free detector on one stream of predictions, and the rule that confirms drift.
 
 One noisy detector must not retrain a model. The monitor feeds each prediction's
-signals (`drift.signals`) to river's scalar detectors (`drift.detectors`) and its
-embedding to the MMD test against the model's reference (`drift.embedding_drift`),
+signals (`driftwise.drift.signals`) to river's scalar detectors (`driftwise.drift.detectors`) and its
+embedding to the MMD test against the model's reference (`driftwise.drift.embedding_drift`),
 and *confirms* drift only when the embedding test fires, or when ``min_votes``
 scalar detectors fired within ``vote_window`` events of each other. A confirmed
 drift stays confirmed until `DriftMonitor.reset` (after an adaptation or a swap).
@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from drift.detectors import ScalarDetector, make_detector
-from drift.embedding_drift import EmbeddingDriftDetector
-from drift.signals import SIGNAL_NAMES, compute_signals
+from driftwise.drift.detectors import ScalarDetector, make_detector
+from driftwise.drift.embedding_drift import EmbeddingDriftDetector
+from driftwise.drift.signals import SIGNAL_NAMES, compute_signals
 
 EMBEDDING = "embedding"
 MIN_SCALE = 0.05  # floor on a signal's reference std, so a model sure of everything does not make tests hair-trigger
@@ -52,7 +52,7 @@ class DriftMonitor:
     Parameters
     ----------
     reference
-        The arrays saved with the model (`drift.embedding_drift.reference_statistics`);
+        The arrays saved with the model (`driftwise.drift.embedding_drift.reference_statistics`);
         ``None`` runs the scalar detectors only.
     detectors
         Scalar detectors by name; `DEFAULT_DETECTORS` when ``None``.
@@ -71,7 +71,7 @@ class DriftMonitor:
 
     Examples
     --------
-    >>> from drift.embedding_drift import reference_statistics
+    >>> from driftwise.drift.embedding_drift import reference_statistics
     >>> rng = np.random.default_rng(0)
     >>> def batch(n, shifted=False):
     ...     logits = rng.normal(size=(n, 5))

@@ -8,7 +8,7 @@ milliseconds, and alone it recovers much of what noise, blur or contrast cost.
 So as soon as a drift is confirmed the loop serves this *interim* model; the
 self-trained candidate replaces it later, through the full guardrails.
 
-Cheap checks, each a `drift.guardrails.Check`, decide whether the interim may serve:
+Cheap checks, each a `driftwise.drift.guardrails.Check`, decide whether the interim may serve:
 
 * ``temporal_correlation``: statistics of a burst are not statistics of a domain.
   When classes arrive in runs (the online test-time-adaptation benchmarks'
@@ -22,7 +22,7 @@ Cheap checks, each a `drift.guardrails.Check`, decide whether the interim may se
 
 Not checked by default: that the interim is more confident on the window than
 the base (``min_confidence_gain``). On the development shifts
-(`bench.interim_checks`) it refused interims that gained 1-26 points on the
+(`driftwise.bench.interim_checks`) it refused interims that gained 1-26 points on the
 events that followed (a shift can make the frozen model confidently wrong, and
 re-normalising rightly makes it less sure) and stopped no harmful one that the
 correlation check let through.
@@ -31,10 +31,10 @@ They compare with the base, not with the model serving: that may be the interim
 of a domain that has just gone, whose statistics say nothing about the new one.
 
 The weights do not change, so accuracy on the anchors (scored with BatchNorm
-re-estimated on them, see `drift.guardrails`) cannot change either: it is not
+re-estimated on them, see `driftwise.drift.guardrails`) cannot change either: it is not
 checked.
 
-The candidate's guardrails (`drift.guardrails`) check the temporal correlation too.
+The candidate's guardrails (`driftwise.drift.guardrails`) check the temporal correlation too.
 
 While a drift stays confirmed and the base's weights serve (an interim, a label-shift
 correction, or the base itself waiting for a candidate), nothing else would notice
@@ -42,7 +42,7 @@ that the stream went back to the source: a confirmed drift is latched until
 something resets it, and an interim's embeddings are not comparable with the base's
 reference. `back_to_source` asks it directly, every ``normalize_window`` inputs: are
 the base's embeddings of the latest inputs one distribution with the reference sample
-it was calibrated on (`drift.embedding_drift.mmd_permutation_test`)? If so, the
+it was calibrated on (`driftwise.drift.embedding_drift.mmd_permutation_test`)? If so, the
 drift is over and the base serves again. On the held-out stream bench (seed 2) an
 interim made for stripes served the clean phase that followed, 0.9 points under the
 frozen model; on the concept bench a BatchNorm interim of inverted images served the
@@ -58,11 +58,11 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from drift.adapter import predict_proba
-from drift.embedding_drift import mmd_permutation_test
-from drift.guardrails import Check, GuardrailReport, class_distribution, correlation_check, normalized_entropy
-from models.classifier import Classifier
-from models.train import recalibrate_batchnorm
+from driftwise.drift.adapter import predict_proba
+from driftwise.drift.embedding_drift import mmd_permutation_test
+from driftwise.drift.guardrails import Check, GuardrailReport, class_distribution, correlation_check, normalized_entropy
+from driftwise.models.classifier import Classifier
+from driftwise.models.train import recalibrate_batchnorm
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def check_interim(current: Classifier, interim: Classifier, window_x: np.ndarray
 
 def back_to_source(window_z: np.ndarray, reference: Mapping[str, np.ndarray] | None,
                    config: NormalizeConfig | None = None) -> Check:
-    """``back_to_source``: do the base's embeddings of the latest inputs, ``window_z`` (`drift.adapter.embed`),
+    """``back_to_source``: do the base's embeddings of the latest inputs, ``window_z`` (`driftwise.drift.adapter.embed`),
     match its reference sample again?
 
     Passes when they do: the drift is over (see the module docstring). Without a reference

@@ -1,6 +1,6 @@
 """Sensor shifts: seeded covariate shifts of ``(n, d)`` tabular features, and streams of them.
 
-The tabular counterpart of `drift.corruptions` (Digits-C): what happens to a
+The tabular counterpart of `driftwise.drift.corruptions` (Digits-C): what happens to a
 feature vector when the instruments that measure it drift, while the right label
 stays the same. Each shift takes a severity from 1 (mild) to 5 and a seed and
 returns a new float32 array; nothing is changed in place and nothing is clipped
@@ -25,7 +25,7 @@ dead set only grows).
 * ``calibration_drift``: a gain (1.15-2) and an offset (0.25-1 stds) together on
   the same third of the features (a sensor off in both slope and zero point).
 
-Families are split as in `drift.corruptions`. `DEVELOPMENT_FAMILIES` (offset,
+Families are split as in `driftwise.drift.corruptions`. `DEVELOPMENT_FAMILIES` (offset,
 noise) may choose methods and defaults; `HELD_OUT_FAMILIES` (gain, dead_sensor,
 calibration_drift) are only reported, never tuned on. The severities were set
 from the frozen model's accuracy drop alone, never from adaptation results:
@@ -59,7 +59,7 @@ from typing import Callable
 
 import numpy as np
 
-from drift.corruptions import CLEAN, Stream, StreamBuilder
+from driftwise.drift.corruptions import CLEAN, Stream, StreamBuilder
 
 DEVELOPMENT_FAMILIES = ("offset", "noise")
 # Only reported, never tuned on: no method or default may be chosen by results on these.
@@ -153,7 +153,7 @@ def shift(x: np.ndarray, name: str, reference: np.ndarray, severity: int = 3, se
 
 
 class SensorStreamBuilder(StreamBuilder):
-    """`drift.corruptions.StreamBuilder` for ``(n, d)`` features: same draws (shuffled passes over the pool),
+    """`driftwise.drift.corruptions.StreamBuilder` for ``(n, d)`` features: same draws (shuffled passes over the pool),
     segments through `shift` scaled by ``reference`` instead of through image corruptions.
 
     >>> rng = np.random.default_rng(0)

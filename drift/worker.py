@@ -1,4 +1,4 @@
-"""Run `drift.adapter.adapt` in a separate process, so serving never waits on it.
+"""Run `driftwise.drift.adapter.adapt` in a separate process, so serving never waits on it.
 
 Each adaptation gets a process of its own (the 'spawn' context, its own torch
 thread limit), which exits when the candidate is written. Starting Python and
@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from drift.adapter import AdaptConfig, AdaptResult, adapt
-from models.classifier import Classifier
-from models.config import ModelConfig
+from driftwise.drift.adapter import AdaptConfig, AdaptResult, adapt
+from driftwise.models.classifier import Classifier
+from driftwise.models.config import ModelConfig
 
 
 class AdaptationFailed(RuntimeError):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.config import ModelConfig
-from models.encoders import build_encoder
+from driftwise.models.config import ModelConfig
+from driftwise.models.encoders import build_encoder
 
 
 class Classifier(nn.Module):
@@ -14,11 +14,11 @@ class Classifier(nn.Module):
 
     The temperature is a buffer, so it travels in the weights file; ``forward``
     divides by it, which is what makes ``softmax(forward(x))`` a calibrated
-    probability (see `models.calibration`). ``log_prior_ratio`` (zeros unless a
-    label shift was corrected, `drift.label_shift`) is added after it: Bayes'
+    probability (see `driftwise.models.calibration`). ``log_prior_ratio`` (zeros unless a
+    label shift was corrected, `driftwise.drift.label_shift`) is added after it: Bayes'
     rule for a class prior other than the one trained under. ``class_prior`` is
     that prior: the class shares of the labeled data the head was fitted on
-    (uniform until `models.pipeline.fit_classifier` sets it). Adaptation trains
+    (uniform until `driftwise.models.pipeline.fit_classifier` sets it). Adaptation trains
     under it and the guardrails judge class balance against it, so a skewed or
     binary problem is not pushed toward equal shares.
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.config import ModelConfig
+from driftwise.models.config import ModelConfig
 
 
 class InputStandardizer(nn.Module):

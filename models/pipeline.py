@@ -11,7 +11,7 @@ pretrain once and reuse the encoder across label fractions and heads.
 
 Examples
 --------
->>> from models.digits import load_digits_images, split_label_fraction
+>>> from driftwise.models.digits import load_digits_images, split_label_fraction
 >>> X, y = load_digits_images()
 >>> X, y = X[:300], split_label_fraction(y[:300], 0.2, seed=0)
 >>> cfg = ModelConfig(encoder="cnn", input_shape=(1, 8, 8), num_classes=10, width=8, embed_dim=32)
@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.augment import default_views
-from models.classifier import Classifier
-from models.config import ModelConfig
-from models.encoders import fit_input_standardizer
-from models.pretrain import PretrainReport, ProgressFn, as_float_tensor, pretrain_encoder, resolve_device
-from models.train import HeadMode, calibrate, train_head
+from driftwise.models.augment import default_views
+from driftwise.models.classifier import Classifier
+from driftwise.models.config import ModelConfig
+from driftwise.models.encoders import fit_input_standardizer
+from driftwise.models.pretrain import PretrainReport, ProgressFn, as_float_tensor, pretrain_encoder, resolve_device
+from driftwise.models.train import HeadMode, calibrate, train_head
 
 
 @dataclass
@@ -86,7 +86,7 @@ def calibration_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.nda
 
 def source_prior(labels: np.ndarray, num_classes: int) -> np.ndarray:
     """The prior a model is trained under: class shares of its labeled data (add-one smoothed), what
-    `fit_classifier` records as `models.classifier.Classifier.class_prior`.
+    `fit_classifier` records as `driftwise.models.classifier.Classifier.class_prior`.
 
     >>> source_prior(np.array([0, 0, 0, 1]), 3).round(3).tolist()
     [0.571, 0.286, 0.143]
@@ -142,7 +142,7 @@ def fit_classifier(
 ) -> tuple[Classifier, dict[str, Any], tuple[np.ndarray, np.ndarray]]:
     """Head training + calibration + anchors on top of ``encoder_state`` (random encoder when None).
 
-    ``head_kwargs`` go to `models.train.train_head` (``steps``, ``lr``, ``encoder_lr_scale``, ...).
+    ``head_kwargs`` go to `driftwise.models.train.train_head` (``steps``, ``lr``, ``encoder_lr_scale``, ...).
     """
     X, y = _check_data(X, y, config)
     dev = resolve_device(device)
@@ -202,7 +202,7 @@ def fit_model(
     """Pretrain on all ``X`` (skipped when ``objective`` is None), train the head on ``y >= 0``, calibrate.
 
     ``progress`` is called after every pretraining epoch with ``(done, total, loss)``.
-    Raises `models.collapse.RepresentationCollapse` if pretraining collapses.
+    Raises `driftwise.models.collapse.RepresentationCollapse` if pretraining collapses.
     """
     X, y = _check_data(X, y, config)
     encoder_state, report = None, None

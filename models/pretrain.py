@@ -1,15 +1,15 @@
 """The self-supervised training loop, the same for every objective.
 
 The loop only calls ``objective.loss(x, views)`` and ``objective.after_step(progress)``
-(`models.ssl.base.SSLObjective`), so a new objective never touches it. After
+(`driftwise.models.ssl.base.SSLObjective`), so a new objective never touches it. After
 every epoch it measures representation collapse on a fixed sample; a run whose
-final encoder has collapsed raises `models.collapse.RepresentationCollapse`
+final encoder has collapsed raises `driftwise.models.collapse.RepresentationCollapse`
 instead of returning weights that would be published.
 
 Examples
 --------
->>> from models.config import ModelConfig
->>> from models.encoders import build_encoder
+>>> from driftwise.models.config import ModelConfig
+>>> from driftwise.models.encoders import build_encoder
 >>> _ = torch.manual_seed(0)
 >>> cfg = ModelConfig(encoder="mlp", input_shape=(8,), num_classes=2, embed_dim=16, hidden=32)
 >>> X = torch.randn(64, 8)
@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.augment import MultiViewTransform, default_views
-from models.collapse import RepresentationCollapse, collapse_report
-from models.ssl import make_objective
+from driftwise.models.augment import MultiViewTransform, default_views
+from driftwise.models.collapse import RepresentationCollapse, collapse_report
+from driftwise.models.ssl import make_objective
 
 ProgressFn = Callable[[int, int, float], None]
 """Called after each epoch with ``(epochs_done, epochs_total, mean_loss)``."""

@@ -10,8 +10,8 @@ a crash mid-publish leaves no half-written version visible; ``CURRENT`` is
 replaced by an atomic rename, so readers always see a whole pointer.
 
 >>> import tempfile, torch
->>> from models.classifier import Classifier
->>> from models.config import ModelConfig
+>>> from driftwise.models.classifier import Classifier
+>>> from driftwise.models.config import ModelConfig
 >>> reg = Registry(tempfile.mkdtemp())
 >>> model = Classifier(ModelConfig(encoder="mlp", input_shape=(4,), num_classes=3))
 >>> v1 = reg.publish("demo", model, reason="pretrain")
@@ -38,8 +38,8 @@ from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_file as load_torch
 from safetensors.torch import save_file as save_torch
 
-from models.classifier import Classifier
-from models.config import ModelConfig
+from driftwise.models.classifier import Classifier
+from driftwise.models.config import ModelConfig
 
 WEIGHTS = "weights.safetensors"
 MANIFEST = "manifest.json"
@@ -243,8 +243,8 @@ class Registry:
         so a reader sees it whole or not at all.
 
         >>> import tempfile
-        >>> from models.classifier import Classifier
-        >>> from models.config import ModelConfig
+        >>> from driftwise.models.classifier import Classifier
+        >>> from driftwise.models.config import ModelConfig
         >>> reg = Registry(tempfile.mkdtemp())
         >>> model = Classifier(ModelConfig(encoder="mlp", input_shape=(4,), num_classes=3))
         >>> for parent in (None, 1, 1, 1, 1):

@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.augment import MultiViewTransform
-from models.calibration import expected_calibration_error, fit_temperature
-from models.classifier import Classifier
+from driftwise.models.augment import MultiViewTransform
+from driftwise.models.calibration import expected_calibration_error, fit_temperature
+from driftwise.models.classifier import Classifier
 
 HeadMode = Literal["linear", "finetune"]
 

@@ -1,11 +1,11 @@
 """The adaptation controller: the service's hands around the shared drift loop.
 
-`drift.loop.DriftLoop` decides, exactly as in the benchmark that validated it:
+`driftwise.drift.loop.DriftLoop` decides, exactly as in the benchmark that validated it:
 when drift is confirmed, when to adapt, fall back to the base model or roll back,
 which inputs and pseudo-labels a candidate is made and checked with, and the
 reference it is served with. The controller feeds it every predicted batch (HTTP
 and Kafka) and acts, off the serving path: it fine-tunes a candidate in a worker
-process of its own (`drift.worker`, started ahead), runs the guardrails,
+process of its own (`driftwise.drift.worker`, started ahead), runs the guardrails,
 publishes the candidate (approved or rejected: rejected ones are kept, never
 served), and on approval swaps it in and announces it on the control topic so
 every replica follows. It also exports the
@@ -25,17 +25,17 @@ from typing import Any, Callable
 
 import numpy as np
 
-from drift.adapter import AdaptConfig, embed, predict_proba
-from drift.embedding_drift import mmd_permutation_test
-from drift.guardrails import GuardrailConfig, correlation_check, evaluate_candidate, feedback_holdout
-from drift.label_shift import LabelShiftConfig, explain_by_label_shift, prior_corrected_copy
-from drift.loop import Action, DriftLoop, LoopConfig, model_reference
-from drift.normalize import NormalizeConfig, back_to_source, check_interim, normalized_copy
-from drift.worker import AdaptationCancelled, AdaptationFailed, AdaptationJob, prewarm, start_adaptation
-from models.classifier import Classifier
-from service.runtime import BatchPrediction, ModelSnapshot, load_from_registry
-from service.settings import Settings
-from service.state import ServiceState
+from driftwise.drift.adapter import AdaptConfig, embed, predict_proba
+from driftwise.drift.embedding_drift import mmd_permutation_test
+from driftwise.drift.guardrails import GuardrailConfig, correlation_check, evaluate_candidate, feedback_holdout
+from driftwise.drift.label_shift import LabelShiftConfig, explain_by_label_shift, prior_corrected_copy
+from driftwise.drift.loop import Action, DriftLoop, LoopConfig, model_reference
+from driftwise.drift.normalize import NormalizeConfig, back_to_source, check_interim, normalized_copy
+from driftwise.drift.worker import AdaptationCancelled, AdaptationFailed, AdaptationJob, prewarm, start_adaptation
+from driftwise.models.classifier import Classifier
+from driftwise.service.runtime import BatchPrediction, ModelSnapshot, load_from_registry
+from driftwise.service.settings import Settings
+from driftwise.service.state import ServiceState
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ class AdaptationController:
         """The fast first response: the base's weights with BatchNorm re-estimated on the latest inputs.
 
         Made here, in milliseconds (no worker process); served if its cheap checks against
-        the base pass (`drift.normalize`) until the self-trained candidate replaces it. Published like
+        the base pass (`driftwise.drift.normalize`) until the self-trained candidate replaces it. Published like
         any version, marked ``interim``, with the base as parent and the base's reference,
         so the drift it was made for stays confirmed against the base.
         """
@@ -295,7 +295,7 @@ class AdaptationController:
         """While a drift stays confirmed on the base's weights: are the latest inputs the source's again?
 
         If so the drift is over: the loop starts afresh and, if an interim or a label-shift
-        correction serves, the base serves again (`drift.normalize.back_to_source`). If not,
+        correction serves, the base serves again (`driftwise.drift.normalize.back_to_source`). If not,
         and the BatchNorm interim serving was made on inputs the latest plainly differ from,
         the stream has moved on to another domain: a new interim is made for it. Runs beside
         a running adaptation (whose candidate is then judged stale by ``same_domain``). Only its
@@ -438,7 +438,7 @@ class AdaptationController:
         log.info("adaptation %s in %.1fs (%s)", outcome, seconds, reason)
 
     def _prune(self) -> None:
-        """Keep the registry to ``registry_keep`` versions (`models.registry.Registry.prune`); 0 keeps all."""
+        """Keep the registry to ``registry_keep`` versions (`driftwise.models.registry.Registry.prune`); 0 keeps all."""
         keep = self.state.settings.registry_keep
         if keep:
             try:
@@ -456,7 +456,7 @@ class AdaptationController:
             snapshot = load_from_registry(self.state.registry, s.name, version, device=self.state.runtime.device)
             self.state.runtime.swap(snapshot, reason=reason)
         if s.bootstrap_servers:
-            from service.control import announce_model
+            from driftwise.service.control import announce_model
 
             try:
                 announce_model(s.bootstrap_servers, s.models_topic, s.name, version)

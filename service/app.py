@@ -20,14 +20,14 @@ import torch
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from models.registry import RegistryError
-from service.deps import ADMIN_AUTH_FAILURES
-from service.events import REASONS as DLQ_REASONS
-from service.metrics import Metrics
-from service.routes import drift, health, models, predict
-from service.runtime import SWAP_REASONS, BatchPrediction, load_from_registry
-from service.settings import Settings, get_settings
-from service.state import ServiceState
+from driftwise.models.registry import RegistryError
+from driftwise.service.deps import ADMIN_AUTH_FAILURES
+from driftwise.service.events import REASONS as DLQ_REASONS
+from driftwise.service.metrics import Metrics
+from driftwise.service.routes import drift, health, models, predict
+from driftwise.service.runtime import SWAP_REASONS, BatchPrediction, load_from_registry
+from driftwise.service.settings import Settings, get_settings
+from driftwise.service.state import ServiceState
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +136,9 @@ def load_current_model(state: ServiceState) -> None:
 
 def start_stream(state: ServiceState) -> None:
     """The Kafka stream (events -> predictions) and the control-topic follower."""
-    from service.control import ModelFollower
-    from service.feedback import FeedbackConsumer, ServedMemory
-    from service.stream import StreamWorker
+    from driftwise.service.control import ModelFollower
+    from driftwise.service.feedback import FeedbackConsumer, ServedMemory
+    from driftwise.service.stream import StreamWorker
 
     s = state.settings
     assert s.bootstrap_servers is not None
@@ -195,7 +195,7 @@ def _ignore(state: ServiceState, version: int, reason: str, why: str) -> None:
 
 def attach_adaptation(state: ServiceState) -> None:
     """Hook the drift monitor and adaptation controller into ``state`` (observers, ``state.controller``)."""
-    from service.adaptation import build_controller
+    from driftwise.service.adaptation import build_controller
 
     build_controller(state)
 

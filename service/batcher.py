@@ -11,9 +11,9 @@ apart, a request is sent on at once instead of idling 2 ms). Requests are never
 split, so a batch may exceed ``max_batch`` only when a single request does.
 
 >>> import asyncio, numpy as np
->>> from models.classifier import Classifier
->>> from models.config import ModelConfig
->>> from service.runtime import ModelSnapshot, Runtime
+>>> from driftwise.models.classifier import Classifier
+>>> from driftwise.models.config import ModelConfig
+>>> from driftwise.service.runtime import ModelSnapshot, Runtime
 >>> runtime = Runtime(device="cpu")
 >>> _ = runtime.swap(ModelSnapshot.of(Classifier(ModelConfig("mlp", (4,), 3, hidden=8, embed_dim=8)), "1"))
 >>> async def main():
@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from service.metrics import Metrics
-from service.runtime import BatchPrediction, ModelUnavailable, Runtime
+from driftwise.service.metrics import Metrics
+from driftwise.service.runtime import BatchPrediction, ModelUnavailable, Runtime
 
 log = logging.getLogger(__name__)
 

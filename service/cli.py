@@ -65,7 +65,7 @@ def pretrain(
     seed: Annotated[int, typer.Option(envvar=_env("seed"))] = 0,
 ) -> None:
     """Pretrain the encoder with an SSL objective, train + calibrate the head, publish version 1 (or next)."""
-    from models.data import DatasetError, load_npz
+    from driftwise.models.data import DatasetError, load_npz
 
     try:
         dataset = load_npz(data)
@@ -80,7 +80,7 @@ def pretrain(
         fail(f"--head must be linear or finetune, got {head!r}")
     if device not in ("auto", "cpu", "cuda"):
         fail(f"--device must be auto, cpu or cuda, got {device!r}")
-    from service.publishing import PretrainRequest, pretrain_and_publish
+    from driftwise.service.publishing import PretrainRequest, pretrain_and_publish
 
     request = PretrainRequest(
         dataset=dataset, name=name, registry=registry, objective=None if objective == "none" else objective,
@@ -116,8 +116,8 @@ def serve(
     """Serve HTTP and, with --bootstrap-servers, the Kafka stream; adapt on drift unless --no-adapt."""
     from pydantic import ValidationError
 
-    from service.server import run
-    from service.settings import Settings
+    from driftwise.service.server import run
+    from driftwise.service.settings import Settings
 
     try:
         settings = Settings(registry=registry, name=name, host=host, port=port, bootstrap_servers=bootstrap_servers,
@@ -138,8 +138,8 @@ def replay(
     id_prefix: Annotated[str, typer.Option(help="prefix of event ids")] = "evt",
 ) -> None:
     """Produce a dataset into the events topic; labels stay out of the events."""
-    from models.data import DatasetError, load_npz
-    from service.replay import replay as do_replay
+    from driftwise.models.data import DatasetError, load_npz
+    from driftwise.service.replay import replay as do_replay
 
     try:
         load_npz(data, require_labels=False)
@@ -161,7 +161,7 @@ def demo(
     device: DeviceOpt = "auto",
 ) -> None:
     """Pretrain on digits, serve, stream a drifting dataset through Kafka, adapt, and write a report."""
-    from service.demo import run_demo
+    from driftwise.service.demo import run_demo
 
     if events_per_phase < 100 or rate <= 0:
         fail("--events-per-phase must be >= 100 and --rate positive")
@@ -172,7 +172,7 @@ def demo(
 
 # -- models ----------------------------------------------------------------------
 def _registry(path: Path):  # noqa: ANN202 - lazy import keeps `driftwise --help` fast
-    from models.registry import Registry
+    from driftwise.models.registry import Registry
 
     if not path.is_dir():
         fail(f"{path}: no registry here")
@@ -199,7 +199,7 @@ def models_list(registry: RegistryOpt, name: NameOpt) -> None:
 @models_app.command("show")
 def models_show(registry: RegistryOpt, name: NameOpt, version: Annotated[Optional[int], typer.Argument()] = None) -> None:
     """Print a version's manifest (CURRENT by default)."""
-    from models.registry import RegistryError
+    from driftwise.models.registry import RegistryError
 
     reg = _registry(registry)
     try:
@@ -214,7 +214,7 @@ def models_show(registry: RegistryOpt, name: NameOpt, version: Annotated[Optiona
 @models_app.command("activate")
 def models_activate(registry: RegistryOpt, name: NameOpt, version: Annotated[int, typer.Argument()]) -> None:
     """Point CURRENT at VERSION (a running service follows via the control topic or POST /models/.../activate)."""
-    from models.registry import RegistryError
+    from driftwise.models.registry import RegistryError
 
     try:
         _registry(registry).activate(name, version)
@@ -226,7 +226,7 @@ def models_activate(registry: RegistryOpt, name: NameOpt, version: Annotated[int
 @models_app.command("rollback")
 def models_rollback(registry: RegistryOpt, name: NameOpt) -> None:
     """Re-activate the version that was current before this one."""
-    from models.registry import RegistryError
+    from driftwise.models.registry import RegistryError
 
     try:
         info = _registry(registry).rollback(name)
@@ -250,7 +250,7 @@ QuickOpt = Annotated[bool, typer.Option("--quick", help="small sizes, for a smok
 @bench_app.command("ssl")
 def bench_ssl(quick: QuickOpt = False) -> None:
     """SSL objectives vs supervised-only on digits at several label fractions."""
-    from bench.ssl import main
+    from driftwise.bench.ssl import main
 
     main(quick=quick, command="driftwise bench ssl" + (" --quick" if quick else ""))
 
@@ -258,7 +258,7 @@ def bench_ssl(quick: QuickOpt = False) -> None:
 @bench_app.command("serve")
 def bench_serve(quick: QuickOpt = False) -> None:
     """HTTP and Kafka throughput/latency as ratios against baselines measured in the same run."""
-    from bench.serve import main
+    from driftwise.bench.serve import main
 
     main(quick=quick)
 
@@ -266,7 +266,7 @@ def bench_serve(quick: QuickOpt = False) -> None:
 @bench_app.command("drift")
 def bench_drift(quick: QuickOpt = False) -> None:
     """Drift scenarios: detection delay, false alarms, accuracy no-adapt / adapted / oracle."""
-    from bench.drift import main
+    from driftwise.bench.drift import main
 
     main(quick=quick)
 
@@ -287,7 +287,7 @@ def bench_recipes(
     out: Annotated[Optional[Path], typer.Option(help="results folder (default bench/results)")] = None,
 ) -> None:
     """Adaptation recipe variants offline: gap closed to the oracle per corruption (not part of `all`)."""
-    from bench.recipes import main, parse_variants
+    from driftwise.bench.recipes import main, parse_variants
 
     _check_pool(split, windows)
     try:
@@ -307,7 +307,7 @@ def bench_refine(
     out: Annotated[Optional[Path], typer.Option(help="results folder (default bench/results)")] = None,
 ) -> None:
     """The base re-adapted on the first window and the next events, against the first candidate (not in `all`)."""
-    from bench.refine import main
+    from driftwise.bench.refine import main
 
     _check_pool(split, windows)
     try:
@@ -321,7 +321,7 @@ def bench_refine(
 def bench_stream(
     families: Annotated[str, typer.Option(help="heldout (only reported), dev (defaults chosen on), or concept (a label-changing shift; labels sent when asked for)")] = "heldout",
     domain: Annotated[str, typer.Option(help="digits (8x8 images) or tabular (packaged or generated rows, sensor shifts)")] = "digits",
-    dataset: Annotated[Optional[str], typer.Option(help="tabular: segments (default), phishing, breast-cancer, shuttle, waveform-skewed or agrawal (bench.tabular_data)")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="tabular: segments (default), phishing, breast-cancer, shuttle, waveform-skewed or agrawal (driftwise.bench.tabular_data)")] = None,
     rate: Annotated[Optional[float], typer.Option(help="events per second replayed to each twin (default 50; tabular 100)")] = None,
     phase_events: Annotated[Optional[int], typer.Option(help="events in each phase (default 1500; tabular 3000)")] = None,
     seed: Annotated[int, typer.Option(help="data split and stream seed")] = 0,
@@ -335,7 +335,7 @@ def bench_stream(
     quick: QuickOpt = False,
 ) -> None:
     """The real service against a real broker in real time, beside a --no-adapt twin (not part of `all`)."""
-    from bench.stream import StreamBenchConfig, run
+    from driftwise.bench.stream import StreamBenchConfig, run
 
     try:
         config = StreamBenchConfig(families=families, rate=rate, phase_events=phase_events, seed=seed, bursts=bursts,
@@ -356,7 +356,7 @@ def bench_thresholds(
     quick: QuickOpt = False,
 ) -> None:
     """Pseudo-label precision and yield against the confidence threshold, on development shifts only."""
-    from bench.thresholds import DEFAULT_CACHE, RESULTS, Settings, run
+    from driftwise.bench.thresholds import DEFAULT_CACHE, RESULTS, Settings, run
 
     run(Settings(windows=windows, seed=seed, quick=quick), out or RESULTS, DEFAULT_CACHE,
         command="driftwise bench thresholds" + (f" --windows {windows}" if windows != 3 else "")
@@ -369,7 +369,7 @@ def bench_interim(
     out: Annotated[Optional[Path], typer.Option(help="results folder (default bench/results)")] = None,
 ) -> None:
     """The interim model's cheap checks scored as classifiers of helpful interims, on development shifts only."""
-    from bench.interim_checks import RESULTS, run
+    from driftwise.bench.interim_checks import RESULTS, run
 
     path = run(seeds, out or RESULTS, "driftwise bench interim" + (f" --seeds {seeds}" if seeds != 2 else ""))
     console.print(f"[bold green]report:[/] {path}")
@@ -381,7 +381,7 @@ def bench_collapse(
     out: Annotated[Optional[Path], typer.Option(help="results folder (default bench/results)")] = None,
 ) -> None:
     """Served confidence relative to the reference under covariate and concept shifts (development only)."""
-    from bench.collapse_confidence import RESULTS, run
+    from driftwise.bench.collapse_confidence import RESULTS, run
 
     path = run(seeds, out or RESULTS, "driftwise bench collapse" + (f" --seeds {seeds}" if seeds != 2 else ""))
     console.print(f"[bold green]report:[/] {path}")
@@ -393,7 +393,7 @@ def bench_labelshift(
     out: Annotated[Optional[Path], typer.Option(help="results folder (default bench/results)")] = None,
 ) -> None:
     """Label shifts recognised and corrected, covariate shifts not taken for them (dev and held-out priors)."""
-    from bench.label_shift import RESULTS, run
+    from driftwise.bench.label_shift import RESULTS, run
 
     path = run(seeds, out or RESULTS, "driftwise bench labelshift" + (f" --seeds {seeds}" if seeds != 2 else ""))
     console.print(f"[bold green]report:[/] {path}")

@@ -19,7 +19,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from service.topics import MODELS, ensure_topics
+from driftwise.service.topics import MODELS, ensure_topics
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from service.localhost import free_port, wait_until_ready
-from service.topics import Topics, ensure_topics
+from driftwise.service.localhost import free_port, wait_until_ready
+from driftwise.service.topics import Topics, ensure_topics
 
 PHASES = ("clean", "gaussian_noise", "rotation", "blur", "contrast", "clean")
 MODEL_NAME = "digits"
@@ -47,7 +47,7 @@ class Observed:
 
 def _digits_splits(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Source half (10% labeled) for pretraining, other half held out for the stream."""
-    from models.digits import load_digits_images, split_label_fraction
+    from driftwise.models.digits import load_digits_images, split_label_fraction
 
     X, y = load_digits_images()
     order = np.random.default_rng(seed).permutation(len(X))
@@ -56,7 +56,7 @@ def _digits_splits(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
 
 
 def _stream(x_pool: np.ndarray, y_pool: np.ndarray, events_per_phase: int, seed: int):  # noqa: ANN202
-    from drift.corruptions import StreamBuilder
+    from driftwise.drift.corruptions import StreamBuilder
 
     builder = StreamBuilder(x_pool, y_pool, severity=3, seed=seed)
     return builder.concat([builder.segment(name, events_per_phase) for name in PHASES])
@@ -89,9 +89,9 @@ DEMO_SERVICE_ENV = {
 def run_demo(*, workdir: Path, bootstrap_servers: str | None, events_per_phase: int = 1500, rate: float = 50.0,
              pretrain_epochs: int = 40, device: str = "auto", seed: int = 0, console: Console | None = None) -> Path:
     """Run the demo end to end; return the path of the markdown report."""
-    from models.data import Dataset
-    from service.kafka_local import LocalKafka, free_port_pair
-    from service.publishing import PretrainRequest, pretrain_and_publish
+    from driftwise.models.data import Dataset
+    from driftwise.service.kafka_local import LocalKafka, free_port_pair
+    from driftwise.service.publishing import PretrainRequest, pretrain_and_publish
 
     console = console or Console()
     workdir = Path(workdir)
@@ -128,7 +128,7 @@ def run_demo(*, workdir: Path, bootstrap_servers: str | None, events_per_phase: 
                "DRIFTWISE_MODELS_TOPIC": topics.models}
         ensure_topics(bootstrap_servers, [topics.events, topics.predictions, topics.dlq, topics.labels], partitions=3)
         ensure_topics(bootstrap_servers, [topics.models], partitions=1, compacted=[topics.models])
-        proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--registry", str(registry), "--name",
+        proc = subprocess.Popen([sys.executable, "-m", "driftwise.service.cli", "serve", "--registry", str(registry), "--name",
                                  MODEL_NAME, "--port", str(port), "--device", device], stdout=log,
                                 stderr=subprocess.STDOUT, env=env)
         wait_until_ready(f"{url}/readyz", proc, what="driftwise serve", interval=0.5,
@@ -140,7 +140,7 @@ def run_demo(*, workdir: Path, bootstrap_servers: str | None, events_per_phase: 
         observed = _run_stream(stream, bootstrap_servers, topics, url, rate, workdir, console)
 
         console.rule("[bold]5. Report")
-        from service.demo_report import write_report
+        from driftwise.service.demo_report import write_report
 
         report = write_report(workdir, stream, observed, registry, MODEL_NAME, PHASES, events_per_phase,
                               wall_s=time.monotonic() - started)
@@ -158,7 +158,7 @@ def run_demo(*, workdir: Path, bootstrap_servers: str | None, events_per_phase: 
 
 def _run_stream(stream, bootstrap: str, topics: Topics, url: str, rate: float, workdir: Path,  # noqa: ANN001
                 console: Console) -> Observed:
-    from service.replay import event_id, replay
+    from driftwise.service.replay import event_id, replay
 
     data = workdir / "stream.npz"
     np.savez(data, X=stream.x, y=stream.y)

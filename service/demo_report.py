@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from models.registry import Registry
+from driftwise.models.registry import Registry
 
 
 def _rolling(correct: np.ndarray, window: int) -> np.ndarray:
@@ -33,7 +33,7 @@ def write_report(workdir: Path, stream: Any, observed: Any, registry: Path, name
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from service.replay import event_id
+    from driftwise.service.replay import event_id
 
     n = len(stream)
     ids = [event_id("evt", i) for i in range(n)]

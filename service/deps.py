@@ -12,9 +12,9 @@ from typing import Annotated, Any, NoReturn
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.runtime import Runtime
-from service.settings import Settings
-from service.state import ServiceState
+from driftwise.service.runtime import Runtime
+from driftwise.service.settings import Settings
+from driftwise.service.state import ServiceState
 
 
 async def get_state(request: Request) -> ServiceState:

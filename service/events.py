@@ -9,11 +9,11 @@ Event(id='a', features=array([1., 2., 3., 4.], dtype=float32))
 >>> decode_event(b'{"id": "a", "features": [1, NaN, 3, 4]}', (4,))
 Traceback (most recent call last):
 ...
-service.events.BadEvent: invalid_features: non-finite value nan
+driftwise.service.events.BadEvent: invalid_features: non-finite value nan
 >>> decode_event(b'{"features": [1, 2, 3, 4]}', (4,)).id
 Traceback (most recent call last):
 ...
-service.events.BadEvent: missing_id: the event has no "id" string
+driftwise.service.events.BadEvent: missing_id: the event has no "id" string
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from service.validation import InvalidInstance, coerce_instance
+from driftwise.service.validation import InvalidInstance, coerce_instance
 
 REASONS = ("not_json", "not_object", "missing_id", "invalid_features")
 
@@ -73,7 +73,7 @@ def decode_event(value: bytes | None, input_shape: tuple[int, ...]) -> Event:
 
 
 def encode_event(event_id: str, features: np.ndarray | list[float]) -> bytes:
-    """The bytes of one event, features flattened (what `service.replay` produces).
+    """The bytes of one event, features flattened (what `driftwise.service.replay` produces).
 
     >>> encode_event("x1", np.array([[0.5, 1.0]], dtype=np.float32))
     b'{"id": "x1", "features": [0.5, 1.0]}'

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from kafka import KafkaConsumer
 
-from service.topics import ensure_topics
+from driftwise.service.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from drift.loop import model_reference
-from models.config import ModelConfig
-from models.data import Dataset
-from models.pipeline import fit_model
-from models.registry import ModelVersion, Registry
+from driftwise.drift.loop import model_reference
+from driftwise.models.config import ModelConfig
+from driftwise.models.data import Dataset
+from driftwise.models.pipeline import fit_model
+from driftwise.models.registry import ModelVersion, Registry
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
-from models.data import load_npz
-from service.events import encode_event
-from service.topics import EVENTS, ensure_topics
+from driftwise.models.data import load_npz
+from driftwise.service.events import encode_event
+from driftwise.service.topics import EVENTS, ensure_topics
 
 
 def event_id(prefix: str, index: int) -> str:

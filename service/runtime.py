@@ -6,8 +6,8 @@ the old version; the next batch sees the new one. Readers take no lock: reading
 and rebinding one attribute is atomic in Python.
 
 >>> import numpy as np, torch
->>> from models.classifier import Classifier
->>> from models.config import ModelConfig
+>>> from driftwise.models.classifier import Classifier
+>>> from driftwise.models.config import ModelConfig
 >>> _ = torch.manual_seed(0)
 >>> model = Classifier(ModelConfig(encoder="mlp", input_shape=(4,), num_classes=3, hidden=8, embed_dim=8))
 >>> runtime = Runtime(device="cpu")
@@ -30,9 +30,9 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
-from models.classifier import Classifier
-from models.registry import ModelVersion, Registry
-from service.metrics import Metrics
+from driftwise.models.classifier import Classifier
+from driftwise.models.registry import ModelVersion, Registry
+from driftwise.service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

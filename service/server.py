@@ -11,8 +11,8 @@ from typing import Any
 
 import uvicorn
 
-from service.app import create_app
-from service.settings import Settings
+from driftwise.service.app import create_app
+from driftwise.service.settings import Settings
 
 GIL_SWITCH_INTERVAL_S = 0.001
 

@@ -28,7 +28,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from drift.loop_config import LoopConfig
+from driftwise.drift.loop_config import LoopConfig
 
 _LOOP = LoopConfig()  # the loop's defaults are the service's: what the benchmarks measure is what users get
 
@@ -66,7 +66,7 @@ class Settings(BaseSettings):
 
     registry_keep: int = Field(100, ge=0, description=(
         "DRIFTWISE_REGISTRY_KEEP: versions the registry keeps after each publication: the newest ones, plus the served one, its ancestors "
-        "and every labeled original, which always stay (`models.registry.Registry.prune`); 0 keeps all"))
+        "and every labeled original, which always stay (`driftwise.models.registry.Registry.prune`); 0 keeps all"))
 
     # Kafka.
     bootstrap_servers: str | None = None
@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     models_topic: str = "driftwise.models"
 
     # Drift and adaptation (read by the adaptation controller; what is not here keeps the validated
-    # default of `drift.loop.LoopConfig`).
+    # default of `driftwise.drift.loop.LoopConfig`).
     no_adapt: bool = False
     prewarm_adapter: bool = Field(
         True,

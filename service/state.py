@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from models.registry import Registry
-from service.batcher import MicroBatcher
-from service.metrics import Metrics
-from service.runtime import BatchPrediction, Runtime
-from service.settings import Settings
+from driftwise.models.registry import Registry
+from driftwise.service.batcher import MicroBatcher
+from driftwise.service.metrics import Metrics
+from driftwise.service.runtime import BatchPrediction, Runtime
+from driftwise.service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,10 @@ class ServiceState:
     metrics: Metrics
     batcher: MicroBatcher
     observers: list[Observer] = field(default_factory=list)
-    stream: Any | None = None  # service.stream.StreamWorker, with bootstrap servers
+    stream: Any | None = None  # driftwise.service.stream.StreamWorker, with bootstrap servers
     follower: Any | None = None  # follows the control topic, with bootstrap servers
     controller: Any | None = None  # the adaptation controller: snapshot(), trigger()
-    feedback: Any | None = None  # service.feedback.FeedbackConsumer, with bootstrap servers
+    feedback: Any | None = None  # driftwise.service.feedback.FeedbackConsumer, with bootstrap servers
     model_lock: threading.Lock = field(default_factory=threading.Lock)  # serialises activate/rollback/follow
     _observe_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _backlog: queue.Queue[Any] = field(default_factory=lambda: queue.Queue(OBSERVER_BACKLOG), repr=False)

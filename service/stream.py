@@ -32,9 +32,9 @@ import numpy as np
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.errors import CommitFailedError
 
-from service.events import BadEvent, decode_event, encode_dead_letter, encode_prediction
-from service.metrics import Metrics
-from service.topics import DLQ, EVENTS, PREDICTIONS, ensure_topics
+from driftwise.service.events import BadEvent, decode_event, encode_dead_letter, encode_prediction
+from driftwise.service.metrics import Metrics
+from driftwise.service.topics import DLQ, EVENTS, PREDICTIONS, ensure_topics
 
 log = logging.getLogger(__name__)
 SOURCE = "kafka"
@@ -42,7 +42,7 @@ RECONNECT_BACKOFF_MAX_MS = 2000  # kafka-python's default 30 s would idle that l
 
 
 class RuntimeLike(Protocol):
-    """What the stream needs from `service.runtime.Runtime`."""
+    """What the stream needs from `driftwise.service.runtime.Runtime`."""
 
     @property
     def input_shape(self) -> tuple[int, ...] | None: ...

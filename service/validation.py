@@ -17,11 +17,11 @@ network's sums over inputs near that overflow, and the prediction comes out NaN
 >>> coerce_instance([0, 1, 2], (4,))
 Traceback (most recent call last):
 ...
-service.validation.InvalidInstance: expected 4 numbers (shape (4,)), got 3
+driftwise.service.validation.InvalidInstance: expected 4 numbers (shape (4,)), got 3
 >>> coerce_instance([[0, 1, 2], [3]], (4,))
 Traceback (most recent call last):
 ...
-service.validation.InvalidInstance: expected a flat list of 4 numbers, got a ragged nesting
+driftwise.service.validation.InvalidInstance: expected a flat list of 4 numbers, got a ragged nesting
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from models.classifier import Classifier
-from models.config import ModelConfig
-from models.pipeline import source_prior
+from driftwise.models.classifier import Classifier
+from driftwise.models.config import ModelConfig
+from driftwise.models.pipeline import source_prior
 
 K, D = 3, 8
 CENTERS = np.eye(K, D, dtype=np.float32) * 3.0
@@ -27,7 +27,7 @@ def blobs(n: int, seed: int, prior: list[float] | None = None, gain: float = 1.0
 def fit_mlp(x: np.ndarray, y: np.ndarray, k: int, *, hidden: int = 32, embed_dim: int = 16,
             steps: int = 150) -> Classifier:
     """A small MLP trained on ``(x, y)`` by full-batch Adam from torch seed 0, in eval mode; its ``class_prior``
-    is the smoothed class shares of ``y``, as `models.pipeline.fit_classifier` records them."""
+    is the smoothed class shares of ``y``, as `driftwise.models.pipeline.fit_classifier` records them."""
     torch.manual_seed(0)
     model = Classifier(ModelConfig(encoder="mlp", input_shape=(x.shape[1],), num_classes=k, hidden=hidden,
                                    embed_dim=embed_dim))

@@ -28,12 +28,12 @@ import numpy as np
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from service.events import encode_event
-from service.kafka_local import KafkaScriptError, LocalKafka, free_port_pair, is_reachable
-from service.topics import Topics, ensure_topics
+from driftwise.service.events import encode_event
+from driftwise.service.kafka_local import KafkaScriptError, LocalKafka, free_port_pair, is_reachable
+from driftwise.service.topics import Topics, ensure_topics
 
 if TYPE_CHECKING:  # torch and the runtime load only when a test builds one: every pytest run loads this plugin
-    from service.runtime import BatchPrediction, Runtime
+    from driftwise.service.runtime import BatchPrediction, Runtime
 
 ENV_BOOTSTRAP = "DRIFTWISE_TEST_BOOTSTRAP"
 SHAPE = (4,)
@@ -92,12 +92,12 @@ def kafka_topics(kafka_bootstrap: str) -> Topics:
 
 
 def tiny_runtime(seed: int = 0, version: str = "1") -> Runtime:
-    """The real `service.runtime.Runtime` serving a small real MLP on inputs of shape (4,)."""
+    """The real `driftwise.service.runtime.Runtime` serving a small real MLP on inputs of shape (4,)."""
     import torch
 
-    from models.classifier import Classifier
-    from models.config import ModelConfig
-    from service.runtime import ModelSnapshot, Runtime
+    from driftwise.models.classifier import Classifier
+    from driftwise.models.config import ModelConfig
+    from driftwise.service.runtime import ModelSnapshot, Runtime
 
     torch.manual_seed(seed)
     model = Classifier(ModelConfig(encoder="mlp", input_shape=SHAPE, num_classes=NUM_CLASSES, hidden=16, embed_dim=8))
@@ -205,8 +205,8 @@ def ids_of(records: list[Any]) -> list[str]:
 
 
 def _worker_main(argv: list[str] | None = None) -> None:
-    from service.metrics import Metrics
-    from service.stream import StreamWorker
+    from driftwise.service.metrics import Metrics
+    from driftwise.service.stream import StreamWorker
 
     parser = argparse.ArgumentParser(prog="python -m tests.kafka_support worker")
     parser.add_argument("--bootstrap", required=True)

@@ -26,7 +26,7 @@ import httpx
 import pytest
 import yaml
 
-from service.localhost import free_port, wait_until_ready
+from driftwise.service.localhost import free_port, wait_until_ready
 
 
 def find_binary(name: str) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drift.corruptions import (
+from driftwise.drift.corruptions import (
     CONCEPT_FAMILIES,
     CORRUPTION_NAMES,
     DEVELOPMENT_FAMILIES,
@@ -13,7 +13,7 @@ from drift.corruptions import (
     StreamBuilder,
     corrupt,
 )
-from models.digits import load_digits_images
+from driftwise.models.digits import load_digits_images
 
 
 @pytest.fixture(scope="module")

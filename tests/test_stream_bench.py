@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.stream import (
+from driftwise.bench.stream import (
     PLUMBING_ENV,
     StreamBenchConfig,
     build_stream,
@@ -19,10 +19,10 @@ from bench.stream import (
     tabular_splits,
     twin_command,
 )
-from bench.stream_report import first_adapted_delays, phase_bounds, phase_gains, score, worst_window
-from drift import sensor_shifts
-from drift.corruptions import CLEAN, HELD_OUT_FAMILIES
-from service.topics import Topics
+from driftwise.bench.stream_report import first_adapted_delays, phase_bounds, phase_gains, score, worst_window
+from driftwise.drift import sensor_shifts
+from driftwise.drift.corruptions import CLEAN, HELD_OUT_FAMILIES
+from driftwise.service.topics import Topics
 
 PLUMBING_FLAGS = {"--registry", "--name", "--port", "--bootstrap-servers", "--device"}
 
@@ -33,7 +33,7 @@ def _flags(cmd: list[str]) -> set[str]:
 
 def test_adaptive_twin_gets_plumbing_flags_only():
     cmd = serve_command(Path("/r"), 8123, "127.0.0.1:9092", no_adapt=False)
-    assert cmd[1:4] == ["-m", "service.cli", "serve"]
+    assert cmd[1:4] == ["-m", "driftwise.service.cli", "serve"]
     assert _flags(cmd) <= PLUMBING_FLAGS
     assert "--device" not in cmd, "device stays the default unless the user picks one"
 
@@ -56,14 +56,14 @@ def test_twin_env_drops_every_tuning_variable_from_the_shell():
 
 
 def test_pretrain_env_drops_every_driftwise_variable():
-    from bench.stream import without_settings
+    from driftwise.bench.stream import without_settings
 
     assert without_settings({"HOME": "/h", "DRIFTWISE_EPOCHS": "5", "DRIFTWISE_OBJECTIVE": "ae"}) == {"HOME": "/h"}
 
 
 def test_pretrain_runs_the_cli_defaults():
     cmd = pretrain_command(Path("d.npz"), Path("reg"))
-    assert cmd[1:4] == ["-m", "service.cli", "pretrain"]
+    assert cmd[1:4] == ["-m", "driftwise.service.cli", "pretrain"]
     assert _flags(cmd) == {"--data", "--name", "--registry", "--input-shape"}
     assert cmd[cmd.index("--input-shape") + 1] == "1,8,8"
 
@@ -122,7 +122,7 @@ def test_the_concept_scenario_is_a_label_changing_shift_three_phases_long_betwee
 
 
 def test_feedback_labels_follow_the_alarm_one_per_prediction_until_the_count_is_sent():
-    from bench.stream import FeedbackSender, Twin
+    from driftwise.bench.stream import FeedbackSender, Twin
 
     sent: list[tuple[str, bytes]] = []
 
@@ -161,7 +161,7 @@ def test_tabular_twins_get_plumbing_flags_only_and_serve_the_datasets_model():
     config = StreamBenchConfig(domain="tabular")
     adaptive = twin_command(config, "adaptive", Path("/r"), 8123, "127.0.0.1:9092")
     frozen = twin_command(config, "no_adapt", Path("/r"), 8123, "127.0.0.1:9092")
-    assert adaptive[1:4] == ["-m", "service.cli", "serve"]
+    assert adaptive[1:4] == ["-m", "driftwise.service.cli", "serve"]
     assert _flags(adaptive) <= PLUMBING_FLAGS and "--device" not in adaptive
     assert frozen == adaptive + ["--no-adapt"]
     assert adaptive[adaptive.index("--name") + 1] == "segments"
@@ -172,7 +172,7 @@ def test_tabular_twins_get_plumbing_flags_only_and_serve_the_datasets_model():
 def test_tabular_pretrain_runs_the_cli_defaults_on_flat_rows():
     config = StreamBenchConfig(domain="tabular", dataset="phishing")
     cmd = pretrain_command(Path("d.npz"), Path("reg"), config.model_name, config.input_shape)
-    assert cmd[1:4] == ["-m", "service.cli", "pretrain"]
+    assert cmd[1:4] == ["-m", "driftwise.service.cli", "pretrain"]
     assert _flags(cmd) == {"--data", "--name", "--registry"}, "no --input-shape: the CLI picks its flat-row path"
     assert cmd[cmd.index("--name") + 1] == "phishing"
     digits = StreamBenchConfig()
@@ -228,12 +228,12 @@ def test_tabular_stream_shifts_each_phase_by_the_source_scale():
 
 
 class _Observed:
-    """What `service.demo.Observed` holds, filled from arrays."""
+    """What `driftwise.service.demo.Observed` holds, filled from arrays."""
 
     def __init__(self, labels: np.ndarray, versions: list[str], confidence: float = 0.95) -> None:
         import threading
 
-        from service.replay import event_id
+        from driftwise.service.replay import event_id
 
         self.lock = threading.Lock()
 
@@ -245,7 +245,7 @@ class _Observed:
 
 @pytest.mark.parametrize("k", [2, 7])
 def test_scoring_works_for_two_and_seven_classes(tmp_path, k):
-    from drift.corruptions import Stream
+    from driftwise.drift.corruptions import Stream
 
     config = StreamBenchConfig(domain="tabular", dataset="phishing" if k == 2 else "segments", families="dev",
                                phase_events=100, rate=100.0)
@@ -274,7 +274,7 @@ def test_scoring_works_for_two_and_seven_classes(tmp_path, k):
 def test_cli_refuses_a_dataset_of_another_domain_before_any_work():
     from typer.testing import CliRunner
 
-    from service.cli import app
+    from driftwise.service.cli import app
 
     result = CliRunner().invoke(app, ["bench", "stream", "--domain", "tabular", "--dataset", "digits"])
     assert result.exit_code == 2 and "dataset" in result.output
@@ -283,7 +283,7 @@ def test_cli_refuses_a_dataset_of_another_domain_before_any_work():
 def test_a_family_that_comes_back_keeps_a_first_adapted_delay_per_phase(tmp_path):
     from datetime import datetime, timezone
 
-    from drift.corruptions import Stream
+    from driftwise.drift.corruptions import Stream
 
     config = StreamBenchConfig(families="concept", phase_events=100, rate=100.0)
     n = 100 * len(config.phases)
@@ -316,14 +316,14 @@ def test_your_files_set_the_phases_their_length_and_the_report_names(tmp_path):
     assert config.stem == "stream-files-mine" and config.input_shape == "1,2,2"
     assert config.command() == f"driftwise bench stream --source {src} --stream {mine} --input-shape 1,2,2 --rate 50"
     stream = StreamBenchConfig(source=str(src), stream=str(mine))
-    from bench.stream import splits
+    from driftwise.bench.stream import splits
 
     x_src, y_src, x_pool, y_pool = splits(stream)
     assert x_src.shape == (60, 1, 2, 2) and x_pool.shape == (400, 1, 2, 2) and list(y_pool[:4]) == [0, 1, 2, 0]
 
 
 def test_your_files_are_refused_with_what_is_wrong(tmp_path):
-    from bench.stream_files import StreamFilesError
+    from driftwise.bench.stream_files import StreamFilesError
 
     src, mine = _your_files(tmp_path, [CLEAN, "fog"])
     with pytest.raises(ValueError, match="go together"):
@@ -354,7 +354,7 @@ def test_your_files_are_refused_with_what_is_wrong(tmp_path):
 def test_cli_refuses_a_stream_without_a_source_before_any_work(tmp_path):
     from typer.testing import CliRunner
 
-    from service.cli import app
+    from driftwise.service.cli import app
 
     _, mine = _your_files(tmp_path, [CLEAN, "fog"])
     result = CliRunner().invoke(app, ["bench", "stream", "--stream", str(mine)])

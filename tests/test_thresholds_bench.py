@@ -1,4 +1,4 @@
-"""bench.thresholds: its scoring by hand on tiny arrays, its source model pinned to `driftwise pretrain`'s
+"""driftwise.bench.thresholds: its scoring by hand on tiny arrays, its source model pinned to `driftwise pretrain`'s
 defaults, and one --quick run end to end."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import thresholds as bt
-from drift.corruptions import DEVELOPMENT_FAMILIES
+from driftwise.bench import thresholds as bt
+from driftwise.drift.corruptions import DEVELOPMENT_FAMILIES
 
 
 def _p(rows: list[list[float]]) -> np.ndarray:
@@ -80,7 +80,7 @@ def test_families_are_the_development_ones() -> None:
 
 def test_source_model_is_driftwise_pretrain_with_no_flags(tmp_path: Path) -> None:
     """The benchmark measures what users get: every field the CLI sets from a default is that default."""
-    from service.cli import pretrain
+    from driftwise.service.cli import pretrain
 
     defaults = {k: v.default for k, v in inspect.signature(pretrain).parameters.items()
                 if v.default is not inspect.Parameter.empty}
@@ -95,7 +95,7 @@ def test_quick_run_end_to_end(tmp_path: Path) -> None:
                        "--cache-dir", str(tmp_path / "cache")])
     saved = json.loads((tmp_path / "out" / "thresholds-quick.json").read_text())
     md = (tmp_path / "out" / "thresholds-quick.md").read_text()
-    assert "Command: `python -m bench.thresholds --windows 1 --quick`" in md
+    assert "Command: `python -m driftwise.bench.thresholds --windows 1 --quick`" in md
     assert saved["families"] == list(bt.FAMILIES) and set(saved["table"]) == {"clean", *bt.FAMILIES}
     for family in saved["table"].values():
         for mode in bt.MODES:

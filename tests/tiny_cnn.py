@@ -6,15 +6,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.augment import image_view
-from models.classifier import Classifier
-from models.config import ModelConfig
+from driftwise.models.augment import image_view
+from driftwise.models.classifier import Classifier
+from driftwise.models.config import ModelConfig
 
 TINY = ModelConfig(encoder="cnn", input_shape=(1, 8, 8), num_classes=10, width=8, embed_dim=32)
 
 
 def train_tiny(x: np.ndarray, y: np.ndarray, epochs: int = 15, seed: int = 0) -> Classifier:
-    """A small CNN trained on augmented views, as `models.pipeline.fit_model` trains the real one."""
+    """A small CNN trained on augmented views, as `driftwise.models.pipeline.fit_model` trains the real one."""
     torch.manual_seed(seed)
     model = Classifier(TINY)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)

@@ -28,15 +28,15 @@ from sklearn.datasets import load_digits
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from deploy.grafana.render import render  # noqa: E402
-from drift.corruptions import corrupt  # noqa: E402
-from service.kafka_local import LocalKafka, free_port_pair  # noqa: E402
-from service.topics import Topics, ensure_topics  # noqa: E402
-from service.localhost import free_port, wait_until_ready  # noqa: E402
+from driftwise.drift.corruptions import corrupt  # noqa: E402
+from driftwise.service.kafka_local import LocalKafka, free_port_pair  # noqa: E402
+from driftwise.service.topics import Topics, ensure_topics  # noqa: E402
+from driftwise.service.localhost import free_port, wait_until_ready  # noqa: E402
 from tests.prometheus_support import running_prometheus  # noqa: E402
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "service.cli", *args]
+    return [sys.executable, "-m", "driftwise.service.cli", *args]
 
 
 def _traffic(url: str, bootstrap: str, topics: Topics, X: np.ndarray, y: np.ndarray, *, clean_s: float,

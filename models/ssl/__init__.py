@@ -2,8 +2,8 @@
 
 Examples
 --------
->>> from models.config import ModelConfig
->>> from models.encoders import build_encoder
+>>> from driftwise.models.config import ModelConfig
+>>> from driftwise.models.encoders import build_encoder
 >>> cfg = ModelConfig(encoder="mlp", input_shape=(6,), num_classes=2, embed_dim=16, hidden=32)
 >>> objective = build_objective("byol", build_encoder(cfg), cfg)
 >>> objective.name, sorted(OBJECTIVES)
@@ -16,13 +16,13 @@ from typing import Any, Literal, Sequence
 
 from torch import nn
 
-from models.config import ModelConfig
-from models.ssl.autoencoder import Autoencoder
-from models.ssl.base import SSLObjective
-from models.ssl.byol import BYOL
-from models.ssl.jepa import JEPA
-from models.ssl.simclr import NTXentLoss, SimCLR
-from models.ssl.simsiam import SimSiam
+from driftwise.models.config import ModelConfig
+from driftwise.models.ssl.autoencoder import Autoencoder
+from driftwise.models.ssl.base import SSLObjective
+from driftwise.models.ssl.byol import BYOL
+from driftwise.models.ssl.jepa import JEPA
+from driftwise.models.ssl.simclr import NTXentLoss, SimCLR
+from driftwise.models.ssl.simsiam import SimSiam
 
 ObjectiveName = Literal["ae", "simclr", "byol", "simsiam", "jepa"]
 

@@ -12,9 +12,9 @@ from typing import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.augment import MultiViewTransform
-from models.ssl.base import SSLObjective
-from models.ssl.heads import DecoderHead
+from driftwise.models.augment import MultiViewTransform
+from driftwise.models.ssl.base import SSLObjective
+from driftwise.models.ssl.heads import DecoderHead
 
 
 class Autoencoder(SSLObjective):

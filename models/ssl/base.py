@@ -1,6 +1,6 @@
 """The one interface every self-supervised objective implements.
 
-The training loop (`models.pretrain`) only ever calls ``loss(x, views)`` and
+The training loop (`driftwise.models.pretrain`) only ever calls ``loss(x, views)`` and
 ``after_step(progress)``, so adding an objective never touches the loop. Each
 objective owns whatever extra networks it needs (projectors, predictors, EMA
 targets, decoders); after pretraining only ``encoder`` is kept.
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.augment import MultiViewTransform
+from driftwise.models.augment import MultiViewTransform
 
 
 class SSLObjective(nn.Module):

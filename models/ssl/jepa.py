@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.augment import MultiViewTransform
-from models.ssl.base import SSLObjective, two_views
-from models.ssl.ema import cosine_momentum, frozen_copy, update_momentum
-from models.ssl.heads import JEPAPredictionHead
+from driftwise.models.augment import MultiViewTransform
+from driftwise.models.ssl.base import SSLObjective, two_views
+from driftwise.models.ssl.ema import cosine_momentum, frozen_copy, update_momentum
+from driftwise.models.ssl.heads import JEPAPredictionHead
 
 
 def position_units(input_shape: Sequence[int], n_blocks: int = 8) -> Tensor:

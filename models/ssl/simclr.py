@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.augment import MultiViewTransform
-from models.ssl.base import SSLObjective, two_views
-from models.ssl.heads import SimCLRProjectionHead
+from driftwise.models.augment import MultiViewTransform
+from driftwise.models.ssl.base import SSLObjective, two_views
+from driftwise.models.ssl.heads import SimCLRProjectionHead
 
 
 class NTXentLoss(nn.Module):

@@ -10,9 +10,9 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from models.augment import MultiViewTransform
-from models.ssl.base import SSLObjective, negative_cosine, two_views
-from models.ssl.heads import SimSiamPredictionHead, SimSiamProjectionHead
+from driftwise.models.augment import MultiViewTransform
+from driftwise.models.ssl.base import SSLObjective, negative_cosine, two_views
+from driftwise.models.ssl.heads import SimSiamPredictionHead, SimSiamProjectionHead
 
 
 class SimSiam(SSLObjective):

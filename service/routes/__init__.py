@@ -1,5 +1,5 @@
-"""One router per concern; `service.app` mounts them."""
+"""One router per concern; `driftwise.service.app` mounts them."""
 
-from service.routes import drift, health, models, predict
+from driftwise.service.routes import drift, health, models, predict
 
 __all__ = ["drift", "health", "models", "predict"]

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from fastapi.encoders import jsonable_encoder
 
-from service.deps import ADMIN_RESPONSES, AdminDep, StateDep
+from driftwise.service.deps import ADMIN_RESPONSES, AdminDep, StateDep
 
 router = APIRouter(prefix="/drift", tags=["drift"])
 

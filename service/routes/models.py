@@ -2,7 +2,7 @@
 
 Activate and rollback load the new snapshot *before* touching ``CURRENT`` or the
 runtime, so a version that cannot be loaded leaves both as they were; the swap
-itself is atomic (see `service.runtime`).
+itself is atomic (see `driftwise.service.runtime`).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
-from models.registry import ModelVersion, RegistryError
-from service.control import announce_model
-from service.deps import ADMIN_RESPONSES, AdminDep, StateDep
-from service.runtime import ModelSnapshot, load_from_registry
-from service.state import ServiceState
+from driftwise.models.registry import ModelVersion, RegistryError
+from driftwise.service.control import announce_model
+from driftwise.service.deps import ADMIN_RESPONSES, AdminDep, StateDep
+from driftwise.service.runtime import ModelSnapshot, load_from_registry
+from driftwise.service.state import ServiceState
 
 log = logging.getLogger(__name__)
 

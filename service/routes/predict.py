@@ -3,7 +3,7 @@
 The body is parsed by pydantic-core straight from bytes with strict, finite
 floats (no bools, strings, nulls or NaN slip through as numbers), then turned
 into one numpy array. Anything that does not pass that fast path goes through
-`service.validation`, the same rules the Kafka stream applies, so the 422 names
+`driftwise.service.validation`, the same rules the Kafka stream applies, so the 422 names
 the first bad instance and says what is wrong with it in the same words.
 """
 
@@ -20,9 +20,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import AllowInfNan, BaseModel, Field, Strict, ValidationError
 
-from service.runtime import BatchPrediction, InputShapeMismatch, ModelUnavailable
-from service.state import ServiceState
-from service.validation import MAX_ABS_VALUE, InvalidInstance, accepted_shapes, coerce_instances, instance_schema
+from driftwise.service.runtime import BatchPrediction, InputShapeMismatch, ModelUnavailable
+from driftwise.service.state import ServiceState
+from driftwise.service.validation import MAX_ABS_VALUE, InvalidInstance, accepted_shapes, coerce_instances, instance_schema
 
 router = APIRouter(tags=["predict"])
 

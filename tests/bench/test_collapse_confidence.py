@@ -1,4 +1,4 @@
-"""bench.collapse_confidence: the shipped `collapse_confidence` sits between what it measured for concept and
+"""driftwise.bench.collapse_confidence: the shipped `collapse_confidence` sits between what it measured for concept and
 covariate shifts, and its report says so."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench import collapse_confidence as bc
-from drift.loop_config import LoopConfig
+from driftwise.bench import collapse_confidence as bc
+from driftwise.drift.loop_config import LoopConfig
 
 
 def _row(family: str, interim: float, concept: bool = False) -> dict:

@@ -1,11 +1,11 @@
-"""How `bench.drift` scores adaptation: gap closed on held-out images, averaged per corruption."""
+"""How `driftwise.bench.drift` scores adaptation: gap closed on held-out images, averaged per corruption."""
 
 import math
 
 import numpy as np
 
-from bench.drift import RunResult, _mean_gap, drift_metrics
-from drift.corruptions import Stream
+from driftwise.bench.drift import RunResult, _mean_gap, drift_metrics
+from driftwise.drift.corruptions import Stream
 
 
 def _run(pred: np.ndarray) -> RunResult:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.guardrail_decisions import rates, score_decisions
+from driftwise.bench.guardrail_decisions import rates, score_decisions
 
 N = 600
 DOMAIN = np.array(["clean"] * 200 + ["noise"] * 400)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.kafka_throughput import TARGET_RATIO, kafka_markdown, run_kafka_bench
+from driftwise.bench.kafka_throughput import TARGET_RATIO, kafka_markdown, run_kafka_bench
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 EVENTS = 300

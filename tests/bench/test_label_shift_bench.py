@@ -1,10 +1,10 @@
-"""bench.label_shift: the shifted pools follow the prior asked for, and the summary counts what it says."""
+"""driftwise.bench.label_shift: the shifted pools follow the prior asked for, and the summary counts what it says."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from bench import label_shift as bl
+from driftwise.bench import label_shift as bl
 
 
 def test_priors_are_distributions_split_into_dev_and_held_out() -> None:

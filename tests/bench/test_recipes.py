@@ -1,4 +1,4 @@
-"""bench.recipes: one variant, one corruption, one small window on a tiny real model."""
+"""driftwise.bench.recipes: one variant, one corruption, one small window on a tiny real model."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.drift import gap_closed
-from bench.recipes import (BASE, compare, conclusion, draws, parse_variants, summarise,
+from driftwise.bench.drift import gap_closed
+from driftwise.bench.recipes import (BASE, compare, conclusion, draws, parse_variants, summarise,
                            variant_config, write_report)
-from models.classifier import Classifier
-from models.digits import load_digits_images
+from driftwise.models.classifier import Classifier
+from driftwise.models.digits import load_digits_images
 from tests.tiny_cnn import TINY
 
 FAST = replace(BASE, steps=10, rounds=2, batch_size=32, anchor_batch_size=16)

@@ -1,4 +1,4 @@
-"""bench.refine: a first candidate and its refinement, scored on the same later held-out events."""
+"""driftwise.bench.refine: a first candidate and its refinement, scored on the same later held-out events."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bench.drift import gap_closed
-from bench.recipes import BASE
-from bench.refine import compare, summarise, write_report
-from models.classifier import Classifier
-from models.digits import load_digits_images
+from driftwise.bench.drift import gap_closed
+from driftwise.bench.recipes import BASE
+from driftwise.bench.refine import compare, summarise, write_report
+from driftwise.models.classifier import Classifier
+from driftwise.models.digits import load_digits_images
 from tests.tiny_cnn import train_tiny
 
 FAST = replace(BASE, steps=10, rounds=2, batch_size=32, anchor_batch_size=16)

@@ -12,7 +12,7 @@ import yaml
 
 from deploy.grafana import dashboard as dashboard_module
 from deploy.grafana.dashboard import OUTPUT, build_dashboard, metric_names, panels, queries, render
-from service.metrics import Metrics
+from driftwise.service.metrics import Metrics
 from tests.prometheus_support import promtool  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,7 +69,7 @@ def test_every_query_reads_metrics_from_the_catalogue(dashboard: dict) -> None:
         names = metric_names(expr)
         assert names, f"query reads no driftwise metric: {expr}"
         unknown = names - set(known)
-        assert not unknown, f"{expr} reads {sorted(unknown)}, not exposed by service.metrics.Metrics"
+        assert not unknown, f"{expr} reads {sorted(unknown)}, not exposed by driftwise.service.metrics.Metrics"
 
 
 def test_every_catalogue_metric_is_on_the_dashboard(dashboard: dict) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from service.kafka_local import SCRIPT, LocalKafka, free_port_pair, is_reachable
+from driftwise.service.kafka_local import SCRIPT, LocalKafka, free_port_pair, is_reachable
 from tests.kafka_support import broker_unavailable
 
 KAFKA_DIR = SCRIPT.parent

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from service.metrics import Metrics
+from driftwise.service.metrics import Metrics
 from tests.prometheus_support import promtool  # noqa: F401
 
 PROMETHEUS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"

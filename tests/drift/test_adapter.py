@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from drift.adapter import AdaptConfig, adapt, predict_proba
-from drift.corruptions import corrupt
-from models.classifier import Classifier
-from models.digits import load_digits_images
+from driftwise.drift.adapter import AdaptConfig, adapt, predict_proba
+from driftwise.drift.corruptions import corrupt
+from driftwise.models.classifier import Classifier
+from driftwise.models.digits import load_digits_images
 from tests.tiny_cnn import train_tiny
 
 FAST = AdaptConfig(steps=30, rounds=1, batch_size=32, anchor_batch_size=16)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from drift.buffer import PseudoLabelBuffer, RecentWindow
+from driftwise.drift.buffer import PseudoLabelBuffer, RecentWindow
 
 
 def _confident(labels: np.ndarray, k: int, conf: float = 0.995) -> np.ndarray:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drift.corruptions import CLEAN, CORRUPTION_NAMES, StreamBuilder, corrupt, gradual
-from models.digits import load_digits_images
+from driftwise.drift.corruptions import CLEAN, CORRUPTION_NAMES, StreamBuilder, corrupt, gradual
+from driftwise.models.digits import load_digits_images
 
 
 @pytest.fixture(scope="module")

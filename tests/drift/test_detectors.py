@@ -5,7 +5,7 @@ import pytest
 from river import naive_bayes
 from river.datasets import synth
 
-from drift.detectors import ADWINDetector, KSWINDetector, PageHinkleyDetector, ScalarDetector, make_detector
+from driftwise.drift.detectors import ADWINDetector, KSWINDetector, PageHinkleyDetector, ScalarDetector, make_detector
 
 
 def _confidence_stream(seed: int = 7, clean: int = 1000, drifted: int = 500) -> list[float]:

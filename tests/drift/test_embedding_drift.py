@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from drift.embedding_drift import CONFIDENCE_LEVELS, EmbeddingDriftDetector, reference_statistics
+from driftwise.drift.embedding_drift import CONFIDENCE_LEVELS, EmbeddingDriftDetector, reference_statistics
 
 DIM = 16
 

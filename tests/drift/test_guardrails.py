@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from drift.adapter import AdaptConfig, adapt, predict_proba
-from drift.corruptions import corrupt
-from drift.guardrails import GuardrailConfig, anchor_accuracy, evaluate_candidate
-from models.digits import load_digits_images
+from driftwise.drift.adapter import AdaptConfig, adapt, predict_proba
+from driftwise.drift.corruptions import corrupt
+from driftwise.drift.guardrails import GuardrailConfig, anchor_accuracy, evaluate_candidate
+from driftwise.models.digits import load_digits_images
 from tests.tiny_cnn import train_tiny
 
 CONFIG = GuardrailConfig(confidence_threshold=0.9)

@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from drift.guardrails import GuardrailConfig, class_shift, evaluate_candidate
-from models.classifier import Classifier
-from models.config import ModelConfig
+from driftwise.drift.guardrails import GuardrailConfig, class_shift, evaluate_candidate
+from driftwise.models.classifier import Classifier
+from driftwise.models.config import ModelConfig
 
 
 def scripted(k: int, half: int) -> Classifier:

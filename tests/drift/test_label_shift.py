@@ -1,4 +1,4 @@
-"""drift.label_shift: the new prior is estimated without labels, tested before it is corrected for, and the
+"""driftwise.drift.label_shift: the new prior is estimated without labels, tested before it is corrected for, and the
 correction is Bayes' rule for it."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drift.label_shift import LabelShiftConfig, detect_label_shift, estimate_prior, reweight
+from driftwise.drift.label_shift import LabelShiftConfig, detect_label_shift, estimate_prior, reweight
 from tests.blobs import blobs, fit_mlp, trained_model
 
 
@@ -73,14 +73,14 @@ def trained():
 
 
 def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
-    from drift.adapter import predict_proba
+    from driftwise.drift.adapter import predict_proba
 
     return float((predict_proba(model, x).argmax(1) == y).mean())
 
 
 def test_a_new_class_prior_is_recognised_and_corrected_without_retraining(trained) -> None:
-    from drift.label_shift import explain_by_label_shift, prior_corrected_copy
-    from drift.normalize import normalized_copy
+    from driftwise.drift.label_shift import explain_by_label_shift, prior_corrected_copy
+    from driftwise.drift.normalize import normalized_copy
 
     model, ax, ay = trained
     x, y = blobs(2000, seed=1, prior=[0.8, 0.15, 0.05])
@@ -95,7 +95,7 @@ def test_a_new_class_prior_is_recognised_and_corrected_without_retraining(traine
 
 
 def test_a_covariate_shift_is_not_taken_for_a_label_shift(trained) -> None:
-    from drift.label_shift import explain_by_label_shift
+    from driftwise.drift.label_shift import explain_by_label_shift
 
     model, ax, ay = trained
     x, _ = blobs(128, seed=2, gain=0.5, shift=2.0)
@@ -104,8 +104,8 @@ def test_a_covariate_shift_is_not_taken_for_a_label_shift(trained) -> None:
 
 
 def test_the_correction_travels_in_the_weights_file(trained, tmp_path) -> None:
-    from drift.label_shift import explain_by_label_shift, prior_corrected_copy
-    from models.registry import Registry
+    from driftwise.drift.label_shift import explain_by_label_shift, prior_corrected_copy
+    from driftwise.models.registry import Registry
 
     model, ax, ay = trained
     x, _ = blobs(256, seed=3, prior=[0.05, 0.15, 0.8])
@@ -119,7 +119,7 @@ def test_the_correction_travels_in_the_weights_file(trained, tmp_path) -> None:
 @pytest.fixture(scope="module")
 def trained_skewed():
     """An MLP trained under an 80/15/5 prior (its ``class_prior``), with up to 20 anchors of each class."""
-    from models.pipeline import anchor_set
+    from driftwise.models.pipeline import anchor_set
 
     x, y = blobs(900, seed=10, prior=[0.8, 0.15, 0.05])
     ax, ay = anchor_set(x, y, per_class=20, seed=0)
@@ -127,7 +127,7 @@ def trained_skewed():
 
 
 def test_a_skewed_source_prior_is_the_models_not_its_anchors_shares(trained_skewed) -> None:
-    from drift.label_shift import explain_by_label_shift
+    from driftwise.drift.label_shift import explain_by_label_shift
 
     model, ax, ay = trained_skewed
     assert np.bincount(ay).tolist() == [20, 20, 20], "the anchors are class-balanced, the source is not"
@@ -143,8 +143,8 @@ def test_a_binary_label_shift_is_recognised_on_few_anchors() -> None:
     # Two overlapping classes, 20 anchors of each: re-weighting them to 90/10 puts most weight on a few anchors.
     # With the biased MMD that floor alone kept the ratio over max_mmd_ratio (3 of these 6 models; on Phishing
     # 0.35-0.75), and the BatchNorm interim, centred on the majority class, served instead.
-    from drift.label_shift import explain_by_label_shift
-    from models.pipeline import anchor_set
+    from driftwise.drift.label_shift import explain_by_label_shift
+    from driftwise.models.pipeline import anchor_set
 
     recognised = []
     for seed in range(6):

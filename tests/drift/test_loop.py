@@ -9,11 +9,11 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-from drift.adapter import embed
-from drift.normalize import back_to_source
-from drift.loop import MIN_REFERENCE_EVENTS, MIN_WINDOW, Action, DriftLoop, LoopConfig, model_reference
-from models.classifier import Classifier
-from models.config import ModelConfig
+from driftwise.drift.adapter import embed
+from driftwise.drift.normalize import back_to_source
+from driftwise.drift.loop import MIN_REFERENCE_EVENTS, MIN_WINDOW, Action, DriftLoop, LoopConfig, model_reference
+from driftwise.models.classifier import Classifier
+from driftwise.models.config import ModelConfig
 
 K, D, BATCH = 3, 8, 20
 CENTERS = np.eye(K, D, dtype=np.float32) * 4.0

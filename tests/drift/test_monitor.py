@@ -7,10 +7,10 @@ from scipy import ndimage
 from sklearn.datasets import load_digits
 from threadpoolctl import threadpool_limits
 
-from drift.embedding_drift import reference_statistics
-from drift.monitor import DEFAULT_DETECTORS, DetectorSpec, DriftMonitor
-from models.classifier import Classifier
-from models.config import ModelConfig
+from driftwise.drift.embedding_drift import reference_statistics
+from driftwise.drift.monitor import DEFAULT_DETECTORS, DetectorSpec, DriftMonitor
+from driftwise.models.classifier import Classifier
+from driftwise.models.config import ModelConfig
 
 BATCH = 32
 

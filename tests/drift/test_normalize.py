@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from drift.adapter import predict_proba
-from drift.guardrails import temporal_correlation
-from drift.normalize import NormalizeConfig, check_interim, normalized_copy
-from models.classifier import Classifier
-from models.config import ModelConfig
+from driftwise.drift.adapter import predict_proba
+from driftwise.drift.guardrails import temporal_correlation
+from driftwise.drift.normalize import NormalizeConfig, check_interim, normalized_copy
+from driftwise.models.classifier import Classifier
+from driftwise.models.config import ModelConfig
 
 K, D = 3, 8
 CENTERS = np.eye(K, D, dtype=np.float32) * 4.0
@@ -85,7 +85,7 @@ def test_normalize_config_refuses_values_out_of_range(kwargs: dict[str, float]) 
 
 
 def test_a_candidate_made_on_a_window_of_class_bursts_is_refused_by_the_guardrails_too(model: Classifier) -> None:
-    from drift.guardrails import evaluate_candidate
+    from driftwise.drift.guardrails import evaluate_candidate
 
     x, y = _blobs(2000, seed=4, shift=3.0, gain=0.5)
     runs = np.concatenate([np.flatnonzero(y == c)[:50] for c in (0, 1, 2, 0, 1)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from drift.policy import AdaptationPolicy
+from driftwise.drift.policy import AdaptationPolicy
 
 
 class FakeClock:

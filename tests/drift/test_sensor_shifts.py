@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drift.corruptions import CLEAN
-from drift.sensor_shifts import (
+from driftwise.drift.corruptions import CLEAN
+from driftwise.drift.sensor_shifts import (
     DEVELOPMENT_FAMILIES,
     HELD_OUT_FAMILIES,
     SHIFT_NAMES,

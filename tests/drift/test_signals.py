@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from drift.signals import SIGNAL_NAMES, compute_signals, confidence, entropy, margin
+from driftwise.drift.signals import SIGNAL_NAMES, compute_signals, confidence, entropy, margin
 
 
 def _probabilities(n: int = 200, k: int = 7, seed: int = 0) -> np.ndarray:

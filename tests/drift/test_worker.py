@@ -7,12 +7,12 @@ import time
 import numpy as np
 import pytest
 
-from drift import worker
-from drift.adapter import AdaptConfig, adapt, predict_proba
-from drift.corruptions import corrupt
-from drift.worker import AdaptationCancelled, AdaptationFailed, prewarm, run_adaptation_in_subprocess, \
+from driftwise.drift import worker
+from driftwise.drift.adapter import AdaptConfig, adapt, predict_proba
+from driftwise.drift.corruptions import corrupt
+from driftwise.drift.worker import AdaptationCancelled, AdaptationFailed, prewarm, run_adaptation_in_subprocess, \
     start_adaptation
-from models.digits import load_digits_images
+from driftwise.models.digits import load_digits_images
 from tests.tiny_cnn import train_tiny
 
 FAST = AdaptConfig(steps=30, rounds=1, batch_size=32, anchor_batch_size=16)

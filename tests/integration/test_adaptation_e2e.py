@@ -17,16 +17,16 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from drift.corruptions import corrupt
-from drift.guardrails import GuardrailConfig
-from drift.loop import model_reference
-from models.config import ModelConfig
-from models.digits import load_digits_images
-from models.pipeline import fit_model
-from models.registry import Registry
-from service.app import create_app
-from service.settings import Settings
-from service.topics import ensure_topics
+from driftwise.drift.corruptions import corrupt
+from driftwise.drift.guardrails import GuardrailConfig
+from driftwise.drift.loop import model_reference
+from driftwise.models.config import ModelConfig
+from driftwise.models.digits import load_digits_images
+from driftwise.models.pipeline import fit_model
+from driftwise.models.registry import Registry
+from driftwise.service.app import create_app
+from driftwise.service.settings import Settings
+from driftwise.service.topics import ensure_topics
 from tests.kafka_support import TopicReader, event_bytes, produce, unique_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.demo import PHASES, run_demo
+from driftwise.service.demo import PHASES, run_demo
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

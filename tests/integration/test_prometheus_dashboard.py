@@ -27,8 +27,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_digits
 
 from deploy.grafana.dashboard import build_dashboard, queries
-from service.localhost import free_port
-from service.topics import ensure_topics
+from driftwise.service.localhost import free_port
+from driftwise.service.topics import ensure_topics
 from tests.kafka_support import unique_topics
 from tests.prometheus_support import (  # noqa: F401
     PrometheusServer,
@@ -46,7 +46,7 @@ N_BAD_EVENTS = 2
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "service.cli", *args]
+    return [sys.executable, "-m", "driftwise.service.cli", *args]
 
 
 @pytest.fixture(scope="module")

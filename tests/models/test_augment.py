@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from models.augment import (
+from driftwise.models.augment import (
     ColorJitter,
     FeatureDropout,
     GaussianBlur,

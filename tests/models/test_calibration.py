@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.calibration import expected_calibration_error, fit_temperature
+from driftwise.models.calibration import expected_calibration_error, fit_temperature
 
 
 def _calibrated_logits(n: int = 3000, k: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from models.collapse import RepresentationCollapse, check_collapse, collapse_report, effective_rank
-from models.pretrain import pretrain_encoder
+from driftwise.models.collapse import RepresentationCollapse, check_collapse, collapse_report, effective_rank
+from driftwise.models.pretrain import pretrain_encoder
 
 
 class ConstantEncoder(nn.Module):

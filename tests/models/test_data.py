@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.data import DatasetError, load_npz
+from driftwise.models.data import DatasetError, load_npz
 
 
 def _save(tmp_path: Path, **arrays: np.ndarray) -> Path:

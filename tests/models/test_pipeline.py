@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from bench.ssl import run_ssl_bench
-from models.collapse import RepresentationCollapse
-from models.config import ModelConfig
-from models.digits import load_digits_images, split_label_fraction
-from models.pipeline import anchor_set, calibration_split, fit_model, source_prior
-from models.train import recalibrate_batchnorm
+from driftwise.bench.ssl import run_ssl_bench
+from driftwise.models.collapse import RepresentationCollapse
+from driftwise.models.config import ModelConfig
+from driftwise.models.digits import load_digits_images, split_label_fraction
+from driftwise.models.pipeline import anchor_set, calibration_split, fit_model, source_prior
+from driftwise.models.train import recalibrate_batchnorm
 
 SMALL_CNN = ModelConfig(encoder="cnn", input_shape=(1, 8, 8), num_classes=10, width=8, embed_dim=32)
 
@@ -116,24 +116,24 @@ def test_fit_model_refuses_an_unknown_objective(digits):
 
 def test_collapse_during_fit_model_raises_instead_of_returning_a_model(digits, monkeypatch):
     X, y, _, _ = digits
-    monkeypatch.setattr("models.pretrain.collapse_report", lambda z: _collapsed_report(z))
+    monkeypatch.setattr("driftwise.models.pretrain.collapse_report", lambda z: _collapsed_report(z))
     with pytest.raises(RepresentationCollapse):
         fit_model(X[:128], y[:128], SMALL_CNN, objective="byol", pretrain_epochs=1, device="cpu")
 
 
 def _collapsed_report(z):
-    from models.collapse import collapse_report
+    from driftwise.models.collapse import collapse_report
 
     return collapse_report(torch.zeros_like(z))
 
 
 def test_ssl_bench_writes_a_table_with_the_command_that_made_it(tmp_path):
     table = run_ssl_bench(fractions=(0.1,), seeds=(0,), objectives=("ae",), epochs=1, head_steps=5,
-                          holdout="validation", workers=1, out_dir=tmp_path, command="python -m bench.ssl --test",
+                          holdout="validation", workers=1, out_dir=tmp_path, command="python -m driftwise.bench.ssl --test",
                           supervised_head_steps=5)
     assert {(t["objective"], t["head"]) for t in table} == {("supervised", "finetune"), ("ae", "linear"), ("ae", "finetune")}
     md = (tmp_path / "ssl.md").read_text()
-    assert "Made by: `python -m bench.ssl --test`" in md and "| ae | linear |" in md
+    assert "Made by: `python -m driftwise.bench.ssl --test`" in md and "| ae | linear |" in md
     runs = json.loads((tmp_path / "ssl.json").read_text())["runs"]
     assert len(runs) == 3 and all(0.0 <= r["accuracy"] <= 1.0 for r in runs)
 

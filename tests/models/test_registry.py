@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.classifier import Classifier
-from models.config import ModelConfig
-from models.registry import Registry, RegistryError
+from driftwise.models.classifier import Classifier
+from driftwise.models.config import ModelConfig
+from driftwise.models.registry import Registry, RegistryError
 
 
 def _model(seed: int = 0) -> Classifier:
@@ -53,7 +53,7 @@ def test_crash_mid_publish_leaves_previous_current_loadable(tmp_path: Path, monk
     def crash(*args: object, **kwargs: object) -> None:
         raise OSError("disk died mid-write")
 
-    monkeypatch.setattr("models.registry.save_numpy", crash)  # fails after the weights are written
+    monkeypatch.setattr("driftwise.models.registry.save_numpy", crash)  # fails after the weights are written
     with pytest.raises(OSError):
         reg.publish("m", _model(1), reason="adapt", reference={"a": np.zeros(2, np.float32)})
     monkeypatch.undo()

@@ -6,15 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.augment import default_views
-from models.config import ModelConfig
-from models.encoders import build_encoder
-from models.ssl import OBJECTIVES, build_objective
-from models.ssl.byol import BYOL
-from models.ssl.ema import CosineEMASchedule, cosine_momentum, update_momentum
-from models.ssl.heads import Head
-from models.ssl.jepa import JEPA
-from models.ssl.simclr import NTXentLoss
+from driftwise.models.augment import default_views
+from driftwise.models.config import ModelConfig
+from driftwise.models.encoders import build_encoder
+from driftwise.models.ssl import OBJECTIVES, build_objective
+from driftwise.models.ssl.byol import BYOL
+from driftwise.models.ssl.ema import CosineEMASchedule, cosine_momentum, update_momentum
+from driftwise.models.ssl.heads import Head
+from driftwise.models.ssl.jepa import JEPA
+from driftwise.models.ssl.simclr import NTXentLoss
 
 IMAGE_CFG = ModelConfig(encoder="cnn", input_shape=(1, 8, 8), num_classes=10, embed_dim=32, width=8)
 TABULAR_CFG = ModelConfig(encoder="mlp", input_shape=(12,), num_classes=3, embed_dim=32, hidden=64)

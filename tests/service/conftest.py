@@ -17,11 +17,11 @@ import torch
 import uvicorn
 from fastapi import FastAPI
 
-from models.classifier import Classifier
-from models.config import ModelConfig
-from models.registry import Registry
-from service.app import create_app
-from service.settings import Settings
+from driftwise.models.classifier import Classifier
+from driftwise.models.config import ModelConfig
+from driftwise.models.registry import Registry
+from driftwise.service.app import create_app
+from driftwise.service.settings import Settings
 
 with warnings.catch_warnings():  # starlette asks for "httpx2"; the httpx it supports is installed
     warnings.simplefilter("ignore")

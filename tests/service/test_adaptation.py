@@ -9,15 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from drift.adapter import AdaptConfig, predict_proba
-from drift.loop import LoopConfig
-from models.registry import Registry
-from drift.normalize import NormalizeConfig
-from service.adaptation import AdaptationController, build_controller
-from service.app import load_current_model
-from service.runtime import load_from_registry
-from service.settings import Settings
-from service.state import ServiceState
+from driftwise.drift.adapter import AdaptConfig, predict_proba
+from driftwise.drift.loop import LoopConfig
+from driftwise.models.registry import Registry
+from driftwise.drift.normalize import NormalizeConfig
+from driftwise.service.adaptation import AdaptationController, build_controller
+from driftwise.service.app import load_current_model
+from driftwise.service.runtime import load_from_registry
+from driftwise.service.settings import Settings
+from driftwise.service.state import ServiceState
 from tests.service.conftest import NAME, SHAPE, tiny_classifier
 
 
@@ -44,7 +44,7 @@ def test_the_service_loop_keeps_its_settings_and_the_benchmarks_validated_rest(
 
 def test_a_service_with_no_flags_runs_exactly_the_loop_and_guardrails_the_benchmarks_run(
         make_settings: Callable[..., Settings]) -> None:
-    from bench.drift import Settings as DriftBench
+    from driftwise.bench.drift import Settings as DriftBench
 
     state = ServiceState.build(make_settings())
     load_current_model(state)
@@ -128,7 +128,7 @@ def test_an_automatic_rollback_serves_the_base_again_not_the_version_current_bef
 
 
 def test_the_adapters_process_is_started_ahead_unless_turned_off(make_settings: Callable[..., Settings]) -> None:
-    from drift import worker
+    from driftwise.drift import worker
 
     for prewarm, no_adapt in ((False, False), (True, True), (True, False)):
         with worker._ahead_lock:
@@ -234,7 +234,7 @@ def _blobs_controller(tmp_path, *, reference: bool = False, normalize: Normalize
                       **settings: Any) -> tuple[AdaptationController, Registry, Any]:
     """A service serving the trained blobs MLP (`tests.blobs`), its controller hooked in; (controller, registry,
     model). ``reference``: publish the model with its reference statistics (what the source check compares to)."""
-    from drift.loop import model_reference
+    from driftwise.drift.loop import model_reference
     from tests.blobs import blobs, trained_model
 
     model, ax, ay = trained_model()

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from models.registry import Registry
-from service.app import create_app
-from service.settings import Settings
+from driftwise.models.registry import Registry
+from driftwise.service.app import create_app
+from driftwise.service.settings import Settings
 from tests.service.conftest import ADMIN_TOKEN, NAME, TestClient, instances, tiny_classifier
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from service.app import create_app
-from service.settings import Settings
-from service.validation import instance_schema
+from driftwise.service.app import create_app
+from driftwise.service.settings import Settings
+from driftwise.service.validation import instance_schema
 from tests.service.conftest import ADMIN_TOKEN, SHAPE, TestClient, instances, live_server
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))  # the virtual environment's, a dev dependency

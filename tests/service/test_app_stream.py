@@ -11,11 +11,11 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from models.registry import Registry
-from service.app import create_app
-from service.control import announce_model
-from service.runtime import BatchPrediction
-from service.settings import Settings
+from driftwise.models.registry import Registry
+from driftwise.service.app import create_app
+from driftwise.service.control import announce_model
+from driftwise.service.runtime import BatchPrediction
+from driftwise.service.settings import Settings
 from tests.kafka_support import TopicReader, event_bytes, produce, unique_topics
 from tests.service.conftest import ADMIN_TOKEN, NAME, TestClient, instances, tiny_classifier
 
@@ -105,7 +105,7 @@ def test_stale_announcements_are_one_warning_and_a_count_and_serving_goes_on(
         assert client.post("/predict", json={"instances": instances(1)}).json()["model_version"] == "1"
         assert client.get("/models").json()["served"] == "1"
     assert ignored("unknown_version") == 1
-    warnings = [r for r in caplog.records if r.name == "service.app" and r.levelno == logging.WARNING]
+    warnings = [r for r in caplog.records if r.name == "driftwise.service.app" and r.levelno == logging.WARNING]
     assert [("version 9" in r.getMessage(), "version 3" in r.getMessage()) for r in warnings] == [
         (True, False), (False, True)]
     assert "no such version" in warnings[0].getMessage() and "rejected" in warnings[1].getMessage()

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from service.batcher import MicroBatcher
-from service.metrics import Metrics
-from service.runtime import BatchPrediction, ModelSnapshot, ModelUnavailable, Runtime
+from driftwise.service.batcher import MicroBatcher
+from driftwise.service.metrics import Metrics
+from driftwise.service.runtime import BatchPrediction, ModelSnapshot, ModelUnavailable, Runtime
 from tests.service.conftest import SHAPE, tiny_classifier
 
 

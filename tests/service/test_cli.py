@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from models.registry import Registry
-from service.cli import app
+from driftwise.models.registry import Registry
+from driftwise.service.cli import app
 
 runner = CliRunner()
 
@@ -50,7 +50,7 @@ def test_pretrain_rejects_unknown_objective(tmp_path: Path) -> None:
 
 
 def test_pretrain_publishes_a_servable_version_one(tmp_path: Path) -> None:
-    from models.digits import load_digits_images, split_label_fraction
+    from driftwise.models.digits import load_digits_images, split_label_fraction
 
     X, y = load_digits_images()
     X, y = X[:300], split_label_fraction(y[:300], 0.3, seed=0)
@@ -71,8 +71,8 @@ def test_pretrain_publishes_a_servable_version_one(tmp_path: Path) -> None:
 
 
 def test_models_commands_list_and_roll_back(tmp_path: Path) -> None:
-    from models.classifier import Classifier
-    from models.config import ModelConfig
+    from driftwise.models.classifier import Classifier
+    from driftwise.models.config import ModelConfig
 
     reg = Registry(tmp_path)
     model = Classifier(ModelConfig(encoder="mlp", input_shape=(3,), num_classes=2))
@@ -89,8 +89,8 @@ def test_models_commands_list_and_roll_back(tmp_path: Path) -> None:
 
 
 def test_models_prune_removes_the_oldest_but_never_the_served_one(tmp_path: Path) -> None:
-    from models.classifier import Classifier
-    from models.config import ModelConfig
+    from driftwise.models.classifier import Classifier
+    from driftwise.models.config import ModelConfig
 
     reg = Registry(tmp_path)
     model = Classifier(ModelConfig(encoder="mlp", input_shape=(3,), num_classes=2))

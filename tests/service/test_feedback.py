@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from service.app import create_app
-from service.feedback import ServedMemory, decode_feedback
-from service.topics import ensure_topics
+from driftwise.service.app import create_app
+from driftwise.service.feedback import ServedMemory, decode_feedback
+from driftwise.service.topics import ensure_topics
 from tests.kafka_support import TopicReader, event_bytes, produce, unique_topics
 from tests.service.conftest import TestClient
 

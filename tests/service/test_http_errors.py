@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from models.registry import Registry
-from service.app import create_app
-from service.settings import Settings
+from driftwise.models.registry import Registry
+from driftwise.service.app import create_app
+from driftwise.service.settings import Settings
 from tests.service.conftest import NAME, TestClient, instances, tiny_classifier
 
 GOOD = instances(3)

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.kafka_local import LocalKafka, LocalKafkaCluster, free_port_pair
-from service.metrics import Metrics
-from service.stream import StreamWorker
-from service.topics import Topics, ensure_topics
+from driftwise.service.kafka_local import LocalKafka, LocalKafkaCluster, free_port_pair
+from driftwise.service.metrics import Metrics
+from driftwise.service.stream import StreamWorker
+from driftwise.service.topics import Topics, ensure_topics
 from tests.kafka_support import (
     SHAPE, SlowRuntime, TopicReader, broker_unavailable, event_bytes, ids_of, produce, produce_in_background,
     start_private_broker, tiny_runtime, unique_topics,

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.data import DatasetError
-from service.events import decode_event
-from service.replay import event_id, replay
+from driftwise.models.data import DatasetError
+from driftwise.service.events import decode_event
+from driftwise.service.replay import event_id, replay
 from tests.kafka_support import TopicReader, unique_topics
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_replay_refuses_bad_arguments_before_touching_kafka(tmp_path: Path, data
 def test_driftwise_replay_command_streams_the_file(kafka_bootstrap: str, dataset) -> None:
     from typer.testing import CliRunner
 
-    from service.cli import app
+    from driftwise.service.cli import app
 
     path, _, _ = dataset
     topic = unique_topics().events

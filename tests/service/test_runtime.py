@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.registry import Registry
-from service.metrics import Metrics
-from service.runtime import (
+from driftwise.models.registry import Registry
+from driftwise.service.metrics import Metrics
+from driftwise.service.runtime import (
     InputShapeMismatch,
     ModelSnapshot,
     ModelUnavailable,

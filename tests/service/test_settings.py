@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import Settings
+from driftwise.service.settings import Settings
 
 BASE = {"registry": "/tmp/registry", "name": "digits"}
 

@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from service.app import load_current_model
-from service.runtime import BatchPrediction
-from service.settings import Settings
-from service.state import ServiceState
+from driftwise.service.app import load_current_model
+from driftwise.service.runtime import BatchPrediction
+from driftwise.service.settings import Settings
+from driftwise.service.state import ServiceState
 from tests.service.conftest import SHAPE
 
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from service.control import ModelFollower, announce_model
-from service.metrics import Metrics
-from service.runtime import Runtime
-from service.stream import StreamWorker
-from service.topics import Topics
+from driftwise.service.control import ModelFollower, announce_model
+from driftwise.service.metrics import Metrics
+from driftwise.service.runtime import Runtime
+from driftwise.service.stream import StreamWorker
+from driftwise.service.topics import Topics
 from tests.kafka_support import (
     SHAPE, TopicReader, event_bytes, ids_of, produce, produce_in_background, tiny_runtime, unique_topics,
 )

@@ -18,9 +18,9 @@ import httpx
 import numpy as np
 import torch
 
-from models.registry import Registry
-from service.app import create_app
-from service.settings import Settings
+from driftwise.models.registry import Registry
+from driftwise.service.app import create_app
+from driftwise.service.settings import Settings
 from tests.service.conftest import ADMIN_TOKEN, NAME, instances, live_server
 
 CONNECTIONS = 200
