@@ -179,22 +179,25 @@ def _nan(x: float, fmt: str = ".1f") -> str:
     return "-" if x is None or not np.isfinite(x) else format(x, fmt)
 
 
-def timeline(results: Mapping[str, Any], every_s: float = 60.0) -> list[str]:
-    """Samples about every ``every_s`` seconds as a table, with the latency of the interval before each."""
-    rows = ["| min | RSS MB | +children MB | fds | threads | CPU s | registry MB | versions | events sent | "
-            "predicted | HTTP p50 ms | HTTP p99 ms | Kafka p99 ms |", "|" + "---:|" * 13]
-    stops = np.array([r["stop"] for r in results["intervals"]])
+def timeline(results: Mapping[str, Any], rows: int = 30) -> list[str]:
+    """About ``rows`` samples, evenly spread, as a table, each with the latency of the interval that ends at it."""
+    sample_s, seconds = results["config"]["sample_seconds"], results["load"]["seconds"]
+    every = max(sample_s, seconds / rows) * 0.999
+    lines = ["| time | RSS MB | +children MB | fds | threads | CPU s | registry MB | versions | events sent | "
+             "predicted | HTTP p50 ms | HTTP p99 ms | Kafka p99 ms |", "|" + "---:|" * 13]
     next_at = 0.0
     for s in results["samples"]:
         if s["t"] < next_at and s is not results["samples"][-1]:
             continue
-        next_at = s["t"] + every_s * 0.999
-        i = results["intervals"][int(np.argmin(np.abs(stops - s["t"])))] if len(stops) else {}
-        rows.append(f"| {s['t'] / 60:.1f} | {s['rss_mb']:.1f} | {s['tree_rss_mb'] - s['rss_mb']:.1f} | {s['fds']} | "
-                    f"{s['threads']} | {s['cpu_s']:.0f} | {s['registry_mb']:.2f} | {s['versions']} | "
-                    f"{s['events_sent']:,} | {s['events_predicted']:,} | {_nan(i.get('http_p50_ms', np.nan))} | "
-                    f"{_nan(i.get('http_p99_ms', np.nan))} | {_nan(i.get('kafka_p99_ms', np.nan))} |")
-    return rows
+        next_at = s["t"] + every
+        ended = [r for r in results["intervals"] if r["stop"] <= s["t"] + sample_s / 2]
+        i = ended[-1] if ended and ended[-1]["stop"] > s["t"] - sample_s / 2 else {}
+        lines.append(f"| {int(s['t'] // 60)}:{int(s['t'] % 60):02d} | {s['rss_mb']:.1f} | "
+                     f"{s['tree_rss_mb'] - s['rss_mb']:.1f} | {s['fds']} | {s['threads']} | {s['cpu_s']:.0f} | "
+                     f"{s['registry_mb']:.2f} | {s['versions']} | "
+                     f"{s['events_sent']:,} | {s['events_predicted']:,} | {_nan(i.get('http_p50_ms', np.nan))} | "
+                     f"{_nan(i.get('http_p99_ms', np.nan))} | {_nan(i.get('kafka_p99_ms', np.nan))} |")
+    return lines
 
 
 def registry_lines(reg: Mapping[str, Any]) -> list[str]:
@@ -278,7 +281,8 @@ def write_report(results: dict[str, Any], stem: str, out_dir: Path) -> Path:
         "## Adaptation and the registry", "",
         f"Drifts confirmed {m.get('drift_confirmed', 0):.0f}; adaptations by outcome: "
         + (", ".join(f"{k} {v:.0f}" for k, v in m.get("adaptations", {}).items()) or "none")
-        + "; model swaps by reason: " + (", ".join(f"{k} {v:.0f}" for k, v in m.get("swaps", {}).items()) or "none")
+        + "; model swaps by reason: "
+        + (", ".join(f"{k} {v:.0f}" for k, v in m.get("swaps", {}).items() if v) or "none")
         + f"; the served version changed {len(results['swaps'])} times on the predictions topic.", "",
         *registry_lines(results["registry"]), "",
         "## Over time", "",
