@@ -113,7 +113,12 @@ class SoakConfig:
 
     @property
     def stem(self) -> str:
-        return "soak-quick" if self.quick else "soak"
+        """``soak`` for the bar's length (what ``bench/results`` keeps); shorter or capped runs get their own name."""
+        if self.quick:
+            return "soak-quick"
+        if self.minutes == DEFAULTS["minutes"] and self.max_events is None:
+            return "soak"
+        return f"soak-{self.minutes:g}min" + (f"-{self.max_events}events" if self.max_events is not None else "")
 
     def command(self) -> str:
         """The command line that makes this run (options at their default left out)."""
@@ -191,9 +196,11 @@ def _watch(proc: Any, registry: Path, loads: tuple[EventLoad, HttpLoad], tally: 
             failed = [t.error for t in (events, http, tally) if t.error]
             if failed:
                 raise RuntimeError("; ".join(failed))
+            served = tally.version
             sample = {"t": clock() - start, **probe(proc.pid, registry, MODEL_NAME), "events_sent": events.sent,
                       "events_predicted": tally.predicted, "http_sent": http.sent,
-                      "http_errors": sum(http.errors.values())}
+                      "http_errors": sum(http.errors.values()), "served": served,
+                      "served_on_disk": served == "-" or (registry / MODEL_NAME / served).is_dir()}
             samples.append(sample)
             if tally.version != version:
                 version = tally.version

@@ -200,14 +200,19 @@ def timeline(results: Mapping[str, Any], rows: int = 30) -> list[str]:
     return lines
 
 
-def registry_lines(reg: Mapping[str, Any]) -> list[str]:
+def registry_lines(reg: Mapping[str, Any], samples: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What was published, kept and pruned, and whether what was served was always on disk."""
     lineage = " -> ".join(f"v{v}" for v in reversed(reg["lineage"]))
+    gone = [s for s in samples if not s.get("served_on_disk", True)]
     return [
         f"Published up to v{reg['published']}; {reg['kept']} versions on disk at the end ({reg['mb']:.2f} MB), "
         f"{reg['pruned']} pruned by `registry_keep` = {reg['keep']} (the default). By status and kind: "
         + (", ".join(f"{k} {v}" for k, v in reg["by_kind"].items()) or "none") + ".",
         f"Served at the end: v{reg['current']}; its lineage ({lineage}) "
-        + ("is all on disk." if reg["lineage_present"] else "is **not** all on disk."),
+        + ("is all on disk." if reg["lineage_present"] else "is **not** all on disk.")
+        + (f" The version serving the stream was on disk at every one of the {len(samples)} samples." if not gone else
+           f" The version serving the stream was **missing from disk** at {len(gone)} of {len(samples)} samples "
+           f"(first at {gone[0]['t']:.0f} s: v{gone[0]['served']})."),
     ]
 
 
@@ -284,7 +289,7 @@ def write_report(results: dict[str, Any], stem: str, out_dir: Path) -> Path:
         + "; model swaps by reason: "
         + (", ".join(f"{k} {v:.0f}" for k, v in m.get("swaps", {}).items() if v) or "none")
         + f"; the served version changed {len(results['swaps'])} times on the predictions topic.", "",
-        *registry_lines(results["registry"]), "",
+        *registry_lines(results["registry"], results["samples"]), "",
         "## Over time", "",
         *timeline(results), "",
         "RSS, fds, threads and CPU are the `driftwise serve` process's own; +children is its adapter workers' "

@@ -134,6 +134,9 @@ def test_report_says_plainly_which_bars_are_met(tmp_path):
     assert "first and last fifth (12 s each)" in text
     assert "| RSS growth over the second half | +0.0%" in text and "**met**" in text
     assert "Served at the end: v4; its lineage (v1 -> v4) is all on disk." in text
+    assert f"on disk at every one of the {len(results['samples'])} samples" in text
+    results["samples"][5].update(served="3", served_on_disk=False)
+    assert "**missing from disk** at 1 of" in write_report(results, "soak-test", tmp_path).read_text()
     assert verdict(_synthetic()["bars"]).startswith("**Not met: length.**")
 
 
@@ -149,6 +152,8 @@ def test_config_defaults_are_the_bars_soak_and_quick_is_a_minute():
     capped = SoakConfig(max_events=1_000, rate=100.0)
     assert capped.events == 1_000 and capped.seconds == 10.0
     assert capped.command() == "driftwise bench soak --max-events 1000 --rate 100"
+    assert capped.stem == "soak-30min-1000events" and SoakConfig(minutes=3).stem == "soak-3min", (
+        "a shorter run never overwrites the soak's results")
 
 
 def test_config_refuses_bad_options():
@@ -274,7 +279,7 @@ def test_a_half_minute_soak_loses_nothing_and_stops_the_service(kafka_bootstrap,
     assert load["kafka_missing"] == 0 and load["http_ok"] == 600, load
     assert results["bars"]["lost"]["met"] and not results["bars"]["length"]["met"]
     assert len(samples) >= 15 and all(s["rss_mb"] > 50 and s["fds"] > 5 and s["threads"] > 2 for s in samples)
-    assert all(s["versions"] >= 1 and s["registry_mb"] > 0 for s in samples)
+    assert all(s["versions"] >= 1 and s["registry_mb"] > 0 and s["served_on_disk"] for s in samples)
     assert samples[-1]["events_predicted"] == 1500
     assert sum(r["http_n"] for r in results["intervals"]) == 600
     assert results["registry"]["lineage_present"] and not results["pretrained_by_run"]
