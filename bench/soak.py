@@ -25,10 +25,13 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import signal
 import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -215,13 +218,36 @@ def _watch(proc: Any, registry: Path, loads: tuple[EventLoad, HttpLoad], tally: 
     return samples
 
 
+@contextmanager
+def sigterm_as_exit() -> Iterator[None]:
+    """In the main thread, SIGTERM (a ``timeout``, a cancelled job) raises SystemExit, so ``finally`` still stops
+    the service: it runs in its own session, and would outlive a process killed by the default handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def leave(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(config: SoakConfig, out_dir: Path | None = None, console: Console | None = None, *,
         pretrained: Path | None = None) -> Path:
-    """The whole soak (see the module docstring); the service, the loads and the broker always stop.
+    """The whole soak (see the module docstring); the service, the loads and the broker always stop, on SIGTERM too.
 
     ``pretrained``: a registry to copy instead of running `driftwise pretrain` (tests, which cannot wait for it);
     the report says so. Returns the markdown report's path.
     """
+    with sigterm_as_exit():
+        return _soak(config, out_dir, console, pretrained)
+
+
+def _soak(config: SoakConfig, out_dir: Path | None, console: Console | None, pretrained: Path | None) -> Path:
     from bench.drift import machine
     from service.demo import _digits_splits
     from service.kafka_local import LocalKafka, free_port_pair

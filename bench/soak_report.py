@@ -274,7 +274,7 @@ def write_report(results: dict[str, Any], stem: str, out_dir: Path) -> Path:
         f"features) at {c['http_rate']:g}/s, open loop, latency from when each was due. One `driftwise serve` with "
         "every default (only registry, name, port, broker, topics and group id given) on the registry "
         "`driftwise pretrain` published with the CLI defaults"
-        + ("" if results["pretrained_by_run"] else " (here: a registry given to the run, for a test)")
+        + ("" if results["pretrained_by_run"] else " (not here: this run was given a registry, as tests do)")
         + f"; a real Kafka broker on 127.0.0.1; samples of the service process every {c['sample_seconds']:g} s "
         "from /proc.", "",
         f"![soak]({stem}.png)", "",

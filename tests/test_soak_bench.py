@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.soak import SOAK_PHASES, SoakConfig, registry_summary, service_command
+from bench.soak import SOAK_PHASES, SoakConfig, registry_summary, service_command, sigterm_as_exit
 from bench.soak_load import (
     HttpLoad,
     PredictionTally,
@@ -180,6 +180,22 @@ def test_the_soaked_service_gets_plumbing_flags_only_and_adapts():
     assert "--device" not in cmd and "--no-adapt" not in cmd
 
 
+def test_sigterm_unwinds_so_the_service_is_stopped_and_the_old_handler_comes_back():
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    cleaned = []
+    with pytest.raises(SystemExit) as exit_info:
+        with sigterm_as_exit():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+            finally:
+                cleaned.append(True)
+    assert exit_info.value.code == 128 + signal.SIGTERM and cleaned == [True]
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def test_events_cycle_through_every_phase_without_end():
     x = np.random.default_rng(0).random((40, 1, 8, 8)).astype(np.float32)
     rows = phased_rows(x, np.arange(40) % 10, ("clean", "blur", "rotation"), 5, severity=3, seed=0)
@@ -283,7 +299,7 @@ def test_a_half_minute_soak_loses_nothing_and_stops_the_service(kafka_bootstrap,
     assert samples[-1]["events_predicted"] == 1500
     assert sum(r["http_n"] for r in results["intervals"]) == 600
     assert results["registry"]["lineage_present"] and not results["pretrained_by_run"]
-    assert "(here: a registry given to the run, for a test)" in path.read_text()
+    assert "(not here: this run was given a registry, as tests do)" in path.read_text()
     assert (tmp_path / "out" / "soak-quick.png").exists()
     with pytest.raises(ProcessLookupError):
         os.kill(results["service"]["pid"], 0)
