@@ -182,14 +182,14 @@ def _nan(x: float, fmt: str = ".1f") -> str:
 def timeline(results: Mapping[str, Any], rows: int = 30) -> list[str]:
     """About ``rows`` samples, evenly spread, as a table, each with the latency of the interval that ends at it."""
     sample_s, seconds = results["config"]["sample_seconds"], results["load"]["seconds"]
-    every = max(sample_s, seconds / rows) * 0.999
+    every = max(sample_s, seconds / rows)
     lines = ["| time | RSS MB | +children MB | fds | threads | CPU s | registry MB | versions | events sent | "
              "predicted | HTTP p50 ms | HTTP p99 ms | Kafka p99 ms |", "|" + "---:|" * 13]
     next_at = 0.0
     for s in results["samples"]:
         if s["t"] < next_at and s is not results["samples"][-1]:
             continue
-        next_at = s["t"] + every
+        next_at = s["t"] + every - sample_s / 2  # samples come a few ms late; none is skipped for that
         ended = [r for r in results["intervals"] if r["stop"] <= s["t"] + sample_s / 2]
         i = ended[-1] if ended and ended[-1]["stop"] > s["t"] - sample_s / 2 else {}
         lines.append(f"| {int(s['t'] // 60)}:{int(s['t'] % 60):02d} | {s['rss_mb']:.1f} | "
@@ -226,18 +226,17 @@ def _plot(results: Mapping[str, Any], path: Path) -> None:
     t = np.array([x["t"] for x in s]) / 60
     end = results["load"]["seconds"] / 60
     fig, axes = plt.subplots(5, 1, figsize=(11, 12), sharex=True)
-    panels = [("RSS (MB)", [("service", "rss_mb", "-"), ("with adapter workers", "tree_rss_mb", "--")]),
-              ("open file descriptors", [("service", "fds", "-")]), ("threads", [("service", "threads", "-")]),
-              ("registry (MB)", [("size on disk", "registry_mb", "-")])]
-    for ax, (label, lines) in zip(axes, panels):
-        for name, key, style in lines:
-            ax.plot(t, [x[key] for x in s], style, label=name)
-        ax.set_ylabel(label)
+    panels = [("service RSS (MB)", "rss_mb"), ("open file descriptors", "fds"), ("threads", "threads"),
+              ("registry (MB)", "registry_mb")]
+    for ax, (label, key) in zip(axes, panels):
+        ax.plot(t, [x[key] for x in s], color="tab:blue")
+        ax.set_ylabel(label, color="tab:blue")
         ax.axvspan(end / 2, end, color="tab:green", alpha=0.06)
-    axes[0].legend(fontsize=8, loc="lower right")
-    versions = axes[3].twinx()
-    versions.plot(t, [x["versions"] for x in s], color="tab:orange", lw=0.8)
-    versions.set_ylabel("versions", color="tab:orange")
+    for ax, label, values in ((axes[0], "adapter workers' RSS (MB)", [x["tree_rss_mb"] - x["rss_mb"] for x in s]),
+                              (axes[3], "versions", [x["versions"] for x in s])):
+        twin = ax.twinx()
+        twin.plot(t, values, color="tab:orange", lw=0.8, ls="--")
+        twin.set_ylabel(label, color="tab:orange")
     ax = axes[4]
     mid = np.array([(r["start"] + r["stop"]) / 2 for r in results["intervals"]]) / 60
     for key, label, style in (("http_p50_ms", "POST /predict p50", "-"), ("http_p99_ms", "POST /predict p99", "-"),
