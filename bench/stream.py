@@ -55,7 +55,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from rich.console import Console
@@ -65,6 +65,9 @@ from driftwise.bench.stream_report import BURST_RUN, EVENT_PREFIX, MODEL_NAME, S
 from driftwise.drift import sensor_shifts
 from driftwise.drift.corruptions import CLEAN, CONCEPT_FAMILIES, DEVELOPMENT_FAMILIES, HELD_OUT_FAMILIES, Stream, StreamBuilder
 from driftwise.service.topics import Topics
+
+if TYPE_CHECKING:
+    from driftwise.models.registry import ModelVersion
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -313,6 +316,21 @@ def serve_command(registry: Path, port: int, bootstrap: str, *, no_adapt: bool, 
     return cmd + (["--no-adapt"] if no_adapt else [])
 
 
+def pretrain_registry(workdir: Path, registry: Path, x_src: np.ndarray, y_src: np.ndarray, name: str,
+                      input_shape: str | None) -> ModelVersion:
+    """Run `pretrain_command` on the source rows (log in ``workdir``); return the published `ModelVersion`."""
+    from driftwise.models.registry import Registry
+
+    np.savez(workdir / "pretrain.npz", X=x_src, y=y_src)
+    with open(workdir / "pretrain.log", "w") as log:
+        subprocess.run(pretrain_command(workdir / "pretrain.npz", registry, name, input_shape),
+                       env=without_settings(dict(os.environ)), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                       stdin=subprocess.DEVNULL, check=True, timeout=1200)
+    current = Registry(registry).current(name)
+    assert current is not None, "pretrain published nothing"
+    return current
+
+
 def twin_command(config: StreamBenchConfig, label: str, registry: Path, port: int, bootstrap: str) -> list[str]:
     """The `serve_command` of twin ``label`` ("adaptive" or "no_adapt") in a run of ``config``."""
     if label not in TWINS:
@@ -354,25 +372,36 @@ class Twin:
         return self.observed.detections
 
 
+def run_topics(bootstrap: str, suffix: str) -> Topics:
+    """A run's own topics (events, predictions, DLQ and labels with 3 partitions, models compacted), created."""
+    from driftwise.service.topics import ensure_topics
+
+    topics = Topics().with_suffix(suffix)
+    ensure_topics(bootstrap, [topics.events, topics.predictions, topics.dlq, topics.labels], partitions=3)
+    ensure_topics(bootstrap, [topics.models], partitions=1, compacted=[topics.models])
+    return topics
+
+
+def launch(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """A child in its own session (so `stop_child` reaches its adapter workers), output to ``log_path``."""
+    with open(log_path, "w") as log:
+        return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+
 def _start_twin(label: str, registry: Path, bootstrap: str, run_id: str, workdir: Path,
                 config: StreamBenchConfig) -> Twin:
     from driftwise.service.demo import Observed
     from driftwise.service.localhost import free_port
-    from driftwise.service.topics import ensure_topics
 
-    topics = Topics().with_suffix(f".stream-{run_id}-{label}")
-    ensure_topics(bootstrap, [topics.events, topics.predictions, topics.dlq, topics.labels], partitions=3)
-    ensure_topics(bootstrap, [topics.models], partitions=1, compacted=[topics.models])
+    topics = run_topics(bootstrap, f".stream-{run_id}-{label}")
     port = free_port()
-    log = open(workdir / f"serve-{label}.log", "w")
-    proc = subprocess.Popen(twin_command(config, label, registry, port, bootstrap),
-                            env=plumbing_env(dict(os.environ), topics, f"stream-{run_id}-{label}"), cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    log.close()
+    proc = launch(twin_command(config, label, registry, port, bootstrap),
+                  plumbing_env(dict(os.environ), topics, f"stream-{run_id}-{label}"), workdir / f"serve-{label}.log")
     return Twin(label, proc, f"http://127.0.0.1:{port}", topics, registry, Observed())
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop_child(proc: subprocess.Popen) -> None:
     """SIGTERM, then SIGKILL to the child's own process group (its adapter workers) after 30 s."""
     if proc.poll() is None:
         proc.terminate()
@@ -524,7 +553,6 @@ def data_line(config: StreamBenchConfig, x_src: np.ndarray, y_src: np.ndarray, x
 def run(config: StreamBenchConfig, out_dir: Path | None = None, console: Console | None = None) -> Path:
     """The whole bench (see the module docstring); children and the broker always stop; return the report."""
     from driftwise.bench.drift import machine
-    from driftwise.models.registry import Registry
     from driftwise.service.demo import _consume_predictions
     from driftwise.service.kafka_local import LocalKafka, free_port_pair
     from driftwise.service.localhost import wait_until_ready
@@ -544,14 +572,8 @@ def run(config: StreamBenchConfig, out_dir: Path | None = None, console: Console
             bootstrap = broker.bootstrap
         console.rule(f"[bold]driftwise pretrain on {config.dataset} (CLI defaults)")
         x_src, y_src, x_held, y_held = splits(config)
-        np.savez(workdir / "pretrain.npz", X=x_src, y=y_src)
         registry = workdir / "registry"
-        with open(workdir / "pretrain.log", "w") as log:
-            subprocess.run(pretrain_command(workdir / "pretrain.npz", registry, config.model_name, config.input_shape),
-                           env=without_settings(dict(os.environ)), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                           stdin=subprocess.DEVNULL, check=True, timeout=1200)
-        current = Registry(registry).current(config.model_name)
-        assert current is not None, "pretrain published nothing"
+        current = pretrain_registry(workdir, registry, x_src, y_src, config.model_name, config.input_shape)
         base = str(current.version)
         console.print(f"v{base}: " + ", ".join(f"{k}={v:.3f}" for k, v in current.manifest["metrics"].items()
                                                 if isinstance(v, float) and "accuracy" in k))
@@ -622,6 +644,6 @@ def run(config: StreamBenchConfig, out_dir: Path | None = None, console: Console
     finally:
         stop.set()
         for t in twins:
-            _stop(t.proc)
+            stop_child(t.proc)
         if broker is not None:
             broker.stop()

@@ -348,6 +348,33 @@ def bench_stream(
     console.print(f"[bold green]report:[/] {report}")
 
 
+@bench_app.command("soak")
+def bench_soak(
+    minutes: Annotated[Optional[float], typer.Option(help="how long the load runs (default 30; --quick 1)")] = None,
+    max_events: Annotated[Optional[int], typer.Option(help="stop after this many Kafka events, if sooner")] = None,
+    rate: Annotated[float, typer.Option(help="Kafka events per second")] = 50.0,
+    http_rate: Annotated[float, typer.Option(help="POST /predict requests per second (open loop)")] = 20.0,
+    sample_seconds: Annotated[Optional[float], typer.Option(help="seconds between samples (default 10; --quick 2)")] = None,
+    phase_events: Annotated[Optional[int], typer.Option(help="events in each drift phase (default 1500; --quick 300)")] = None,
+    seed: Annotated[int, typer.Option(help="data split and stream seed")] = 0,
+    bootstrap_servers: Annotated[Optional[str], typer.Option(help="use this broker, not a local one")] = None,
+    device: DeviceOpt = "auto",
+    out: Annotated[Optional[Path], typer.Option(help="results folder (default bench/results)")] = None,
+    quick: QuickOpt = False,
+) -> None:
+    """One service under steady HTTP + Kafka load with drifts: RSS, fds, threads, registry, p99 over time (not in `all`)."""
+    from driftwise.bench.soak import SoakConfig, run
+
+    try:
+        config = SoakConfig(minutes=minutes, max_events=max_events, rate=rate, http_rate=http_rate,
+                            sample_seconds=sample_seconds, phase_events=phase_events, seed=seed, device=device,
+                            bootstrap_servers=bootstrap_servers, quick=quick)
+    except ValueError as exc:
+        fail(str(exc))
+    report = run(config, out, console=console)
+    console.print(f"[bold green]report:[/] {report}")
+
+
 @bench_app.command("thresholds")
 def bench_thresholds(
     windows: Annotated[int, typer.Option(help="256-event windows per development family")] = 3,
