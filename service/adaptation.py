@@ -277,6 +277,8 @@ class AdaptationController:
                                             if why == "normalize" else None)
                 self.state.metrics.normalizations.labels("label_shift" if why == "label_shift" else "served").inc()
             else:
+                with self._lock:
+                    self.loop.interim_refused()
                 self.state.metrics.normalizations.labels("refused").inc()
                 log.warning("interim normalised model not served: %s", "; ".join(report.reasons))
                 if _is_interim(snapshot):  # made for a domain that has gone: the base serves the new one better

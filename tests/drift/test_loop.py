@@ -465,6 +465,27 @@ def test_a_candidate_started_before_the_labels_came_is_refused_without_asking_ag
     assert loop.policy.labels_needed
 
 
+def test_an_interim_refused_on_a_window_from_before_the_drift_is_asked_for_once_more_on_a_pure_one(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200, normalize_after=32, normalize_window=128)
+    _feed(loop, model, _blobs(600, seed=2)[0])
+    drifted = _blobs(1000, seed=3, shift=2.5)[0]
+    asked = []  # _since_confirmation at each NORMALIZE; every interim refused by its checks
+    for start in range(0, len(drifted), BATCH):
+        batch = drifted[start:start + BATCH]
+        loop.update(batch, *_predict(model, batch))
+        action = loop.decide()
+        if action is Action.NORMALIZE:
+            asked.append(loop._since_confirmation)
+            loop.interim_refused()
+        elif action is Action.CHECK_SOURCE:
+            loop.record_source_check(False)
+        elif action is Action.ADAPT:
+            break
+    assert len(asked) == 2, asked  # once more, not again and again: a burst is refused on its pure window too
+    assert 32 <= asked[0] < 128 <= asked[1] < 128 + BATCH
+
+
 def test_while_labels_are_needed_the_source_is_still_checked_for_as_the_stream_moves_on(
         model: Classifier, reference: dict[str, np.ndarray]) -> None:
     loop = _loop(reference, window=200, normalize_window=128)
