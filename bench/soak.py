@@ -43,6 +43,7 @@ from driftwise.bench.soak_load import EventLoad, HttpLoad, PredictionTally, dir_
 from driftwise.bench.soak_report import summarize, write_report
 from driftwise.bench.stream import (
     ROOT,
+    check_phase_events_and_device,
     code_state,
     launch,
     plumbing_env,
@@ -92,10 +93,7 @@ class SoakConfig:
             raise ValueError(f"rate and http_rate must be positive per second, got {self.rate}, {self.http_rate}")
         if not self.sample_seconds > 0:
             raise ValueError(f"sample_seconds must be positive, got {self.sample_seconds}")
-        if self.phase_events < 100:
-            raise ValueError(f"phase_events must be >= 100, got {self.phase_events}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        check_phase_events_and_device(self.phase_events, self.device)
         if self.events < 1:
             raise ValueError(f"{self.minutes} minutes at {self.rate:g} events/s is no event at all")
 

@@ -44,6 +44,7 @@ Writes ``bench/results/stream-[tabular-<dataset>-]<families>[-bursts]-seed<N>.md
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -60,7 +61,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 from rich.console import Console
 
-from driftwise.bench import tabular_data
+from driftwise.bench import stream_files, tabular_data
 from driftwise.bench.stream_report import BURST_RUN, EVENT_PREFIX, MODEL_NAME, SEVERITY, score, write_report
 from driftwise.drift import sensor_shifts
 from driftwise.drift.corruptions import CLEAN, CONCEPT_FAMILIES, DEVELOPMENT_FAMILIES, HELD_OUT_FAMILIES, Stream, StreamBuilder
@@ -87,6 +88,20 @@ CONCEPT_PHASES = 3
 """Phases of the label-changing shift in a row: the alarm, the labels, the recovery."""
 
 
+def check_phase_events_and_device(phase_events: int, device: str) -> None:
+    """The checks every real-time bench makes of its phase length and device (stream, soak)."""
+    if phase_events < 100:
+        raise ValueError(f"phase_events must be >= 100, got {phase_events}")
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+
+
+@functools.lru_cache(maxsize=1)
+def _load_your_files(source: str, stream: str) -> stream_files.StreamFiles:
+    """Read once: the config's checks, the splits, the report's data line and the replay all need them."""
+    return stream_files.load(source, stream)
+
+
 @dataclass(frozen=True)
 class StreamBenchConfig:
     """The bench's options; ``quick`` means 300 events per phase, two families, 100 events/s.
@@ -110,8 +125,6 @@ class StreamBenchConfig:
     stream: str | None = None
     shape: str | None = None
     """``--input-shape`` for `driftwise pretrain` on your files (images as C,H,W); none for flat rows."""
-    given_phases: tuple[str, ...] = ()
-    """Set from the stream file (domain "files"); not an option."""
 
     def __post_init__(self) -> None:
         if (self.source is None) != (self.stream is None):
@@ -140,29 +153,23 @@ class StreamBenchConfig:
             raise ValueError("--families concept is a digits scenario (inverted images)")
         if not self.rate > 0:
             raise ValueError(f"rate must be positive events per second, got {self.rate}")
-        if self.phase_events < 100:
-            raise ValueError(f"phase_events must be >= 100, got {self.phase_events}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        check_phase_events_and_device(self.phase_events, self.device)
         if self.quick:
             object.__setattr__(self, "phase_events", 300)
             object.__setattr__(self, "rate", 100.0)
 
     def _files_post_init(self) -> None:
         """Your files fix the phases and their length; rate defaults as for digits."""
-        from driftwise.bench import stream_files
-
         if self.domain not in ("digits", "files") or self.families != "heldout" or self.bursts or self.quick:
             raise ValueError("--source/--stream take no --domain, --families, --bursts or --quick: "
                              "the stream file says what drifts and in what order")
-        files = stream_files.load(str(self.source), str(self.stream))
+        files = self.your_files
         object.__setattr__(self, "domain", "files")
         object.__setattr__(self, "families", "yours")
         if self.phase_events not in (None, files.phase_events):
             raise ValueError(f"--phase-events is set by the stream file ({files.phase_events})")
         object.__setattr__(self, "phase_events", files.phase_events)
         object.__setattr__(self, "dataset", self.dataset or Path(str(self.stream)).stem)
-        object.__setattr__(self, "given_phases", files.phases)
         if self.rate is None:
             object.__setattr__(self, "rate", DEFAULTS["digits"][0])
         if not self.rate > 0:
@@ -173,13 +180,18 @@ class StreamBenchConfig:
         return self.domain == "files"
 
     @property
+    def your_files(self) -> stream_files.StreamFiles:
+        """``--source`` and ``--stream``, read and checked once per process (`driftwise.bench.stream_files`)."""
+        return _load_your_files(str(self.source), str(self.stream))
+
+    @property
     def tabular(self) -> bool:
         return self.domain == "tabular"
 
     @property
     def phases(self) -> tuple[str, ...]:
         if self.files:
-            return self.given_phases
+            return self.your_files.phases
         if self.tabular:
             held, dev = sensor_shifts.HELD_OUT_FAMILIES, sensor_shifts.DEVELOPMENT_FAMILIES
         else:
@@ -250,9 +262,7 @@ def splits(config: StreamBenchConfig) -> tuple[np.ndarray, np.ndarray, np.ndarra
     """``(x_source, y_source with -1 for unlabeled, x_pool, y_pool)`` of the config's dataset (your files: the
     stream's events and labels are the "pool", replayed as they are)."""
     if config.files:
-        from driftwise.bench import stream_files
-
-        files = stream_files.load(str(config.source), str(config.stream))
+        files = config.your_files
         return files.x_source, files.y_source, files.stream.x, files.stream.y
     if config.tabular:
         return tabular_splits(str(config.dataset), config.seed)
@@ -539,10 +549,7 @@ def code_state() -> str:
 def data_line(config: StreamBenchConfig, x_src: np.ndarray, y_src: np.ndarray, x_pool: np.ndarray) -> str:
     """What was pretrained on and streamed from, in one line for the report."""
     if config.files:
-        from driftwise.bench import stream_files
-
-        return stream_files.describe(stream_files.load(str(config.source), str(config.stream)), str(config.source),
-                                     str(config.stream))
+        return stream_files.describe(config.your_files, str(config.source), str(config.stream))
     what = ("scikit-learn's digits (8x8)" if not config.tabular else
             f"{tabular_data.describe(str(config.dataset))} ({x_src.shape[1]} features)")
     k = int(y_src.max()) + 1
@@ -590,9 +597,7 @@ def run(config: StreamBenchConfig, out_dir: Path | None = None, console: Console
 
         console.rule(f"[bold]replay {' -> '.join(config.phases)} at {config.rate:g} events/s")
         if config.files:
-            from driftwise.bench import stream_files
-
-            stream = stream_files.load(str(config.source), str(config.stream)).stream
+            stream = config.your_files.stream
         else:
             stream = build_stream(x_held, y_held, config.phases, config.phase_events, seed=config.seed,
                                   bursts=config.bursts, reference=x_src if config.tabular else None)
