@@ -89,8 +89,21 @@ def _worker(job_dir: str) -> None:
         raise
 
 
+def warm_up() -> None:
+    """Pay, before any job, for what the first fine-tuning step would import lazily.
+
+    Constructing the first ``torch.optim`` optimiser imports ``torch._dynamo`` and, with it, about 900
+    modules (sympy among them): 1.9 s on an idle core, and on the stream bench's two shared cores the first
+    round of every candidate took 15-19 s against 4-5 s for the next. A process started ahead does it while
+    it waits, so a job's clock starts at the training itself.
+    """
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
 def _wait_for_job(jobs: Connection) -> None:
-    """Entry point of a started-ahead process: torch is imported (with this module); run the one job sent."""
+    """Entry point of a started-ahead process: torch is imported (with this module) and warmed up; run the one
+    job sent."""
+    warm_up()
     try:
         job_dir = jobs.recv_bytes().decode()
     except (EOFError, OSError):  # the parent went away or discarded this process

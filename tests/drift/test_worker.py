@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -91,3 +93,20 @@ def test_a_cancelled_job_stops_its_process_and_says_it_was_cancelled(setup):
     assert job.done and not job.job_dir.exists()
     with pytest.raises(AdaptationCancelled):
         job.result(1)
+
+
+def test_a_warmed_up_process_imports_nothing_more_for_its_first_fine_tuning_step():
+    """The optimiser's lazy imports (about 900 modules) are paid while a started-ahead process waits."""
+    script = (
+        "import sys, torch\n"
+        "from driftwise.drift.worker import warm_up\n"
+        "warm_up()\n"
+        "before = set(sys.modules)\n"
+        "layer = torch.nn.Linear(3, 2)\n"
+        "opt = torch.optim.Adam(layer.parameters())\n"
+        "layer(torch.ones(1, 3)).sum().backward()\n"
+        "opt.step()\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
