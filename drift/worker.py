@@ -3,9 +3,10 @@
 Each adaptation gets a process of its own (the 'spawn' context, its own torch
 thread limit), which exits when the candidate is written. Starting Python and
 importing torch costs seconds, so one process can be kept started ahead, waiting
-for its job (`prewarm`): the next `start_adaptation` takes it and starts the one
-after at once (a refinement often follows its drift's first candidate within a
-second), and the drift's candidate arrives that much sooner.
+for its job (`prewarm`): the next `start_adaptation` takes it, and the drift's
+candidate arrives that much sooner. The one after is started when that job ends,
+not beside it: starting and warming a process costs about 4 s of CPU, which on the
+stream bench's two shared cores slowed the first round of the job it ran beside.
 
 Nothing crosses the process boundary pickled: weights go through a safetensors
 file, arrays through an ``.npz`` read back with ``allow_pickle=False``, configs
@@ -207,6 +208,8 @@ class AdaptationJob:
     def _end(self) -> None:
         if self._owns_dir:
             shutil.rmtree(self.job_dir, ignore_errors=True)
+        if self.warm:  # jobs are served by processes started ahead: start the next one now the CPU is free
+            prewarm()
 
 
 def start_adaptation(
@@ -227,7 +230,8 @@ def start_adaptation(
 ) -> AdaptationJob:
     """Start `adapt` in its own process and return at once.
 
-    The process started ahead by `prewarm` is used if one is waiting, and then another is started ahead.
+    The process started ahead by `prewarm` is used if one is waiting; the next is started ahead when this job
+    ends (`AdaptationJob.result` or `AdaptationJob.cancel`).
     """
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
@@ -249,8 +253,6 @@ def start_adaptation(
         started, warm = _start_process(), False
         started.jobs.send_bytes(str(path).encode())
     started.jobs.close()
-    if warm:
-        prewarm()
     return AdaptationJob(started.process, path, spec["model_config"], started_at, owns_dir, warm)
 
 

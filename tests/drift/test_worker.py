@@ -65,14 +65,23 @@ def test_a_failure_in_the_worker_is_reported_not_hidden(setup):
         run_adaptation_in_subprocess(model, timeout=120, **{**kwargs, "window_x": kwargs["window_x"][:1]})
 
 
-def test_a_process_started_ahead_takes_the_next_job_and_another_is_started_for_the_one_after(setup):
+def test_a_process_started_ahead_takes_the_next_job_and_another_is_started_when_it_ends(setup):
     model, kwargs, _ = setup
     prewarm()
     waiting = worker._ahead.process
     job = start_adaptation(model, **kwargs)
     assert job.warm and job._process is waiting
-    assert worker._ahead is not None and worker._ahead.process is not waiting and worker._ahead.process.is_alive()
+    assert worker._ahead is None  # nothing starts beside the job, competing with it for the CPU
     assert job.result(120).log["warm_process"]
+    assert worker._ahead is not None and worker._ahead.process is not waiting and worker._ahead.process.is_alive()
+
+
+def test_a_cancelled_job_also_leaves_the_next_process_started_ahead(setup):
+    model, kwargs, _ = setup
+    prewarm()
+    job = start_adaptation(model, **kwargs)
+    job.cancel()
+    assert worker._ahead is not None and worker._ahead.process.is_alive()
 
 
 def test_a_process_started_ahead_that_died_is_not_used(setup):
