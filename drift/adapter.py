@@ -18,7 +18,8 @@ The recipe, in the order it runs (each step a named function below):
    half of them also slightly rotated.
    Optionally an entropy term on the window (Tent).
 4. Steps 2-3 repeat for ``rounds``, each round re-labelling with the latest
-   candidate but fine-tuning from the BN-adapted model (so errors do not compound).
+   candidate but fine-tuning from the BN-adapted model (so errors do not compound),
+   as long as the time budget holds a whole round.
 5. A final `recalibrate_batchnorm` on the window for the fine-tuned weights.
 
 The temperature is kept from the current model (or, with ``refit_temperature``,
@@ -93,7 +94,8 @@ class AdaptConfig:
     bn_batch_size: int = 256
     refit_temperature: bool = False
     max_seconds: float = 20.0
-    """Wall-clock budget for fine-tuning; later steps are skipped past it."""
+    """Wall-clock budget for fine-tuning. The first round stops at it; a later round starts only if the one
+    before would fit again, and one cut short anyway is discarded (the candidate is the last complete round's)."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "rounds", "batch_size", "anchor_batch_size", "bn_batch_size", "min_train_labels"):
@@ -317,9 +319,15 @@ def adapt(
     log: dict[str, Any] = {"n_window": len(window_x), "n_pseudo": len(pseudo_y), "n_feedback": len(fb_y),
                            "n_anchors": len(anchors_y), "bn_s": time.perf_counter() - start, "rounds": []}
     report("batchnorm", 1, 1)
-    candidate = base
+    candidate, last_round_s = base, 0.0
     for r in range(config.rounds):
         t0 = time.perf_counter()
+        if r > 0 and t0 + last_round_s > deadline:
+            # Every round trains from the BatchNorm-adapted base, so a round cut short would replace a fully
+            # trained candidate with a barely trained one (in the service, on two shared cores, the last round
+            # often got 5-15 of its 100 steps): stop with the last complete round instead.
+            log["rounds"].append({"round": r, "skipped": "out of time"})
+            break
         own_x, own_y = (np.zeros((0, *shape), np.float32), np.zeros(0, np.int64))
         if config.self_label_threshold is not None:
             own_x, own_y = self_label(candidate, window_x, config.self_label_threshold)
@@ -331,12 +339,16 @@ def adapt(
             entry["skipped"] = "too few labels" if len(train_y) < config.min_train_labels else "out of time"
             log["rounds"].append(entry)
             break
-        candidate = copy.deepcopy(base)
-        entry["steps"] = finetune(candidate, tensor(train_x), tensor(train_y, torch.int64), ax, ay, win,
+        trained = copy.deepcopy(base)
+        entry["steps"] = finetune(trained, tensor(train_x), tensor(train_y, torch.int64), ax, ay, win,
                                   config, generator, deadline)
-        recalibrate_batchnorm(candidate, win, config.bn_batch_size)
-        candidate.eval()
-        entry["seconds"] = time.perf_counter() - t0
+        if r > 0 and entry["steps"] < config.steps:  # cut short by the deadline after all: keep the last round's
+            entry.update(seconds=time.perf_counter() - t0, discarded="out of time before its last step")
+            log["rounds"].append(entry)
+            break
+        recalibrate_batchnorm(trained, win, config.bn_batch_size)
+        candidate = trained.eval()
+        entry["seconds"] = last_round_s = time.perf_counter() - t0
         log["rounds"].append(entry)
         report("finetune", r + 1, config.rounds)
     if config.refit_temperature and len(anchors_y) > 1:

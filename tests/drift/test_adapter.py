@@ -93,3 +93,41 @@ def test_bad_inputs_are_refused(setup):
         AdaptConfig(steps=0)
     with pytest.raises(ValueError, match="rotate_degrees"):
         AdaptConfig(rotate_degrees=-5)
+
+
+class _Clock:
+    """A perf_counter that advances a second each time it is read (every fine-tuning step costs one), and
+    ``slow_after`` its seconds, three: the machine got busier."""
+
+    def __init__(self, slow_after: float = float("inf")) -> None:
+        self.now, self.slow_after = 0.0, slow_after
+
+    def __call__(self) -> float:
+        self.now += 1.0 if self.now < self.slow_after else 3.0
+        return self.now
+
+
+def test_a_round_the_budget_cannot_hold_is_not_started_and_the_candidate_is_the_last_complete_round(setup,
+                                                                                                   monkeypatch):
+    model, ax, ay, window, _, _ = setup
+    monkeypatch.setattr("driftwise.drift.adapter.time.perf_counter", _Clock())
+    config = AdaptConfig(steps=10, rounds=3, batch_size=32, anchor_batch_size=16, max_seconds=30.0)
+    result = adapt(model, window_x=window, pseudo_x=None, pseudo_y=None, anchors_x=ax, anchors_y=ay,
+                   config=config, seed=0)
+    rounds = result.log["rounds"]
+    assert [r.get("steps") for r in rounds[:2]] == [10, 10]
+    assert rounds[2] == {"round": 2, "skipped": "out of time"}  # ~13 s a round, ~4 left: not started
+
+
+def test_a_later_round_cut_short_by_the_budget_is_discarded(setup, monkeypatch):
+    model, ax, ay, window, _, _ = setup
+    config = AdaptConfig(steps=10, rounds=2, batch_size=32, anchor_batch_size=16, max_seconds=30.0)
+    kept = adapt(model, window_x=window, pseudo_x=None, pseudo_y=None, anchors_x=ax, anchors_y=ay,
+                 config=AdaptConfig(**{**config.to_dict(), "rounds": 1, "max_seconds": 1e9}), seed=0)
+    monkeypatch.setattr("driftwise.drift.adapter.time.perf_counter", _Clock(slow_after=16.0))
+    result = adapt(model, window_x=window, pseudo_x=None, pseudo_y=None, anchors_x=ax, anchors_y=ay,
+                   config=config, seed=0)
+    first, second = result.log["rounds"]
+    assert first["steps"] == 10 and second["steps"] < 10 and "discarded" in second
+    for name, tensor in kept.candidate.state_dict().items():  # the first round's candidate, not the cut one
+        assert torch.equal(tensor, result.candidate.state_dict()[name]), name
