@@ -93,7 +93,7 @@ def load(source: str | Path, stream: str | Path) -> StreamFiles:
     if phase_events < 100:
         raise StreamFilesError(f"{stream}: phases need >= 100 events each, got {phase_events}")
     domain = np.array([str(p) for p in phase], dtype=object)
-    points = [i for i in range(1, len(domain)) if domain[i] != domain[i - 1]]
+    points = [phase_events * i for i in range(1, len(phases))]  # blocks of equal length (`phase_blocks`)
     return StreamFiles(x_src, y_src, Stream(x, y, domain, points, image=None), phases, phase_events)
 
 

@@ -326,10 +326,11 @@ def adapt(
     candidate, last_round_s = base, 0.0
     for r in range(config.rounds):
         t0 = time.perf_counter()
-        if r > 0 and t0 + ROUND_MARGIN * last_round_s > deadline:
+        if t0 + ROUND_MARGIN * last_round_s > deadline:
             # Every round trains from the BatchNorm-adapted base, so a round cut short would replace a fully
             # trained candidate with a barely trained one (in the service, on two shared cores, the last round
-            # often got 5-15 of its 100 steps): stop with the last complete round instead.
+            # often got 5-15 of its 100 steps): stop with the last complete round instead. (The first round has
+            # no time yet to go by: it starts unless the budget is already spent.)
             log["rounds"].append({"round": r, "skipped": "out of time"})
             break
         own_x, own_y = (np.zeros((0, *shape), np.float32), np.zeros(0, np.int64))
@@ -339,8 +340,8 @@ def adapt(
         train_y = np.concatenate([pseudo_y, fb_y, own_y])
         entry: dict[str, Any] = {"round": r, "n_self_labels": len(own_y), "n_train": len(train_y),
                                  "class_counts": np.bincount(train_y, minlength=k).tolist()}
-        if len(train_y) < config.min_train_labels or time.perf_counter() > deadline:
-            entry["skipped"] = "too few labels" if len(train_y) < config.min_train_labels else "out of time"
+        if len(train_y) < config.min_train_labels:
+            entry["skipped"] = "too few labels"
             log["rounds"].append(entry)
             break
         trained = copy.deepcopy(base)
