@@ -31,6 +31,33 @@ def test_served_memory_forgets_the_oldest_first() -> None:
     assert len(memory) == 3 and memory.pop("e1") is None and memory.pop("e4")[1] == 4
 
 
+def test_served_memory_is_bounded_in_bytes_as_well_as_events() -> None:
+    memory = ServedMemory(capacity=1000, max_bytes=4 * 64 * 4)  # room for four rows of 64 float32
+    rows = np.arange(10 * 64, dtype=np.float32).reshape(10, 64)
+    memory.remember([f"e{i}" for i in range(10)], rows, np.arange(10), np.full(10, 0.5))
+    assert len(memory) == 4 and memory.pop("e5") is None
+    hit = memory.pop("e9")
+    assert hit is not None and np.array_equal(hit[0], rows[9]) and hit[1:] == (9, 0.5)
+
+
+def test_served_memory_hands_back_copies_and_keeps_the_latest_of_a_repeated_id() -> None:
+    memory = ServedMemory(capacity=2)
+    memory.remember(["a"], np.ones((1, 3), np.float32), np.array([1]), np.array([0.9]))
+    memory.remember(["a", "b"], np.full((2, 3), 2.0, np.float32), np.array([2, 3]), np.array([0.8, 0.7]))
+    assert len(memory) == 2
+    first = memory.pop("a")
+    assert first is not None and first[1] == 2 and memory.pop("a") is None
+    memory.remember(["c", "d"], np.full((2, 3), 5.0, np.float32), np.array([4, 5]), np.array([0.6, 0.5]))
+    assert np.array_equal(first[0], np.full(3, 2.0))  # the ring's slot was reused; the popped row was not
+
+
+def test_served_memory_starts_afresh_when_the_input_shape_changes() -> None:
+    memory = ServedMemory(capacity=4)
+    memory.remember(["a"], np.zeros((1, 3), np.float32), np.array([1]), np.array([0.9]))
+    memory.remember(["b"], np.zeros((1, 5), np.float32), np.array([2]), np.array([0.9]))
+    assert memory.pop("a") is None and memory.pop("b")[0].shape == (5,)
+
+
 @pytest.mark.kafka
 def test_wrong_feedback_labels_lower_live_accuracy_and_raise_labels_needed(
     kafka_bootstrap: str, make_settings: Callable[..., Any]
