@@ -92,8 +92,9 @@ class GuardrailConfig:
     """Binomial standard errors, ``sqrt(q(1-q)/n)``, a class's share may rise over its reference share ``q`` by the
     chance of which inputs fell in a window of ``n``; 3 keeps false refusals near 0.1% per class."""
     class_shift_slack: float = 0.05
-    """Share a class may gain beyond that noise: an adapted model fixes some of the current model's errors, which
-    moves a few percent of the window between classes. A collapse moves far more."""
+    """Share a class of the uniform share ``1/k`` may gain beyond that noise (a rarer class in proportion, see
+    `class_shift`): an adapted model fixes some of the current model's errors, which moves a few percent of the
+    window between classes. A collapse moves far more."""
     min_pseudo_yield: float = 0.02
     """Share of the window the current model is confident about (>= ``confidence_threshold``)."""
     confidence_threshold: float = 0.9
@@ -228,8 +229,12 @@ def class_shift(candidate: np.ndarray, current: np.ndarray, prior: np.ndarray | 
     """Per class, the share the candidate gained over the evidence, and the gain allowed; shapes ``(k,)``.
 
     The reference share ``q`` of a class is the larger of the current model's and the prior's (``None``: no
-    prior, the current model's alone). The allowed gain is ``z * sqrt(q(1-q)/n) + slack``. Only gains count:
-    a collapse onto some classes shows as a rise of those classes.
+    prior, the current model's alone). The allowed gain is ``z * sqrt(q(1-q)/n) + slack * min(1, k q)``:
+    binomial noise, plus the slack a class of the uniform share ``1/k`` may gain, in proportion for a rarer
+    class. A fixed slack let a 5% class of three more than double (to 12% of the predictions of a candidate
+    that served 6 points under the frozen model); an error fixed moves a rare class's share by a few of its
+    own percent, not by the majority's. Only gains count: a collapse onto some classes shows as a rise of
+    those classes.
 
     Examples
     --------
@@ -244,7 +249,7 @@ def class_shift(candidate: np.ndarray, current: np.ndarray, prior: np.ndarray | 
     if n <= 0:
         raise ValueError(f"n must be > 0, got {n}")
     reference = current if prior is None else np.maximum(current, prior)
-    allowed = z * np.sqrt(reference * (1.0 - reference) / n) + slack
+    allowed = z * np.sqrt(reference * (1.0 - reference) / n) + slack * np.minimum(1.0, len(reference) * reference)
     return candidate - reference, allowed
 
 

@@ -75,6 +75,18 @@ def test_a_candidate_collapsing_onto_the_majority_class_is_refused():
     assert not entropy.passed
 
 
+def test_a_rare_class_may_not_double_on_a_skewed_prior():
+    _, shift = class_checks(prior=[0.8, 0.15, 0.05], current=[0.79, 0.16, 0.05], candidate=[0.75, 0.13, 0.12],
+                            n=256)
+    assert not shift.passed and shift.detail.startswith("class 2: 12.1% of 256 predictions")
+
+
+def test_a_rare_class_the_current_model_misses_may_come_back_to_its_prior():
+    _, shift = class_checks(prior=[0.8, 0.15, 0.05], current=[0.82, 0.16, 0.02], candidate=[0.79, 0.14, 0.07],
+                            n=256)
+    assert shift.passed, shift.reason()
+
+
 @pytest.mark.parametrize("candidate", [[0.55] + [0.05] * 9, [0.3, 0.3] + [0.05] * 8], ids=["one class", "two classes"])
 def test_a_ten_class_balanced_problem_still_catches_a_collapse_onto_one_or_two_classes(candidate):
     _, shift = class_checks(prior=[0.1] * 10, current=[0.1] * 10, candidate=candidate)
