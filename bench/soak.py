@@ -314,7 +314,8 @@ def _soak(config: SoakConfig, out_dir: Path | None, console: Console | None, pre
             **summarize(samples=samples, seconds=config.seconds, sample_seconds=float(config.sample_seconds),
                         http_due=http.due - start, http_latency=http.latency, http_sent=http.sent,
                         http_errors=http.errors, kafka_due=events.due - start, kafka_arrived=tally.arrived - start,
-                        kafka_sent=events.sent, kafka_acked=int(events.acked.sum()), duplicates=tally.duplicates),
+                        kafka_sent=events.sent, kafka_acked=int(events.acked.sum()), duplicates=tally.duplicates,
+                        swap_times=[t - start for t, _ in tally.swaps]),
         }
         results["wall_seconds"] = clock() - started_wall
         return write_report(results, config.stem, Path(out_dir) if out_dir else RESULTS)

@@ -1,6 +1,7 @@
 """Scoring and reporting for `driftwise bench soak` (`driftwise.bench.soak` runs it).
 
-The bar (issue 13): a soak of 30 minutes or 1,000,000 events; over its second half,
+The bar (issue 13): a soak of 30 minutes or 1,000,000 events, whose service still swaps models over its
+second half (else it measured a service that no longer adapts); over its second half,
 after warm-up, the service's RSS and open file descriptors grow by at most 5%; the
 p99 latency of ``POST /predict`` over the last 5 minutes is within 1.5x of the first
 5 minutes'; no event is lost (an event sent to Kafka with no prediction on the
@@ -99,9 +100,15 @@ def intervals(edges: Sequence[float], due: np.ndarray, latency: np.ndarray) -> l
 
 
 def bars(rss: Mapping[str, float], fds: Mapping[str, float], p99: Mapping[str, float], lost: int,
-         seconds: float, events: int) -> dict[str, dict[str, Any]]:
-    """Each bar with what was measured and whether it is met (NaN is never met)."""
+         seconds: float, events: int, late_swaps: int) -> dict[str, dict[str, Any]]:
+    """Each bar with what was measured and whether it is met (NaN is never met).
+
+    ``late_swaps``: model swaps over the second half. A service that stopped adapting publishes, loads and
+    swaps nothing, so its memory and latency say nothing of one that adapts: the run does not count (a soak
+    whose loop went quiet after 3 minutes met every other bar).
+    """
     return {
+        "adapting": {"swaps": late_swaps, "limit": 1, "met": late_swaps >= 1},
         "length": {"seconds": seconds, "events": events,
                    "met": bool(seconds >= BAR_SECONDS * 0.999 or events >= BAR_EVENTS)},
         "rss": {**rss, "limit": GROWTH_LIMIT, "met": bool(rss["growth"] <= GROWTH_LIMIT)},
@@ -114,10 +121,10 @@ def bars(rss: Mapping[str, float], fds: Mapping[str, float], p99: Mapping[str, f
 def summarize(*, samples: list[dict[str, Any]], seconds: float, sample_seconds: float,
               http_due: np.ndarray, http_latency: np.ndarray, http_sent: int, http_errors: Mapping[str, int],
               kafka_due: np.ndarray, kafka_arrived: np.ndarray, kafka_sent: int, kafka_acked: int,
-              duplicates: int) -> dict[str, Any]:
+              duplicates: int, swap_times: Sequence[float]) -> dict[str, Any]:
     """The bars, the load's counts and the per-interval latencies, from the run's raw arrays (times relative to the
     start of the load; ``http_due``/``kafka_due`` NaN for what was never sent, ``kafka_arrived`` NaN for no
-    prediction)."""
+    prediction; ``swap_times`` when the served version changed)."""
     sent = np.isfinite(kafka_due)
     missing = int((sent & ~np.isfinite(kafka_arrived)).sum())
     kafka_latency = np.where(sent, kafka_arrived - kafka_due, np.nan)
@@ -136,7 +143,8 @@ def summarize(*, samples: list[dict[str, Any]], seconds: float, sample_seconds: 
         "kafka_edges": edge_p99(kafka_due, kafka_latency, seconds),
         "bars": bars(growth(times, [s["rss_mb"] for s in samples], seconds),
                      growth(times, [s["fds"] for s in samples], seconds),
-                     edge_p99(http_due, http_latency, seconds), missing + http_failed, seconds, kafka_sent),
+                     edge_p99(http_due, http_latency, seconds), missing + http_failed, seconds, kafka_sent,
+                     sum(1 for t in swap_times if t >= seconds / 2)),
     }
 
 
@@ -159,6 +167,8 @@ def bar_rows(b: Mapping[str, Any], load: Mapping[str, Any]) -> list[str]:
           for k, label, unit, p in (("rss", "RSS", " MB", 1), ("fds", "open file descriptors", "", 0))),
         f"| POST /predict p99, last {edge} / first | {b['p99']['ratio']:.2f}x ({b['p99']['first_ms']:.1f} -> "
         f"{b['p99']['last_ms']:.1f} ms) | <= {P99_RATIO_LIMIT}x | {_met(b['p99'])} |",
+        f"| model swaps over the second half (the loop still acting) | {b['adapting']['swaps']} | >= 1 | "
+        f"{_met(b['adapting'])} |",
         f"| events lost | {b['lost']['events']} ({load['kafka_missing']} of {load['kafka_sent']:,} Kafka events "
         f"without a prediction; {load['http_sent'] - load['http_ok']} of {load['http_sent']:,} HTTP requests "
         f"failed: {errors}) | 0 | {_met(b['lost'])} |",
@@ -167,7 +177,7 @@ def bar_rows(b: Mapping[str, Any], load: Mapping[str, Any]) -> list[str]:
 
 def verdict(b: Mapping[str, Any]) -> str:
     """One plain sentence: every bar met, or which are not."""
-    names = {"length": "length", "rss": "RSS", "fds": "file descriptors", "p99": "p99 latency", "lost": "no loss"}
+    names = {"adapting": "the loop still acting", "length": "length", "rss": "RSS", "fds": "file descriptors", "p99": "p99 latency", "lost": "no loss"}
     missed = [names[k] for k, bar in b.items() if not bar["met"]]
     short = "" if b["p99"]["window_s"] >= P99_WINDOW_S else (
         f" This run was shorter than 25 minutes, so its p99 windows are its first and last fifth "

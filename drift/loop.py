@@ -391,19 +391,20 @@ class DriftLoop:
 
     # -- being told what happened -----------------------------------------------------------------
     def record_result(self, outcome: Literal["promoted", "rejected", "failed"],
-                      expected_confidence: float | None = None, *, stale: bool = False) -> None:
+                      expected_confidence: float | None = None, *, window_unfit: bool = False) -> None:
         """How the adaptation ended; ``expected_confidence`` (the candidate's on the window) starts the watch.
 
         A rejection resets the monitor so the drift must be confirmed afresh before the next try; if the
-        served model's confidence had collapsed (`confidence_collapse`), labels are needed at once. A ``stale``
-        candidate (guardrail ``same_domain``: the stream moved on while it was made) is not held against the drift.
+        served model's confidence had collapsed (`confidence_collapse`), labels are needed at once. A candidate refused
+        for its window (`GuardrailReport.window_unfit`: the stream moved on while it was made, or the window was a
+        burst of classes) is not held against the drift.
         """
         collapsed = None
         if outcome == "rejected":
-            collapsed = None if stale else self.confidence_collapse()
+            collapsed = None if window_unfit else self.confidence_collapse()
             self.monitor.reset()
         self.policy.record_outcome(outcome, expected_confidence=expected_confidence, confidence_collapsed=collapsed,
-                                   stale=stale)
+                                   window_unfit=window_unfit)
 
     def confidence_collapse(self) -> str | None:
         """Why the served model's confidence counts as collapsed, or None: its mean is under ``collapse_confidence``

@@ -113,7 +113,7 @@ def check_interim(current: Classifier, interim: Classifier, window_x: np.ndarray
     k = current.config.num_classes
     p_cur, p_new = predict_proba(current, window_x), predict_proba(interim, window_x)
     report = GuardrailReport()
-    report.checks.append(correlation_check(p_cur.argmax(1), cfg.max_correlation))
+    report.checks.append(correlation_check(p_cur.argmax(1), cfg.max_correlation, window_x))
     conf_cur, conf_new = float(p_cur.max(1).mean()), float(p_new.max(1).mean())
     gain = conf_new - conf_cur
     if cfg.min_confidence_gain is not None:

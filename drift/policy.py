@@ -276,13 +276,14 @@ class AdaptationPolicy:
 
     def record_outcome(self, outcome: Outcome, now: float | None = None, *,
                        expected_confidence: float | None = None, confidence_collapsed: str | None = None,
-                       stale: bool = False) -> None:
+                       window_unfit: bool = False) -> None:
         """What became of the adaptation; a promotion starts the post-swap watch.
 
         ``expected_confidence`` is the candidate's mean confidence on the drifted
         window (from the guardrail report); without it nothing is watched.
-        ``confidence_collapsed`` (why, or None) makes one rejection enough for "labels needed"; a ``stale``
-        rejection (the domain moved on while the candidate was made) says nothing of the drift and is not counted.
+        ``confidence_collapsed`` (why, or None) makes one rejection enough for "labels needed"; a rejection for an
+        unfit window (the domain moved on while the candidate was made, or its classes came in runs) says nothing of
+        the drift and is not counted.
         """
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
@@ -303,7 +304,7 @@ class AdaptationPolicy:
             self.consecutive_rejections = 0
             if expected_confidence is not None:
                 self._watch_expected, self._watch_sum, self._watch_seen = float(expected_confidence), 0.0, 0
-        elif outcome == "rejected" and not refinement and not stale and not self._labels_unused:
+        elif outcome == "rejected" and not refinement and not window_unfit and not self._labels_unused:
             # (a refused refinement leaves a good model; with labels not yet learnt from, the next try uses them)
             self._count_rejection("guardrails rejected")
             if confidence_collapsed and not self.labels_needed:

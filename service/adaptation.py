@@ -248,7 +248,7 @@ class AdaptationController:
             burst = None
             if shift is not None and shift.explains:
                 burst = correlation_check(predict_proba(base_model, window_x).argmax(1),
-                                          self.normalize_config.max_correlation)
+                                          self.normalize_config.max_correlation, window_x)
                 record["label_shift"]["temporal_correlation"] = burst.value
             if burst is not None and burst.passed:  # a new class prior: Bayes' rule, not BatchNorm
                 interim, extra, stats = prior_corrected_copy(base_model, shift), {"label_shift": shift.to_dict()}, {}
@@ -348,7 +348,7 @@ class AdaptationController:
         ``refinement`` starts from the base again, on more of the domain.
         """
         started = time.perf_counter()
-        outcome, record, expected, stale = "failed", {"reason": reason}, None, False
+        outcome, record, expected, window_unfit = "failed", {"reason": reason}, None, False
         try:
             snapshot = self.state.runtime.snapshot
             current = snapshot.model if snapshot.device.type == "cpu" else _cpu_copy(snapshot.model)
@@ -388,7 +388,7 @@ class AdaptationController:
                                         pseudo_x=inputs.holdout_x, pseudo_y=inputs.holdout_y,
                                         config=self.guardrail_config, feedback_x=hold_x, feedback_y=hold_y,
                                         recent_x=recent_x)
-            stale = not next(c for c in report.checks if c.name == "same_domain").passed
+            window_unfit = report.window_unfit
             record.update(guardrails=report.to_dict(), adapt_log=result.log)
             with self._lock:
                 wanted = self.loop.candidate_wanted()
@@ -431,7 +431,7 @@ class AdaptationController:
             log.exception("adaptation failed")
         seconds = time.perf_counter() - started
         with self._lock:
-            self.loop.record_result(outcome, expected_confidence=expected, stale=stale)
+            self.loop.record_result(outcome, expected_confidence=expected, window_unfit=window_unfit)
             self.last_adaptation = {**record, "outcome": outcome, "seconds": round(seconds, 3), "finished": time.time()}
             labels_needed = self.loop.policy.labels_needed
         self.state.metrics.adaptations.labels(outcome).inc()

@@ -73,14 +73,15 @@ def test_p99_windows_are_five_minutes_or_a_fifth_of_a_short_run():
 def test_every_bar_with_nan_or_over_its_limit_is_not_met():
     flat = {"from": 100.0, "to": 101.0, "growth": 0.01, "peak": 102.0}
     p99 = {"window_s": 300.0, "first_ms": 10.0, "last_ms": 14.0, "ratio": 1.4}
-    ok = bars(flat, flat, p99, 0, 1800.0, 90_000)
+    ok = bars(flat, flat, p99, 0, 1800.0, 90_000, 3)
     assert all(b["met"] for b in ok.values())
-    assert not bars(flat, flat, p99, 0, 600.0, 30_000)["length"]["met"], "10 minutes is not a soak"
-    assert bars(flat, flat, p99, 0, 600.0, 1_000_000)["length"]["met"], "or a million events"
-    assert not bars({**flat, "growth": 0.051}, flat, p99, 0, 1800.0, 1)["rss"]["met"]
-    assert not bars(flat, {**flat, "growth": float("nan")}, p99, 0, 1800.0, 1)["fds"]["met"]
-    assert not bars(flat, flat, {**p99, "ratio": 1.51}, 0, 1800.0, 1)["p99"]["met"]
-    assert not bars(flat, flat, p99, 1, 1800.0, 1)["lost"]["met"]
+    assert not bars(flat, flat, p99, 0, 600.0, 30_000, 3)["length"]["met"], "10 minutes is not a soak"
+    assert bars(flat, flat, p99, 0, 600.0, 1_000_000, 3)["length"]["met"], "or a million events"
+    assert not bars({**flat, "growth": 0.051}, flat, p99, 0, 1800.0, 1, 3)["rss"]["met"]
+    assert not bars(flat, {**flat, "growth": float("nan")}, p99, 0, 1800.0, 1, 3)["fds"]["met"]
+    assert not bars(flat, flat, {**p99, "ratio": 1.51}, 0, 1800.0, 1, 3)["p99"]["met"]
+    assert not bars(flat, flat, p99, 1, 1800.0, 1, 3)["lost"]["met"]
+    assert not bars(flat, flat, p99, 0, 1800.0, 90_000, 0)["adapting"]["met"], "a loop gone quiet measures nothing"
 
 
 def _synthetic(seconds: float = 60.0, missing: int = 0, http_errors: int = 0) -> dict:
@@ -100,7 +101,7 @@ def _synthetic(seconds: float = 60.0, missing: int = 0, http_errors: int = 0) ->
     out = summarize(samples=samples, seconds=seconds, sample_seconds=2.0, http_due=http_due, http_latency=latency,
                     http_sent=n_http, http_errors=Counter({"HTTP 503": http_errors}) if http_errors else Counter(),
                     kafka_due=kafka_due, kafka_arrived=arrived, kafka_sent=n_events, kafka_acked=n_events,
-                    duplicates=3)
+                    duplicates=3, swap_times=[12.0, 40.0])
     return {"command": "driftwise bench soak --quick", "date": "today", "machine": "x86_64, 2 CPUs", "code": "abc",
             "config": {"rate": 50.0, "http_rate": 20.0, "phase_events": 300, "sample_seconds": 2.0},
             "phases_cycle": list(SOAK_PHASES), "severity": 3, "pretrained_by_run": True, "samples": samples,

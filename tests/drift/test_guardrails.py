@@ -11,7 +11,7 @@ import torch
 
 from driftwise.drift.adapter import AdaptConfig, adapt, predict_proba
 from driftwise.drift.corruptions import corrupt
-from driftwise.drift.guardrails import GuardrailConfig, anchor_accuracy, evaluate_candidate
+from driftwise.drift.guardrails import Check, GuardrailConfig, GuardrailReport, anchor_accuracy, evaluate_candidate
 from driftwise.models.digits import load_digits_images
 from tests.tiny_cnn import train_tiny
 
@@ -175,3 +175,15 @@ def test_a_candidate_is_stale_when_the_inputs_since_its_window_come_from_another
     assert same.passed and same.value > 0.01
     assert not moved.passed and "moved on" in moved.detail
     assert too_few.passed and "too few" in too_few.detail
+
+
+def test_a_refusal_is_for_the_window_when_the_domain_moved_on_or_only_the_class_order_failed():
+    def report(*failed: str) -> GuardrailReport:
+        names = ("anchor_accuracy", "temporal_correlation", "same_domain")
+        return GuardrailReport([Check(n, 0.0, 0.0, n not in failed) for n in names])
+
+    assert report("same_domain").window_unfit
+    assert report("same_domain", "anchor_accuracy").window_unfit  # made for a domain already left
+    assert report("temporal_correlation").window_unfit  # a burst: its statistics are not the domain's
+    assert not report("temporal_correlation", "anchor_accuracy").window_unfit  # the model failed too
+    assert not report("anchor_accuracy").window_unfit

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from driftwise.drift.adapter import predict_proba
-from driftwise.drift.guardrails import temporal_correlation
+from driftwise.drift.guardrails import correlation_check, temporal_correlation
 from driftwise.drift.normalize import NormalizeConfig, check_interim, normalized_copy
 from driftwise.models.classifier import Classifier
 from driftwise.models.config import ModelConfig
@@ -48,6 +48,19 @@ def test_temporal_correlation_is_zero_for_independent_arrivals_whatever_the_clas
     assert abs(temporal_correlation(skewed)) < 0.05
     assert temporal_correlation(np.sort(skewed)) > 0.95  # the same labels, in runs
     assert temporal_correlation(np.zeros(10, int)) == 0.0  # one class: no evidence of order
+
+
+def test_a_client_repeating_recent_inputs_is_not_classes_in_runs() -> None:
+    # 50 events/s in random class order, and 20/s of a client re-sending the latest event (as the soak does).
+    rng = np.random.default_rng(0)
+    events = rng.normal(size=(500, 8))
+    labels = rng.integers(0, 10, size=500)
+    order = np.concatenate([[i, i] if rng.random() < 0.4 else [i] for i in range(500)])
+    inputs, predictions = events[order], labels[order]
+    assert not correlation_check(predictions, 0.2).passed  # a repeat next to its original looks like a run
+    assert correlation_check(predictions, 0.2, inputs).passed
+    runs = np.sort(labels)  # real runs of a class stay runs, repeats or not
+    assert not correlation_check(runs, 0.2, events[np.argsort(labels)]).passed
 
 
 def test_the_interim_recovers_a_sensor_gain_and_offset_without_labels(model: Classifier) -> None:

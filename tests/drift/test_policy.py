@@ -80,6 +80,17 @@ def test_repeated_rejections_raise_labels_needed_and_stop_adapting():
     assert policy.should_adapt(drift_confirmed=True, pseudo_count=50)
 
 
+def test_rejections_for_an_unfit_window_do_not_ask_for_labels():
+    # A burst of classes or a domain left while the candidate was made says nothing of whether the drift can be
+    # learnt: counting them latched "labels needed" for the soak's last 27 minutes, with no interim made again.
+    policy, clock = _policy(cooldown_seconds=0)
+    for _ in range(5):
+        assert policy.should_adapt(drift_confirmed=True, pseudo_count=50)
+        policy.adaptation_started()
+        policy.record_outcome("rejected", window_unfit=True)
+    assert not policy.labels_needed and policy.consecutive_rejections == 0
+
+
 def test_rejection_raised_labels_needed_clears_once_the_drift_is_over():
     policy, _ = _policy(cooldown_seconds=0, clear_after_calm_events=100)
     for _ in range(2):
