@@ -24,8 +24,9 @@ policy what happened and reads back what to do.
   under what the model's own calibrated confidence promised, the policy stops
   adapting and says labels are needed, until `resolve_labels_needed`. When it was
   rejections that raised it and the drift then ends (``clear_after_calm_events``
-  predictions with no drift confirmed), it clears itself: that drift needs no
-  labels any more. Feedback-raised alarms wait for labels.
+  predictions with no drift confirmed), or the stream moves on to another drift
+  (`drift_left`), it clears itself: that drift needs no labels any more.
+  Feedback-raised alarms wait for labels.
 * **Rollback**: after a promotion, the mean confidence of the next
   ``rollback_window`` predictions is compared with what the candidate showed on
   the drifted window; if it is lower by more than ``rollback_tolerance``,
@@ -334,6 +335,18 @@ class AdaptationPolicy:
         self._clear_labels_needed()
         self._feedback.clear()
         self._labels_unused = True
+
+    @property
+    def labels_needed_for_a_drift(self) -> bool:
+        """Labels are needed because self-training failed on a drift (rejections, a collapse), not because the
+        feedback labels disagreed: the alarm belongs to that drift and ends with it (`drift_left`)."""
+        return self.labels_needed and not self._labels_needed_by_feedback
+
+    def drift_left(self) -> None:
+        """The stream has left the drift that asked for labels for another one: its alarm goes (one raised by
+        feedback waits for labels). Nothing was learnt, so nothing counts as labels unused."""
+        if self.labels_needed_for_a_drift:
+            self._clear_labels_needed()
 
     def _clear_labels_needed(self) -> None:
         self.labels_needed = False

@@ -299,19 +299,26 @@ class AdaptationController:
         If so the drift is over: the loop starts afresh and, if an interim or a label-shift
         correction serves, the base serves again (`driftwise.drift.normalize.back_to_source`). If not,
         and the BatchNorm interim serving was made on inputs the latest plainly differ from,
-        the stream has moved on to another domain: a new interim is made for it. Runs beside
+        the stream has moved on to another domain: a new interim is made for it. And if self-training
+        asked for labels on a drift whose inputs the latest plainly differ from, the stream has left
+        that drift: its alarm goes (`DriftLoop.drift_left`) and the next drift adapts. Runs beside
         a running adaptation (whose candidate is then judged stale by ``same_domain``). Only its
         swaps take the swap lock: the tests need none, and an interim must not wait for them.
         """
-        back, moved, snapshot = False, None, self.state.runtime.snapshot
+        back, moved, left, snapshot = False, None, None, self.state.runtime.snapshot
         try:
             base = self._base_snapshot(snapshot)
             with self._lock:
                 window_x = self.loop.normalize_inputs()
+                alarm_x = self.loop.alarm_inputs
             base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
             window_z = embed(base_model, window_x)
             check = back_to_source(window_z, base.reference or None, self.normalize_config)
             back = check.passed
+            if not back and alarm_x is not None:
+                # Self-training asked for labels on a drift: is this still that drift, or another one it may learn?
+                p = mmd_permutation_test(embed(base_model, alarm_x), window_z)
+                left = p if p < self.guardrail_config.min_same_domain_p else None
             made_on = self._interim_embeddings
             if not back and made_on is not None and made_on[0] == snapshot.version:
                 # Nor does anything notice the stream moving on to a third domain while the interim serves: ask
@@ -330,7 +337,14 @@ class AdaptationController:
             self.state.metrics.normalizations.labels("domain_moved").inc()
             self._normalize(f"the serving interim's domain has gone (MMD permutation p={moved:.3f})")
         with self._lock:
+            if left is not None and not back:
+                self.loop.drift_left()
             self.loop.record_source_check(back)
+            labels_needed = self.loop.policy.labels_needed
+        if left is not None and not back:
+            log.info("the stream has left the drift that asked for labels (MMD permutation p=%.3f): adapting resumes "
+                     "for the next one", left)
+            self.state.metrics.labels_needed.set(1 if labels_needed else 0)
 
     def _base_snapshot(self, snapshot: ModelSnapshot) -> ModelSnapshot:
         """The labeled original ``snapshot`` descends from: itself when it is, else loaded once on the CPU."""

@@ -10,6 +10,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from driftwise.drift.adapter import embed
+from driftwise.drift.embedding_drift import mmd_permutation_test
 from driftwise.drift.normalize import back_to_source
 from driftwise.drift.loop import MIN_REFERENCE_EVENTS, MIN_WINDOW, Action, DriftLoop, LoopConfig, model_reference
 from driftwise.models.classifier import Classifier
@@ -502,6 +503,50 @@ def test_while_labels_are_needed_the_source_is_still_checked_for_as_the_stream_m
             loop.record_source_check(False)  # not the source: the drift goes on
     assert loop.monitor.confirmations - confirmed >= 4, "re-confirmed again and again"
     assert checks >= 8  # one per 128 inputs, give or take the first
+    assert loop.policy.labels_needed
+
+
+def _answer_checks_as_the_service_does(loop: DriftLoop, model: Classifier, x: np.ndarray) -> list[Action]:
+    """Feed ``x``; each source check compares the latest inputs with the drift that asked for labels
+    (`AdaptationController._check_source`); the other actions, in order."""
+    acted = []
+    for start in range(0, len(x), BATCH):
+        loop.update(x[start:start + BATCH], *_predict(model, x[start:start + BATCH]))
+        action = loop.decide()
+        if action is Action.CHECK_SOURCE:
+            if loop.alarm_inputs is not None:
+                p = mmd_permutation_test(embed(model, loop.alarm_inputs), embed(model, loop.normalize_inputs()))
+                if p < 0.01:
+                    loop.drift_left()
+            loop.record_source_check(False)
+        elif action is Action.NORMALIZE:
+            loop.serve_interim()
+            acted.append(action)
+        elif action is not Action.NONE:
+            acted.append(action)
+    return acted
+
+
+def test_labels_asked_for_on_one_drift_do_not_hold_back_the_next_one_the_stream_moves_to(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200, normalize_window=128)
+    _feed(loop, model, _between_classes(2000, seed=85), until=Action.ADAPT)
+    loop.record_result("rejected")
+    assert loop.policy.labels_needed and loop.alarm_inputs is not None and len(loop.alarm_inputs) == 128
+
+    assert _answer_checks_as_the_service_does(loop, model, _between_classes(1000, seed=87)) == []
+    assert loop.policy.labels_needed, "the same drift goes on: still no self-training"
+
+    acted = _answer_checks_as_the_service_does(loop, model, _blobs(1500, seed=86, shift=-2.5)[0])
+    assert not loop.policy.labels_needed and loop.alarm_inputs is None
+    assert acted[0] is Action.NORMALIZE and Action.ADAPT in acted, acted  # its interim, then its candidate
+
+
+def test_labels_asked_for_by_feedback_wait_for_labels_whatever_drift_comes_next() -> None:
+    loop = DriftLoop(None, K, LoopConfig(min_feedback=10, feedback_window=20))
+    loop.record_feedback([0] * 20, [1] * 20)
+    assert loop.policy.labels_needed and loop.alarm_inputs is None
+    loop.drift_left()
     assert loop.policy.labels_needed
 
 

@@ -339,3 +339,24 @@ def test_when_the_stream_moves_on_to_another_domain_while_an_interim_serves_a_ne
     assert state.runtime.version != first and now["interim"] and "domain has gone" in now["reason"], now["reason"]
     assert state.metrics.normalizations.labels("domain_moved")._value.get() >= 1
     controller.stop()
+
+
+def test_when_the_stream_leaves_a_drift_that_asked_for_labels_the_next_drift_is_adapted_to(tmp_path) -> None:
+    from tests.blobs import blobs
+
+    controller, registry, _ = _blobs_controller(tmp_path, reference=True, normalize=LENIENT, adaptation_window=1000)
+    state, loop = controller.state, controller.loop
+    _stream(controller, blobs(400, seed=2)[0])
+    _stream(controller, blobs(800, seed=3, gain=1.5, shift=1.0)[0])
+    for _ in range(3):  # three candidates refused: self-training cannot learn this drift
+        loop.policy.adaptation_started()
+        loop.record_result("rejected")
+    assert loop.policy.labels_needed and loop.alarm_inputs is not None
+    interims = state.metrics.normalizations.labels("served")._value.get()
+
+    _stream(controller, blobs(400, seed=5, gain=1.5, shift=1.0)[0])  # the same drift: the alarm holds
+    assert loop.policy.labels_needed
+    _stream(controller, blobs(800, seed=4, gain=0.7, shift=-2.0)[0])  # another one: adapting resumes for it
+    assert not loop.policy.labels_needed and state.metrics.labels_needed._value.get() == 0
+    assert state.metrics.normalizations.labels("served")._value.get() > interims
+    controller.stop()
