@@ -192,6 +192,7 @@ class RecentWindow:
 
     def _reset(self) -> None:
         self._x: np.ndarray | None = None
+        self._classes = np.zeros(self.capacity, dtype=np.int64)
         self._filled = 0
         self._next = 0
 
@@ -201,14 +202,17 @@ class RecentWindow:
     def __len__(self) -> int:
         return self._filled
 
-    def add(self, X: np.ndarray) -> None:
-        """Append a batch ``(n, ...)``; older inputs fall out once ``capacity`` is reached."""
+    def add(self, X: np.ndarray, classes: np.ndarray | None = None) -> None:
+        """Append a batch ``(n, ...)`` and, if given, the class predicted for each; older inputs fall out once
+        ``capacity`` is reached."""
         x = _as_batch(X, None if self._x is None else self._x.shape[1:])
         if self._x is None:
             self._x = np.zeros((self.capacity, *x.shape[1:]), dtype=np.float32)
         x = x[-self.capacity:]
         slots = (self._next + np.arange(len(x))) % self.capacity
         self._x[slots] = x
+        if classes is not None:
+            self._classes[slots] = np.asarray(classes)[-self.capacity:]
         self._next = int((self._next + len(x)) % self.capacity)
         self._filled = min(self.capacity, self._filled + len(x))
 
@@ -219,3 +223,9 @@ class RecentWindow:
         if self._filled < self.capacity:
             return self._x[: self._filled].copy()
         return np.roll(self._x, -self._next, axis=0)
+
+    def classes(self) -> np.ndarray:
+        """The classes given with the inputs, in the order of `array` (0 where none was given)."""
+        if self._filled < self.capacity:
+            return self._classes[: self._filled].copy()
+        return np.roll(self._classes, -self._next)

@@ -51,6 +51,11 @@ class LoopConfig:
     Chosen on development shifts (`driftwise bench collapse`, bench/results/collapse-confidence.md): served by
     the BatchNorm interim, covariate shifts kept >= 0.87 of the reference mean confidence, the label-changing
     inversion <= 0.76. Inversion is the only concept family, so this is not held-out evidence."""
+    order_events: int = 512
+    """Latest served predictions whose order says whether classes arrive in runs (`DriftLoop.classes_in_runs`)."""
+    max_stream_correlation: float = 0.2
+    """Above this temporal correlation of those predictions (`driftwise.drift.guardrails.temporal_correlation`) no
+    interim, correction or candidate is asked for: the stream's classes arrive in runs."""
     seed: int = 0
     """Seeds the monitor's sampling detectors."""
 
@@ -70,7 +75,9 @@ class LoopConfig:
             raise ValueError("min_pseudo_labels, cooldown_seconds and max_wait_seconds must be >= 0")
         if not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
-        for name in ("rollback_tolerance", "holdout_fraction", "collapse_confidence"):
+        if self.order_events < 2:
+            raise ValueError(f"order_events must be >= 2, got {self.order_events}")
+        for name in ("rollback_tolerance", "holdout_fraction", "collapse_confidence", "max_stream_correlation"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 < self.reference_false_alarm_rate < 1.0:

@@ -506,6 +506,26 @@ def test_while_labels_are_needed_the_source_is_still_checked_for_as_the_stream_m
     assert loop.policy.labels_needed
 
 
+def _in_runs(x: np.ndarray, y: np.ndarray, run: int = 50) -> np.ndarray:
+    """``x`` with its classes arriving in runs of about ``run`` (each block of ``K * run`` sorted by class)."""
+    blocks = np.array_split(np.arange(len(y)), max(1, len(y) // (K * run)))
+    return x[np.concatenate([b[np.argsort(y[b], kind="stable")] for b in blocks])]
+
+
+def test_while_classes_arrive_in_runs_no_interim_or_candidate_is_asked_for_however_long_the_drift(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    bursty, shuffled = _loop(reference, window=200), _loop(reference, window=200)
+    clean, drifted = _blobs(600, seed=90), _blobs(3000, seed=91, shift=2.5)
+    _feed(bursty, model, _in_runs(*clean))
+    acted = _feed(bursty, model, _in_runs(*drifted), interims=True)
+    assert bursty.monitor.confirmations >= 1 and bursty.classes_in_runs()
+    assert not {a for _, a in acted} & {Action.NORMALIZE, Action.ADAPT, Action.REFINE}, acted
+
+    _feed(shuffled, model, clean[0])  # the same inputs in random order: the interim, then the candidate
+    acted = _feed(shuffled, model, drifted[0], interims=True)
+    assert [a for _, a in acted][:2] == [Action.NORMALIZE, Action.ADAPT] and not shuffled.classes_in_runs(), acted
+
+
 def _answer_checks_as_the_service_does(loop: DriftLoop, model: Classifier, x: np.ndarray) -> list[Action]:
     """Feed ``x``; each source check compares the latest inputs with the drift that asked for labels
     (`AdaptationController._check_source`); the other actions, in order."""
