@@ -60,6 +60,9 @@ RULES: dict[str, NormalizeConfig] = {
     "correlation <= 0.1": NormalizeConfig(max_correlation=0.1),
     "correlation <= 0.3": NormalizeConfig(max_correlation=0.3),
     "no checks": NormalizeConfig(max_correlation=1.0, min_entropy_ratio=0.0),
+    "default without confidence loss": NormalizeConfig(min_confidence_loss=None),
+    "confidence loss >= 2%": NormalizeConfig(min_confidence_loss=0.02),
+    "confidence loss >= 5%": NormalizeConfig(min_confidence_loss=0.05),
 }
 """Each set of checks scored; "default" is what the loop runs (`NormalizeConfig()`)."""
 
@@ -124,8 +127,9 @@ def window_order(y: np.ndarray, order: str, rng: np.random.Generator) -> np.ndar
 
 
 def measure_case(base: Classifier, x_clean: np.ndarray, x: np.ndarray, y: np.ndarray, order: str,
-                 rng: np.random.Generator) -> dict[str, Any]:
-    """One window: the interim's gain on the rest of the pool and every rule's decision."""
+                 rng: np.random.Generator, reference: float) -> dict[str, Any]:
+    """One window: the interim's gain on the rest of the pool and every rule's decision (``reference``: the base's
+    mean confidence on source data, as its reference statistics hold it)."""
     idx = window_order(y, order, rng)
     win = x[idx[:WINDOW]].copy()
     if order == "mixed":
@@ -135,10 +139,12 @@ def measure_case(base: Classifier, x_clean: np.ndarray, x: np.ndarray, y: np.nda
     interim = normalized_copy(base, win)
     acc_base = float((predict_proba(base, x[rest]).argmax(1) == y[rest]).mean())
     acc_interim = float((predict_proba(interim, x[rest]).argmax(1) == y[rest]).mean())
-    default = check_interim(base, interim, win, NormalizeConfig(min_confidence_gain=0.0))
+    default = check_interim(base, interim, win, NormalizeConfig(min_confidence_gain=0.0, min_confidence_loss=0.0),
+                            reference)
     return {"gain": 100 * (acc_interim - acc_base), "base_accuracy": acc_base,
             "checks": {c.name: float(c.value) for c in default.checks},
-            "accepted": {name: check_interim(base, interim, win, cfg).passed for name, cfg in RULES.items()}}
+            "accepted": {name: check_interim(base, interim, win, cfg, reference).passed
+                         for name, cfg in RULES.items()}}
 
 
 def score(cases: Sequence[dict[str, Any]], rule: str) -> dict[str, float]:
@@ -174,11 +180,12 @@ def run(seeds: int, out: Path, command: str, console: Console | None = None) -> 
                 progress.update(task, description=f"{dataset} seed {seed}")
                 base, x_pool, y_pool, make = source_model(domain, dataset, seed, Path(tmp) / f"{dataset}-{seed}")
                 rng = np.random.default_rng(seed)
+                reference = float(predict_proba(base, x_pool).max(1).mean())
                 for family in (corruptions.CLEAN, *families):
                     for s in range(SHIFT_SEEDS):
                         x = x_pool.copy() if family == corruptions.CLEAN else make(x_pool, family, 1000 + s)
                         for order in ORDERS:
-                            case = measure_case(base, x_pool, x, y_pool, order, rng)
+                            case = measure_case(base, x_pool, x, y_pool, order, rng, reference)
                             cases.append({"dataset": dataset, "seed": seed, "family": family, "shift_seed": s,
                                           "order": order, **case})
                 progress.advance(task)

@@ -20,6 +20,7 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -256,7 +257,8 @@ class AdaptationController:
             else:
                 interim = normalized_copy(base_model, window_x)
                 # Checked against the base, not the model serving: that may be the interim of a domain just left.
-                report = check_interim(base_model, interim, window_x, self.normalize_config)
+                report = check_interim(base_model, interim, window_x, self.normalize_config,
+                                       reference_confidence=_reference_confidence(base.reference))
                 record["checks"] = report.to_dict()
                 extra, stats = {"checks": report.to_dict()}, {k: float(v) for k, v in report.stats.items()}
                 passed, why = report.passed, "normalize"
@@ -560,6 +562,13 @@ class AdaptationController:
 def _is_interim(snapshot: ModelSnapshot) -> bool:
     """Whether ``snapshot`` is an interim normalised model (see `AdaptationController._normalize`)."""
     return bool(snapshot.info is not None and snapshot.info.manifest.get("interim"))
+
+
+def _reference_confidence(reference: Mapping[str, np.ndarray] | None) -> float | None:
+    """A model's mean confidence on source data, from its reference statistics (None when it has none)."""
+    if not reference or "confidence_mean" not in reference:
+        return None
+    return float(np.asarray(reference["confidence_mean"]).ravel()[0])
 
 
 def _cpu_copy(model: Classifier) -> Classifier:

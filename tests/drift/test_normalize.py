@@ -110,3 +110,20 @@ def test_a_candidate_made_on_a_window_of_class_bursts_is_refused_by_the_guardrai
     report = evaluate_candidate(model, normalized_copy(model, shuffled), window_x=shuffled, anchors_x=x[:300],
                                 anchors_y=y[:300], pseudo_x=x[:0], pseudo_y=y[:0])
     assert not any(r.startswith("temporal_correlation") for r in report.reasons)
+
+
+def test_with_a_confidence_loss_set_an_interim_is_refused_when_the_base_is_as_sure_as_on_the_source(
+        model: Classifier) -> None:
+    clean, shifted = _blobs(400, seed=7)[0], _blobs(400, seed=8, shift=3.0, gain=0.5)[0]
+    source = float(predict_proba(model, clean).max(1).mean())
+    config = NormalizeConfig(min_confidence_loss=0.05)
+
+    def loss_check(window: np.ndarray, reference: float | None):
+        report = check_interim(model, normalized_copy(model, window), window, config, reference_confidence=reference)
+        return next((c for c in report.checks if c.name == "confidence_loss"), None)
+
+    untouched = loss_check(clean[:128], source)
+    assert not untouched.passed and "as sure as on the source" in untouched.detail
+    shaken = loss_check(shifted[:128], source)
+    assert shaken.passed and shaken.value >= 0.05, shaken
+    assert loss_check(shifted[:128], None) is None  # no reference statistics: nothing to compare with
