@@ -60,9 +60,9 @@ RULES: dict[str, NormalizeConfig] = {
     "correlation <= 0.1": NormalizeConfig(max_correlation=0.1),
     "correlation <= 0.3": NormalizeConfig(max_correlation=0.3),
     "no checks": NormalizeConfig(max_correlation=1.0, min_entropy_ratio=0.0),
-    "default without confidence loss": NormalizeConfig(min_confidence_loss=None),
-    "confidence loss >= 2%": NormalizeConfig(min_confidence_loss=0.02),
-    "confidence loss >= 5%": NormalizeConfig(min_confidence_loss=0.05),
+    "default + confidence loss >= 1%": NormalizeConfig(min_confidence_loss=0.01),
+    "default + confidence loss >= 2%": NormalizeConfig(min_confidence_loss=0.02),
+    "default + confidence loss >= 5%": NormalizeConfig(min_confidence_loss=0.05),
 }
 """Each set of checks scored; "default" is what the loop runs (`NormalizeConfig()`)."""
 

@@ -19,19 +19,20 @@ Cheap checks, each a `driftwise.drift.guardrails.Check`, decide whether the inte
   classes apart.
 * ``class_collapse``: the interim's predicted-class entropy on the window may not
   fall far below the base's.
-* ``confidence_loss``: the base's mean confidence on the window must be at least 1%
-  under its mean on source data (its reference statistics). A drift that leaves the
-  base as sure as on the source leaves an interim little to fix and room to do harm.
-  On the development shifts (`driftwise.bench.interim_checks`, 88 windows per order)
-  it cut false accepts (gain under -1 point) from 5 to 2 on drifted windows and from
-  11 to 4 on clean ones, for 1 false reject, at the same mean gain (+5.19 against
-  +5.16 points); on windows a third of which predate the drift it refused 8 that
-  would have gained (mean +4.00 against +4.44), and those are asked for again on a
-  window of drifted inputs only (`DriftLoop.interim_refused`). 2% and 5% refused more
-  that would have gained.
 
-Not checked by default: that the interim is more confident on the window than
-the base (``min_confidence_gain``). On the development shifts
+Not checked by default: that the base is less sure on the window than on the
+source (``min_confidence_loss``, the ``confidence_loss`` check), on the idea that a
+drift leaving the base as sure as before leaves an interim little to fix. At 1% it
+was chosen on the development shifts (`driftwise.bench.interim_checks`: false accepts
+5 -> 2 on drifted windows and 11 -> 4 on clean ones, mean gain +5.19 against +5.16)
+and then failed held-out data: river's Agrawal shifts leave the base 2-5% *more*
+confident while it loses 13-21 points, so every interim for them was refused (seed 1
++5.5 -> +1.7 points, seed 2's gain phase +11.4 -> +0.0), though it helped Shuttle
+(-0.3 -> +1.2) and ImageSegments' calibration drift (-1.2 -> +0.5). Confidence alone
+cannot tell a drift the base shrugs off from one that makes it confidently wrong.
+
+Nor that the interim is more confident on the window than the base
+(``min_confidence_gain``). On the development shifts
 (`driftwise.bench.interim_checks`) it refused interims that gained 1-26 points on the
 events that followed (a shift can make the frozen model confidently wrong, and
 re-normalising rightly makes it less sure) and stopped no harmful one that the
@@ -85,7 +86,7 @@ class NormalizeConfig:
     """When set, mean confidence on the window must rise by more than this (None: not checked, see the module)."""
     min_entropy_ratio: float = 0.8
     """The interim's predicted-class entropy on the window, relative to the served model's."""
-    min_confidence_loss: float | None = 0.01
+    min_confidence_loss: float | None = None
     """When set (and the base's reference mean confidence on source data is known), the base's mean confidence on
     the window must have fallen by at least this share of it: a drift that leaves the base as sure as on the source
     gives an interim little to fix (None: not checked; see the module)."""
