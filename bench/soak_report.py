@@ -177,7 +177,8 @@ def bar_rows(b: Mapping[str, Any], load: Mapping[str, Any]) -> list[str]:
 
 def verdict(b: Mapping[str, Any]) -> str:
     """One plain sentence: every bar met, or which are not."""
-    names = {"adapting": "the loop still acting", "length": "length", "rss": "RSS", "fds": "file descriptors", "p99": "p99 latency", "lost": "no loss"}
+    names = {"adapting": "the loop still acting", "length": "length", "rss": "RSS", "fds": "file descriptors",
+             "p99": "p99 latency", "lost": "no loss"}
     missed = [names[k] for k, bar in b.items() if not bar["met"]]
     short = "" if b["p99"]["window_s"] >= P99_WINDOW_S else (
         f" This run was shorter than 25 minutes, so its p99 windows are its first and last fifth "

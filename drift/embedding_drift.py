@@ -40,6 +40,8 @@ set: a model embeds its own training data more tightly than fresh data.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from scipy import stats
 
@@ -310,6 +312,13 @@ class EmbeddingDriftDetector:
 
 
 CONFIDENCE_LEVELS = np.linspace(0.0, 1.0, 21)
+
+
+def reference_confidence(reference: Mapping[str, np.ndarray] | None) -> float | None:
+    """A model's mean confidence on source data, from its reference statistics (None when it has none)."""
+    if not reference or "confidence_mean" not in reference:
+        return None
+    return float(np.asarray(reference["confidence_mean"]).ravel()[0])
 
 
 def reference_statistics(

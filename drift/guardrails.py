@@ -229,9 +229,10 @@ def first_occurrences(inputs: np.ndarray) -> np.ndarray:
     >>> first_occurrences(np.array([[1, 2], [3, 4], [1, 2], [5, 6]]))
     array([0, 1, 3])
     """
-    rows = np.ascontiguousarray(np.asarray(inputs).reshape(len(inputs), -1))
-    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
-    _, first = np.unique(keys, return_index=True)
+    rows = np.asarray(inputs)
+    if len(rows) == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, first = np.unique(rows.reshape(len(rows), -1), axis=0, return_index=True)
     return np.sort(first)
 
 

@@ -78,8 +78,8 @@ import numpy as np
 import torch
 
 from driftwise.drift.buffer import PseudoLabelBuffer, RecentWindow
-from driftwise.drift.embedding_drift import reference_statistics
-from driftwise.drift.guardrails import correlation_check
+from driftwise.drift.embedding_drift import reference_confidence, reference_statistics
+from driftwise.drift.guardrails import correlation_check, first_occurrences
 from driftwise.drift.loop_config import MIN_WINDOW, LoopConfig
 from driftwise.drift.monitor import DriftMonitor
 from driftwise.drift.policy import AdaptationPolicy
@@ -141,10 +141,7 @@ def model_reference(model: Classifier, x: np.ndarray, *, batch_size: int = 512,
 
 def distinct_rows(x: np.ndarray) -> np.ndarray:
     """Rows without exact repeats, in their order (a replayed stream repeats inputs; repeats break MMD calibration)."""
-    if len(x) == 0:
-        return x
-    _, first = np.unique(x.reshape(len(x), -1), axis=0, return_index=True)
-    return x[np.sort(first)]
+    return x[first_occurrences(x)] if len(x) else x
 
 
 class DriftLoop:
@@ -346,12 +343,13 @@ class DriftLoop:
         Five hundred predictions do not leave it to chance, so nothing is asked for while this holds.
         """
         classes, inputs = self.window.classes(), self.window.array()
-        since = min(self._since_confirmation, len(classes))
+        n, since = len(classes), min(self._since_confirmation, len(classes))
         # Since the drift was confirmed once that is enough: a span across the change mixes two class distributions,
         # which reads as runs (a 50/50 prior turned 90/10 scores 0.19 half and half). Before that, the span up to it.
-        end = len(classes) if since >= MIN_ORDER_EVENTS else len(classes) - since
-        start = max(0, end - (min(since, self.config.order_events) if since >= MIN_ORDER_EVENTS
-                              else self.config.order_events))
+        if since >= MIN_ORDER_EVENTS:
+            start, end = n - min(since, self.config.order_events), n
+        else:
+            start, end = max(0, n - since - self.config.order_events), n - since
         if end - start < MIN_ORDER_EVENTS:
             return False
         return not correlation_check(classes[start:end], self.config.max_stream_correlation,
@@ -480,12 +478,11 @@ class DriftLoop:
         interim's, as `driftwise.bench.collapse_confidence` measured it), once there are `MIN_WINDOW`; before that, over
         the monitor's rolling window (which, as an adaptation starts, is still half the source's).
         """
-        reference = self.monitor.reference or {}
         total, count = self._served_confidence
         mean = total / count if count >= MIN_WINDOW else self.monitor.signal_means["confidence"]
-        if mean is None or "confidence_mean" not in reference or self.config.collapse_confidence <= 0:
+        expected = reference_confidence(self.monitor.reference)
+        if mean is None or expected is None or self.config.collapse_confidence <= 0:
             return None
-        expected = float(np.asarray(reference["confidence_mean"]).ravel()[0])
         if mean >= self.config.collapse_confidence * expected:
             return None
         return f"mean confidence collapsed to {mean:.2f} (reference {expected:.2f})"

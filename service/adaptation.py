@@ -20,14 +20,13 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
 
 from driftwise.drift.adapter import AdaptConfig, embed, predict_proba
-from driftwise.drift.embedding_drift import mmd_permutation_test
+from driftwise.drift.embedding_drift import mmd_permutation_test, reference_confidence
 from driftwise.drift.guardrails import GuardrailConfig, correlation_check, evaluate_candidate, feedback_holdout
 from driftwise.drift.label_shift import LabelShiftConfig, explain_by_label_shift, prior_corrected_copy
 from driftwise.drift.loop import Action, DriftLoop, LoopConfig, model_reference
@@ -258,7 +257,7 @@ class AdaptationController:
                 interim = normalized_copy(base_model, window_x)
                 # Checked against the base, not the model serving: that may be the interim of a domain just left.
                 report = check_interim(base_model, interim, window_x, self.normalize_config,
-                                       reference_confidence=_reference_confidence(base.reference))
+                                       reference_confidence=reference_confidence(base.reference))
                 record["checks"] = report.to_dict()
                 extra, stats = {"checks": report.to_dict()}, {k: float(v) for k, v in report.stats.items()}
                 passed, why = report.passed, "normalize"
@@ -339,11 +338,11 @@ class AdaptationController:
             self.state.metrics.normalizations.labels("domain_moved").inc()
             self._normalize(f"the serving interim's domain has gone (MMD permutation p={moved:.3f})")
         with self._lock:
-            if left is not None and not back:
+            if left is not None:
                 self.loop.drift_left()
             self.loop.record_source_check(back)
             labels_needed = self.loop.policy.labels_needed
-        if left is not None and not back:
+        if left is not None:
             log.info("the stream has left the drift that asked for labels (MMD permutation p=%.3f): adapting resumes "
                      "for the next one", left)
             self.state.metrics.labels_needed.set(1 if labels_needed else 0)
@@ -562,13 +561,6 @@ class AdaptationController:
 def _is_interim(snapshot: ModelSnapshot) -> bool:
     """Whether ``snapshot`` is an interim normalised model (see `AdaptationController._normalize`)."""
     return bool(snapshot.info is not None and snapshot.info.manifest.get("interim"))
-
-
-def _reference_confidence(reference: Mapping[str, np.ndarray] | None) -> float | None:
-    """A model's mean confidence on source data, from its reference statistics (None when it has none)."""
-    if not reference or "confidence_mean" not in reference:
-        return None
-    return float(np.asarray(reference["confidence_mean"]).ravel()[0])
 
 
 def _cpu_copy(model: Classifier) -> Classifier:
