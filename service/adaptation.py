@@ -11,7 +11,11 @@ served), and on approval swaps it in and announces it on the control topic so
 every replica follows. It also exports the
 loop's state as metrics, joins feedback labels, and answers ``GET /drift``.
 
-With ``--no-adapt`` it monitors and reports only.
+With ``--no-adapt`` it monitors and reports only. Among many replicas only the
+elected adapter leads (`driftwise.service.election`): a controller that does not
+lead watches nothing and does nothing (its replica sends its batches to the
+adapter instead, `driftwise.service.observations`); one that stops leading
+cancels what it was making and publishes nothing more.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ FEEDBACK_CAPACITY = 2000
 LABELS_TO_RESUME = 200  # feedback labels that must arrive before a "labels needed" service adapts again
 ADAPT_TIMEOUT_S = 120.0
 CANCELLED = "a new drift or a rollback came while the refinement ran"
+DEPOSED = "this process stopped being the adapter: its successor decides afresh"
 
 
 def loop_config(settings: Settings) -> LoopConfig:
@@ -69,7 +74,7 @@ class AdaptationController:
     def __init__(self, state: ServiceState, *, adapt: bool = True, adapt_config: AdaptConfig | None = None,
                  guardrail_config: GuardrailConfig | None = None,
                  normalize_config: NormalizeConfig | None = None,
-                 label_shift_config: LabelShiftConfig | None = None) -> None:
+                 label_shift_config: LabelShiftConfig | None = None, leading: bool = True) -> None:
         s = state.settings
         self.state = state
         self.adapt_enabled = adapt
@@ -79,6 +84,8 @@ class AdaptationController:
         self.normalize_config = normalize_config or NormalizeConfig()
         self.label_shift_config = label_shift_config or LabelShiftConfig()
         self.config = loop_config(s)
+        self.leading = leading  # the adapter: watches, decides and acts (see the module docstring)
+        self.epoch: int | None = None  # the adapter's election epoch, announced with each version
         self.loop: DriftLoop | None = None  # made for the first model served, against its reference
         self.monitored_version: str | None = None
         self._monitored_interim = False  # the model followed is an interim (see `_follow`)
@@ -103,11 +110,40 @@ class AdaptationController:
             prewarm()  # the first drift's adaptation then does not wait for Python and torch to start
         state.metrics.labels_needed.set(0)
         state.metrics.live_accuracy.set(float("nan"))  # unknown until feedback labels arrive, not 0%
-        if state.runtime.snapshot is not None:
+        state.metrics.adapter.set(1 if leading else 0)
+        if leading and state.runtime.snapshot is not None:
             self._follow(state.runtime.snapshot)
+
+    # -- the adapter role (`driftwise.service.election`) ------------------------------------------------------
+    def take_lead(self, epoch: int | None = None) -> None:
+        """This process is the adapter now: watch the stream afresh, from the model it serves.
+
+        Nothing is inherited from an earlier term: a drift its predecessor was adapting to is
+        confirmed again here, and adapted to again (an adaptation is redone, never promoted twice).
+        ``epoch`` goes with every announcement, so followers can ignore an older adapter's.
+        """
+        with self._lock:
+            self.loop, self.monitored_version, self._monitored_interim = None, None, False
+            self._seen_detections = {}
+            snapshot = self.state.runtime.snapshot
+            if snapshot is not None:
+                self._follow(snapshot)
+            self.leading, self.epoch = True, epoch
+        self.state.metrics.adapter.set(1)
+
+    def step_down(self) -> None:
+        """Another process is the adapter now: stop watching, cancel the adaptation running, publish nothing more."""
+        with self._lock:
+            self.leading = False
+            job = self._job
+        if job is not None:
+            job.cancel()
+        self.state.metrics.adapter.set(0)
 
     # -- observing (called after every predicted batch, serialised by ServiceState) ----------------------------
     def observe(self, X: np.ndarray, prediction: BatchPrediction, source: str) -> None:
+        if not self.leading:
+            return  # the adapter watches; this replica's batches reach it on the observations topic
         snapshot = self.state.runtime.snapshot
         if snapshot is None or prediction.model_version != snapshot.version:
             return  # a batch finished on a model that has just been replaced
@@ -205,6 +241,9 @@ class AdaptationController:
     def trigger(self) -> dict[str, Any]:
         """Adapt now, whatever the monitor says (operators' override; guardrails still apply)."""
         with self._lock:
+            if not self.leading:
+                return {"started": False, "detail": "this replica is not the adapter: trigger the adapter "
+                                                    "(GET /drift names it on every replica)"}
             if self.loop is None:
                 return {"started": False, "detail": "no model is served yet"}
             try:
@@ -263,7 +302,9 @@ class AdaptationController:
                 passed, why = report.passed, "normalize"
             with self._lock:
                 self.loop.note_label_shift(why == "label_shift")
-            if passed:
+            if passed and not self.leading:
+                record["cancelled"] = DEPOSED
+            elif passed:
                 parent = base_version if base_version is not None else int(snapshot.version)
                 published = self.state.registry.publish(
                     self.state.settings.name, interim, reason=f"{why}: {reason}", parent=parent,
@@ -364,6 +405,7 @@ class AdaptationController:
         """
         started = time.perf_counter()
         outcome, record, expected, window_unfit = "failed", {"reason": reason}, None, False
+        loop = self.loop  # this term's: a successor's loop (`take_lead`) never hears of this adaptation
         try:
             snapshot = self.state.runtime.snapshot
             current = snapshot.model if snapshot.device.type == "cpu" else _cpu_copy(snapshot.model)
@@ -378,7 +420,7 @@ class AdaptationController:
                                                 device="cpu").model
                 parent = str(base)
             with self._lock:
-                inputs = self.loop.adaptation_inputs()
+                inputs = loop.adaptation_inputs()
                 (fx, fy), (hold_x, hold_y) = feedback_holdout(
                     self.feedback_x, self.feedback_y if self.feedback_x is not None else None)
             no_anchors = snapshot.anchors_x is None or snapshot.anchors_y is None
@@ -389,7 +431,7 @@ class AdaptationController:
                                    config=self.adapt_config, device=str(snapshot.device), threads=1)
             with self._lock:
                 self._job = job
-                if not self.loop.candidate_wanted():  # cancelled before it started
+                if not loop.candidate_wanted():  # cancelled before it started
                     job.cancel()
             try:
                 result = job.result(ADAPT_TIMEOUT_S)
@@ -398,7 +440,7 @@ class AdaptationController:
                     self._job = None
             candidate = result.candidate
             with self._lock:
-                recent_x = self.loop.inputs_since(inputs.taken_at)
+                recent_x = loop.inputs_since(inputs.taken_at)
             report = evaluate_candidate(current, candidate, window_x=inputs.window_x, anchors_x=ax, anchors_y=ay,
                                         pseudo_x=inputs.holdout_x, pseudo_y=inputs.holdout_y,
                                         config=self.guardrail_config, feedback_x=hold_x, feedback_y=hold_y,
@@ -406,16 +448,18 @@ class AdaptationController:
             window_unfit = report.window_unfit
             record.update(guardrails=report.to_dict(), adapt_log=result.log)
             with self._lock:
-                wanted = self.loop.candidate_wanted()
+                wanted = loop.candidate_wanted()
             passed = report.passed and wanted
             if not wanted:
                 record["cancelled"] = CANCELLED
             reference = None
             if passed:  # from recent inputs the candidate was not adapted on (see `DriftLoop`)
                 with self._lock:
-                    reference_x = self.loop.reference_inputs(inputs.taken_at)
+                    reference_x = loop.reference_inputs(inputs.taken_at)
                 reference = model_reference(candidate, reference_x,
                                             false_alarm_rate=self.config.reference_false_alarm_rate)
+            if not self.leading:
+                raise AdaptationCancelled(DEPOSED)
             published = self.state.registry.publish(
                 self.state.settings.name, candidate, reason=f"adapt: {reason}",
                 parent=int(parent) if parent.isdigit() else None,
@@ -436,8 +480,9 @@ class AdaptationController:
             self._prune()
             expected = report.stats.get("mean_confidence_candidate")
         except AdaptationCancelled:
-            outcome, record["cancelled"] = "rejected", CANCELLED
-            log.warning("refinement cancelled: %s", CANCELLED)
+            why = CANCELLED if self.leading else DEPOSED
+            outcome, record["cancelled"] = "rejected", why
+            log.warning("adaptation cancelled: %s", why)
         except AdaptationFailed as exc:
             record["error"] = str(exc)
             log.error("adaptation failed: %s", exc)
@@ -446,9 +491,9 @@ class AdaptationController:
             log.exception("adaptation failed")
         seconds = time.perf_counter() - started
         with self._lock:
-            self.loop.record_result(outcome, expected_confidence=expected, window_unfit=window_unfit)
+            loop.record_result(outcome, expected_confidence=expected, window_unfit=window_unfit)
             self.last_adaptation = {**record, "outcome": outcome, "seconds": round(seconds, 3), "finished": time.time()}
-            labels_needed = self.loop.policy.labels_needed
+            labels_needed = loop.policy.labels_needed
         self.state.metrics.adaptations.labels(outcome).inc()
         self.state.metrics.adaptation_seconds.observe(seconds)
         self.state.metrics.labels_needed.set(1 if labels_needed else 0)
@@ -467,8 +512,11 @@ class AdaptationController:
                 log.info("registry pruned to %d versions: removed %s", keep, pruned)
 
     def _serve(self, version: int, reason: str) -> None:
-        """Swap ``version`` in here and tell the other replicas through the control topic."""
+        """Swap ``version`` in here and tell the other replicas through the control topic (the adapter only)."""
         s = self.state.settings
+        if not self.leading:
+            log.warning("not serving v%s (%s): %s", version, reason, DEPOSED)
+            return
         with self.state.model_lock:
             snapshot = load_from_registry(self.state.registry, s.name, version, device=self.state.runtime.device)
             self.state.runtime.swap(snapshot, reason=reason)
@@ -476,7 +524,7 @@ class AdaptationController:
             from driftwise.service.control import announce_model
 
             try:
-                announce_model(s.bootstrap_servers, s.models_topic, s.name, version)
+                announce_model(s.bootstrap_servers, s.models_topic, s.name, version, epoch=self.epoch)
             except Exception:  # noqa: BLE001 - this replica already serves it; others catch up on restart
                 log.exception("could not announce version %s on %s", version, s.models_topic)
 
@@ -521,9 +569,10 @@ class AdaptationController:
     def snapshot(self) -> dict[str, Any]:
         """``GET /drift``: detectors, signals, buffer, policy and the last adaptation."""
         with self._lock:
-            loop = self.loop
-            if loop is None:
-                return {"state": "no model", "adapt": self.adapt_enabled, "model_version": None,
+            loop, role = self.loop, "adapter" if self.leading else "replica"
+            if loop is None or not self.leading:  # a replica watches nothing: the adapter's /drift tells
+                return {"state": "no model" if self.leading else "replica", "role": role,
+                        "adapt": self.adapt_enabled, "model_version": None,
                         "confirmed_drifts": 0, "last_reason": None, "monitor": None, "policy": None,
                         "pseudo_labels": {"per_class": [], "threshold": self.config.threshold},
                         "window": 0, "loop": self.config.to_dict(), "last_adaptation": self.last_adaptation,
@@ -539,6 +588,7 @@ class AdaptationController:
                 state = "stable"
             return {
                 "state": state,
+                "role": role,
                 "adapt": self.adapt_enabled,
                 "model_version": self.monitored_version,
                 "confirmed_drifts": loop.monitor.confirmations,
@@ -569,9 +619,9 @@ def _cpu_copy(model: Classifier) -> Classifier:
     return copy.deepcopy(model).cpu().eval()
 
 
-def build_controller(state: ServiceState) -> AdaptationController:
+def build_controller(state: ServiceState, *, leading: bool = True) -> AdaptationController:
     """The controller for this service's settings, hooked into every predicted batch."""
-    controller = AdaptationController(state, adapt=not state.settings.no_adapt)
+    controller = AdaptationController(state, adapt=not state.settings.no_adapt, leading=leading)
     state.controller = controller
     state.observers.append(controller.observe)
     return controller

@@ -3,8 +3,9 @@
 The lifespan builds the `ServiceState` (registry, runtime, batcher, metrics),
 loads the registry's CURRENT version if there is one (until then ``/predict`` and
 ``/readyz`` answer 503), starts the Kafka stream and the control-topic follower
-when bootstrap servers are configured, attaches drift adaptation, and stops all
-of it on shutdown.
+when bootstrap servers are configured, attaches drift adaptation, joins the
+adapter election (`driftwise.service.roles`: with a broker, the process adapts
+only while it is the elected adapter), and stops all of it on shutdown.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from driftwise.models.registry import RegistryError
 from driftwise.service.deps import ADMIN_AUTH_FAILURES
 from driftwise.service.events import REASONS as DLQ_REASONS
 from driftwise.service.metrics import Metrics
+from driftwise.service.roles import start_roles
 from driftwise.service.routes import drift, health, models, predict
 from driftwise.service.runtime import SWAP_REASONS, BatchPrediction, load_from_registry
 from driftwise.service.settings import Settings, get_settings
@@ -38,6 +40,7 @@ PSEUDO_LABEL_OUTCOMES = ("accepted", "rejected")
 ROLLBACK_TRIGGERS = ("auto", "manual", "fallback", "source")
 HTTP_ERRORS = ("401", "413", "422", "503")
 IGNORED_ANNOUNCEMENTS = ("unknown_version", "rejected")
+OBSERVATION_DIRECTIONS = ("sent", "received")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -84,9 +87,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await state.batcher.start()
     app.state.service = state
     try:
-        if settings.bootstrap_servers:
-            await run_in_threadpool(start_stream, state)
         attach_adaptation(state)
+        if settings.bootstrap_servers:
+            state.roles = await run_in_threadpool(start_roles, state)  # elected before the first event, when alone
+            await run_in_threadpool(start_stream, state)
         yield
     finally:
         await run_in_threadpool(stop_background, state)
@@ -119,6 +123,8 @@ def init_metric_series(metrics: Metrics) -> None:
         metrics.admin_auth_failures.labels(reason)
     for reason in IGNORED_ANNOUNCEMENTS:
         metrics.control_ignored.labels(reason)
+    for direction in OBSERVATION_DIRECTIONS:
+        metrics.observations.labels(direction)
     metrics.model_version.set(0)
 
 
@@ -197,12 +203,12 @@ def attach_adaptation(state: ServiceState) -> None:
     """Hook the drift monitor and adaptation controller into ``state`` (observers, ``state.controller``)."""
     from driftwise.service.adaptation import build_controller
 
-    build_controller(state)
+    build_controller(state, leading=not state.settings.bootstrap_servers)  # with a broker: once elected
 
 
 def stop_background(state: ServiceState) -> None:
     """Stop what runs beside the HTTP server, newest first; one failure does not stop the others."""
-    for part in (state.controller, state.feedback, state.follower, state.stream):
+    for part in (state.roles, state.controller, state.feedback, state.follower, state.stream):
         if part is None:
             continue
         try:

@@ -5,8 +5,15 @@ the latest version per name. Every replica reads it whole, with no consumer
 group (each one must see every announcement), and swaps when told; that is how
 N replicas end up serving the same version.
 
+The adapter's announcements carry its election epoch (`driftwise.service.election`):
+once a follower has seen an epoch, announcements from an older one (a deposed
+adapter that has not noticed yet) are ignored. An operator's announcement
+(``POST /models/{version}/activate``) carries none and is always followed.
+
 >>> decode_announcement(encode_announcement("digits", 3))
-('digits', 3)
+Announcement(name='digits', version=3, epoch=None)
+>>> decode_announcement(encode_announcement("digits", 4, epoch=17)).epoch
+17
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
@@ -26,30 +33,45 @@ log = logging.getLogger(__name__)
 OnAnnounce = Callable[[str, int], None]
 
 
-def encode_announcement(name: str, version: int) -> bytes:
-    return json.dumps({"name": name, "version": int(version)}).encode()
+class Announcement(NamedTuple):
+    name: str
+    version: int
+    epoch: int | None  # the announcing adapter's election epoch; None from an operator
 
 
-def decode_announcement(value: bytes | None) -> tuple[str, int]:
-    """``(name, version)`` from a control record; ``ValueError`` when it is not one."""
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def encode_announcement(name: str, version: int, *, epoch: int | None = None) -> bytes:
+    record: dict[str, Any] = {"name": name, "version": int(version)}
+    if epoch is not None:
+        record["epoch"] = int(epoch)
+    return json.dumps(record).encode()
+
+
+def decode_announcement(value: bytes | None) -> Announcement:
+    """The announcement in a control record; ``ValueError`` when it is not one."""
     try:
         obj = json.loads(value or b"")
-        name, version = obj["name"], obj["version"]
-    except (ValueError, TypeError, KeyError) as exc:
+        name, version, epoch = obj["name"], obj["version"], obj.get("epoch")
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ValueError(f"not a model announcement: {value!r:.80}") from exc
-    if not isinstance(name, str) or not name or isinstance(version, bool) or not isinstance(version, int):
+    if not isinstance(name, str) or not name or not _is_int(version) or not (epoch is None or _is_int(epoch)):
         raise ValueError(f"not a model announcement: {value!r:.80}")
-    return name, version
+    return Announcement(name, version, epoch)
 
 
-def announce_model(bootstrap: str, topic: str, name: str, version: int, *, timeout_s: float = 30.0) -> None:
+def announce_model(bootstrap: str, topic: str, name: str, version: int, *, epoch: int | None = None,
+                   timeout_s: float = 30.0) -> None:
     """Publish ``name`` -> ``version`` on the control topic and wait until the broker has it."""
     if not name:
         raise ValueError("model name must be non-empty")
     ensure_topics(bootstrap, [topic], partitions=1, compacted=[topic], timeout_s=timeout_s)
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
-        producer.send(topic, key=name.encode(), value=encode_announcement(name, version)).get(timeout=timeout_s)
+        value = encode_announcement(name, version, epoch=epoch)
+        producer.send(topic, key=name.encode(), value=value).get(timeout=timeout_s)
     finally:
         producer.close(timeout=5)
 
@@ -78,6 +100,8 @@ class ModelFollower:
 
     def _reset(self) -> None:
         self.announcements = 0
+        self.fenced = 0  # announcements ignored for an epoch older than one already seen
+        self._epochs: dict[str, int] = {}
         self.caught_up = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -138,12 +162,20 @@ class ModelFollower:
         for records in polled.values():
             for r in records:
                 try:
-                    name, version = decode_announcement(r.value)
+                    name, version, epoch = decode_announcement(r.value)
                 except ValueError as exc:
                     log.warning("skipping control record at %s:%d: %s", r.partition, r.offset, exc)
                     continue
-                if self.name is None or name == self.name:
-                    latest[name] = version
+                if self.name is not None and name != self.name:
+                    continue
+                if epoch is not None and epoch < self._epochs.get(name, -1):
+                    self.fenced += 1
+                    log.warning("ignoring %s v%s from a deposed adapter (epoch %d < %d)", name, version, epoch,
+                                self._epochs[name])
+                    continue
+                if epoch is not None:
+                    self._epochs[name] = epoch
+                latest[name] = version
         return latest
 
     def _deliver(self, latest: dict[str, int]) -> None:

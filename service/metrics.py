@@ -53,6 +53,15 @@ class Metrics:
             "driftwise_control_announcements_ignored",
             "Control-topic announcements not followed, by reason (unknown_version|rejected)", ["reason"], registry=r,
         )
+        # Roles (`driftwise.service.election`, `driftwise.service.observations`)
+        self.adapter = Gauge(
+            "driftwise_adapter", "1 while this process is the adapter (watches the whole stream, adapts, announces)",
+            registry=r,
+        )
+        self.observations = Counter(
+            "driftwise_observations", "Predicted batches on the observations topic, by direction (sent|received)",
+            ["direction"], registry=r,
+        )
         # Stream
         self.dlq = Counter("driftwise_dlq", "Events sent to the dead-letter topic, by reason", ["reason"], registry=r)
         self.consumer_lag = Gauge(

@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     dlq_topic: str = "driftwise.events.dlq"
     labels_topic: str = "driftwise.labels"
     models_topic: str = "driftwise.models"
+    adapter_topic: str = "driftwise.adapter"
+    observations_topic: str = "driftwise.observations"
+    role: Literal["auto", "replica"] = Field(
+        "auto",
+        description="DRIFTWISE_ROLE: with bootstrap servers, 'auto' stands for the adapter role, elected through "
+                    "Kafka (one replica at a time watches the whole stream and adapts; the others predict and send "
+                    "their batches to it on the observations topic); 'replica' only predicts and never adapts. "
+                    "Without bootstrap servers the process is always its own adapter")
 
     # Drift and adaptation (read by the adaptation controller; what is not here keeps the validated
     # default of `driftwise.drift.loop.LoopConfig`).
@@ -119,7 +127,8 @@ class Settings(BaseSettings):
             raise ValueError("must be letters, digits, '.', '_' or '-', starting with a letter or digit")
         return value
 
-    @field_validator("group_id", "events_topic", "predictions_topic", "dlq_topic", "labels_topic", "models_topic")
+    @field_validator("group_id", "events_topic", "predictions_topic", "dlq_topic", "labels_topic", "models_topic",
+                     "adapter_topic", "observations_topic")
     @classmethod
     def _legal_kafka_name(cls, value: str) -> str:
         if not _TOPIC.match(value) or value in (".", ".."):

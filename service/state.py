@@ -52,6 +52,7 @@ class ServiceState:
     stream: Any | None = None  # driftwise.service.stream.StreamWorker, with bootstrap servers
     follower: Any | None = None  # follows the control topic, with bootstrap servers
     controller: Any | None = None  # the adaptation controller: snapshot(), trigger()
+    roles: Any | None = None  # driftwise.service.roles.Roles, with bootstrap servers
     feedback: Any | None = None  # driftwise.service.feedback.FeedbackConsumer, with bootstrap servers
     model_lock: threading.Lock = field(default_factory=threading.Lock)  # serialises activate/rollback/follow
     _observe_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -125,6 +125,16 @@ class SlowRuntime:
 # -- talking to topics -------------------------------------------------------------------
 
 
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
+    """Seconds until ``condition()`` held; fails the test after ``timeout_s``, saying ``what`` it waited for."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout_s:
+            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
 def event_bytes(event_id: str, features: list[float]) -> bytes:
     return encode_event(event_id, np.asarray(features, dtype=np.float32))
 

@@ -202,6 +202,22 @@ def _stream() -> list[Any]:
     ]
 
 
+def _replicas() -> list[Any]:
+    return [
+        _timeseries("Adapter", "1 for the replica that holds the adapter role (elected through Kafka: it watches the "
+                    "whole stream, adapts and announces), 0 for the others.", [
+                        ("max by (instance) (driftwise_adapter)", "{{instance}}"),
+                    ], width=8),
+        _timeseries("Served version by replica", "The model version each replica serves: after a promotion they "
+                    "all follow the adapter's announcement.", [
+                        ("max by (instance) (driftwise_model_version)", "{{instance}}"),
+                    ], width=8),
+        _timeseries("Observations", "Predicted batches replicas send to the adapter, and the adapter receives.", [
+            ("sum by (direction) (rate(driftwise_observations_total[1m]))", "{{direction}}"),
+        ], unit="ops", width=8),
+    ]
+
+
 ANNOTATIONS = [
     ("Drift confirmed", "red", "sum(increase(driftwise_drift_confirmed_total[1m]))"),
     ("Detector fired", "orange", "sum by (detector) (increase(driftwise_drift_detections_total[1m]))"),
@@ -221,7 +237,7 @@ def build_dashboard() -> dict[str, Any]:
         board = board.annotation(dash.AnnotationQuery().name(name).datasource(DATASOURCE).enable(True)
                                  .icon_color(color).expr(expr))
     sections = [("Serving", _serving), ("Confidence", _confidence), ("Drift", _drift),
-                ("Self-training and models", _adaptation), ("Stream and feedback", _stream)]
+                ("Self-training and models", _adaptation), ("Stream and feedback", _stream), ("Replicas", _replicas)]
     panel_id = 0
     for title, panels in sections:
         panel_id += 1

@@ -360,3 +360,40 @@ def test_when_the_stream_leaves_a_drift_that_asked_for_labels_the_next_drift_is_
     assert not loop.policy.labels_needed and state.metrics.labels_needed._value.get() == 0
     assert state.metrics.normalizations.labels("served")._value.get() > interims
     controller.stop()
+
+
+def test_a_controller_that_is_not_the_adapter_watches_nothing_and_refuses_to_adapt(
+        make_settings: Callable[..., Settings]) -> None:
+    state = ServiceState.build(make_settings())
+    load_current_model(state)
+    controller = build_controller(state, leading=False)
+    _traffic(state, batches=5)
+    assert controller.loop is None
+    assert controller.trigger()["started"] is False and "not the adapter" in controller.trigger()["detail"]
+    assert controller.snapshot()["role"] == "replica"
+    assert state.metrics.adapter._value.get() == 0
+
+
+def test_taking_the_lead_watches_afresh_and_stepping_down_publishes_nothing_more(
+        make_settings: Callable[..., Settings], registry: Registry) -> None:
+    state = ServiceState.build(make_settings(confidence_threshold=0.1))
+    load_current_model(state)
+    controller = build_controller(state, leading=False)
+    controller.take_lead(epoch=12)
+    assert controller.leading and controller.epoch == 12 and state.metrics.adapter._value.get() == 1
+    _traffic(state, batches=20)
+    assert controller.loop is not None and len(controller.loop.buffer) > 0
+    try:
+        assert controller.trigger() == {"started": True}
+        controller.step_down()  # deposed while the candidate is made: it is abandoned, never published
+        published, served = [v.version for v in registry.versions(NAME)], state.runtime.version
+        deadline = time.monotonic() + 120
+        while controller.last_adaptation is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        controller.stop()
+    assert controller.last_adaptation is not None, "the adaptation never ended"
+    assert "stopped being the adapter" in controller.last_adaptation.get("cancelled", "")
+    assert [v.version for v in registry.versions(NAME)] == published
+    assert state.runtime.version == served
+    assert controller.snapshot()["role"] == "replica"

@@ -17,7 +17,7 @@ from driftwise.service.runtime import Runtime
 from driftwise.service.stream import StreamWorker
 from driftwise.service.topics import Topics
 from tests.kafka_support import (
-    SHAPE, TopicReader, event_bytes, ids_of, produce, produce_in_background, tiny_runtime, unique_topics,
+    SHAPE, TopicReader, event_bytes, ids_of, produce, produce_in_background, tiny_runtime, unique_topics, wait_for,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
@@ -36,14 +36,6 @@ def worker(runtime: object, metrics: Metrics, bootstrap: str, topics: Topics, **
     return StreamWorker(runtime, metrics, bootstrap=bootstrap, events_topic=topics.events,
                         predictions_topic=topics.predictions, dlq_topic=topics.dlq, poll_timeout_ms=200,
                         session_timeout_ms=6000, **kw)
-
-
-def wait_for(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
@@ -202,3 +194,18 @@ def test_model_follower_reports_the_latest_version_then_each_announcement(kafka_
         announce_model(kafka_bootstrap, topic, "digits", 3)
         wait_for(lambda: ("digits", 3) in calls, 30, "the new announcement")
     assert calls == [("digits", 2), ("digits", 3)]
+
+
+def test_model_follower_ignores_a_deposed_adapter_once_its_successor_has_spoken(kafka_bootstrap: str) -> None:
+    topic = unique_topics().models
+    calls: list[tuple[str, int]] = []
+    with ModelFollower(kafka_bootstrap, lambda name, version: calls.append((name, version)), topic=topic,
+                       name="digits", poll_timeout_ms=100) as follower:
+        assert follower.caught_up.wait(30)
+        announce_model(kafka_bootstrap, topic, "digits", 4, epoch=7)  # the successor
+        wait_for(lambda: ("digits", 4) in calls, 30, "the successor's announcement")
+        announce_model(kafka_bootstrap, topic, "digits", 5, epoch=3)  # a deposed adapter that has not noticed
+        announce_model(kafka_bootstrap, topic, "digits", 1)  # an operator (no epoch): always followed
+        wait_for(lambda: ("digits", 1) in calls, 30, "the operator's announcement")
+    assert calls == [("digits", 4), ("digits", 1)]
+    assert follower.fenced == 1
