@@ -87,10 +87,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await state.batcher.start()
     app.state.service = state
     try:
-        attach_adaptation(state)
-        if settings.bootstrap_servers:
-            state.roles = await run_in_threadpool(start_roles, state)  # elected before the first event, when alone
-            await run_in_threadpool(start_stream, state)
+        await run_in_threadpool(start_background, state)
         yield
     finally:
         await run_in_threadpool(stop_background, state)
@@ -126,6 +123,17 @@ def init_metric_series(metrics: Metrics) -> None:
     for direction in OBSERVATION_DIRECTIONS:
         metrics.observations.labels(direction)
     metrics.model_version.set(0)
+
+
+def start_background(state: ServiceState) -> None:
+    """What runs beside the HTTP server: adaptation, and with a broker the roles, then the stream.
+
+    The roles first: a replica alone is elected before its first event, so its drift loop sees all of them.
+    """
+    attach_adaptation(state)
+    if state.settings.bootstrap_servers:
+        state.roles = start_roles(state)
+        start_stream(state)
 
 
 def load_current_model(state: ServiceState) -> None:
