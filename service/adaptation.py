@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import numpy as np
@@ -106,7 +107,7 @@ class AdaptationController:
         self._base: ModelSnapshot | None = None  # the base model on the CPU, loaded once (see `_base_snapshot`)
         self._interim_embeddings: tuple[str, np.ndarray] | None = None
         """(version, the base's embeddings of the inputs it was normalised on) of the BatchNorm interim served."""
-        if adapt and s.prewarm_adapter:
+        if adapt and leading and s.prewarm_adapter:
             prewarm()  # the first drift's adaptation then does not wait for Python and torch to start
         state.metrics.labels_needed.set(0)
         state.metrics.live_accuracy.set(float("nan"))  # unknown until feedback labels arrive, not 0%
@@ -130,6 +131,8 @@ class AdaptationController:
                 self._follow(snapshot)
             self.leading, self.epoch = True, epoch
         self.state.metrics.adapter.set(1)
+        if self.adapt_enabled and self.state.settings.prewarm_adapter:
+            prewarm()  # replicas that never lead never hold a training process
 
     def step_down(self) -> None:
         """Another process is the adapter now: stop watching, cancel the adaptation running, publish nothing more."""
@@ -141,7 +144,8 @@ class AdaptationController:
         self.state.metrics.adapter.set(0)
 
     # -- observing (called after every predicted batch, serialised by ServiceState) ----------------------------
-    def observe(self, X: np.ndarray, prediction: BatchPrediction, source: str) -> None:
+    def observe(self, X: np.ndarray, prediction: BatchPrediction, source: str,
+                ids: Sequence[str] | None = None) -> None:
         if not self.leading:
             return  # the adapter watches; this replica's batches reach it on the observations topic
         snapshot = self.state.runtime.snapshot

@@ -132,6 +132,9 @@ def start_background(state: ServiceState) -> None:
     """
     attach_adaptation(state)
     if state.settings.bootstrap_servers:
+        from driftwise.service.feedback import ServedMemory
+
+        state.served = ServedMemory()
         state.roles = start_roles(state)
         start_stream(state)
 
@@ -149,29 +152,29 @@ def load_current_model(state: ServiceState) -> None:
 
 
 def start_stream(state: ServiceState) -> None:
-    """The Kafka stream (events -> predictions) and the control-topic follower."""
+    """The Kafka stream (events -> predictions) and the control-topic follower.
+
+    Each event served is remembered (`driftwise.service.feedback.ServedMemory`) for the feedback labels the
+    adapter joins to it (`driftwise.service.roles`).
+    """
     from driftwise.service.control import ModelFollower
-    from driftwise.service.feedback import FeedbackConsumer, ServedMemory
+    from driftwise.service.feedback import ServedMemory
     from driftwise.service.stream import StreamWorker
 
     s = state.settings
     assert s.bootstrap_servers is not None
-    served = ServedMemory()
+    if state.served is None:
+        state.served = ServedMemory()
+    served = state.served
 
     def on_kafka_batch(X: np.ndarray, prediction: BatchPrediction, ids: list[str]) -> None:
         served.remember(ids, X, prediction.labels, prediction.confidence)
-        state.notify(X, prediction, "kafka")
-
-    def on_feedback(X: np.ndarray, served_labels: np.ndarray, labels: np.ndarray, confidences: np.ndarray) -> None:
-        if state.controller is not None:
-            state.controller.on_feedback(X, served_labels, labels, confidences)
+        state.notify(X, prediction, "kafka", ids)
 
     state.stream = StreamWorker(state.runtime, state.metrics, bootstrap=s.bootstrap_servers, group_id=s.group_id,
                                 events_topic=s.events_topic, predictions_topic=s.predictions_topic,
                                 dlq_topic=s.dlq_topic, on_batch=on_kafka_batch)
     state.stream.start()
-    state.feedback = FeedbackConsumer(served, on_feedback, bootstrap=s.bootstrap_servers, topic=s.labels_topic,
-                                      group_id=f"{s.group_id}.feedback").start()
     state.follower = ModelFollower(s.bootstrap_servers, lambda name, version: follow_announcement(state, version),
                                    topic=s.models_topic, name=s.name)
     state.follower.start()
@@ -216,7 +219,7 @@ def attach_adaptation(state: ServiceState) -> None:
 
 def stop_background(state: ServiceState) -> None:
     """Stop what runs beside the HTTP server, newest first; one failure does not stop the others."""
-    for part in (state.roles, state.controller, state.feedback, state.follower, state.stream):
+    for part in (state.roles, state.controller, state.follower, state.stream):
         if part is None:
             continue
         try:

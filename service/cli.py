@@ -112,6 +112,7 @@ def serve(
     no_adapt: Annotated[bool, typer.Option("--no-adapt", envvar=_env("no_adapt"), help="Monitor and report drift but never retrain")] = False,
     admin_token: Annotated[Optional[str], typer.Option(envvar=_env("admin_token"), help="Bearer token for admin routes (16+ characters); without one they answer 401")] = None,
     device: DeviceOpt = "auto",
+    workers: Annotated[int, typer.Option(envvar=_env("workers"), help="server processes on the port, each a replica; more than one needs --bootstrap-servers (they elect one adapter) or --no-adapt")] = 1,
 ) -> None:
     """Serve HTTP and, with --bootstrap-servers, the Kafka stream; adapt on drift unless --no-adapt."""
     from pydantic import ValidationError
@@ -121,7 +122,7 @@ def serve(
 
     try:
         settings = Settings(registry=registry, name=name, host=host, port=port, bootstrap_servers=bootstrap_servers,
-                            no_adapt=no_adapt, admin_token=admin_token, device=device)
+                            no_adapt=no_adapt, admin_token=admin_token, device=device, workers=workers)
     except ValidationError as exc:
         fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
     run(settings)

@@ -9,24 +9,27 @@ topic from the moment it takes the role and feeds each batch to its own loop,
 so it sees the whole stream, whichever replica served it.
 
 A record is a safetensors buffer (no pickle) with the sender, its deployment
-(the consumer group) and the model version in its Kafka headers; an adapter
-takes only its own deployment's, so deployments may share a broker and topic.
+(the consumer group), the model version and, for Kafka events, their ids in its
+Kafka headers; an adapter takes only its own deployment's, so deployments may
+share a broker and topic. With the ids the adapter can join a feedback label to
+the event whichever replica served it (`driftwise.service.feedback`).
 
 >>> import numpy as np
 >>> from driftwise.service.runtime import BatchPrediction
 >>> p = np.array([[0.9, 0.1]], np.float32)
 >>> batch = BatchPrediction(np.array([0]), p, p.max(1), np.ones((1, 3), np.float32), "4")
 >>> value, headers = encode_observation(np.zeros((1, 2), np.float32), batch, member="r1", group="driftwise")
->>> x, again, sender = decode_observation(value, headers)
->>> x.shape, again.model_version, again.labels.tolist(), sender
-((1, 2), '4', [0], Sender(member='r1', group='driftwise'))
+>>> x, again, sender, ids = decode_observation(value, headers)
+>>> x.shape, again.model_version, again.labels.tolist(), sender, ids
+((1, 2), '4', [0], Sender(member='r1', group='driftwise'), None)
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -38,7 +41,7 @@ from driftwise.service.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
-OnObservation = Callable[[np.ndarray, BatchPrediction], None]
+OnObservation = Callable[[np.ndarray, BatchPrediction, Sequence[str] | None], None]
 _TENSORS = ("x", "probabilities", "embeddings")
 
 
@@ -47,32 +50,39 @@ class Sender(NamedTuple):
     group: str  # its deployment: the service's consumer group
 
 
-def encode_observation(X: np.ndarray, prediction: BatchPrediction, *, member: str,
-                       group: str) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """The record's value and headers for one predicted batch."""
+def encode_observation(X: np.ndarray, prediction: BatchPrediction, *, member: str, group: str,
+                       ids: Sequence[str] | None = None) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The record's value and headers for one predicted batch (``ids``: its events', when it came from Kafka)."""
     value = save({"x": np.ascontiguousarray(X, np.float32),
                   "probabilities": np.ascontiguousarray(prediction.probabilities, np.float32),
                   "embeddings": np.ascontiguousarray(prediction.embeddings, np.float32)})
-    return value, [("member", member.encode()), ("group", group.encode()),
-                   ("model_version", prediction.model_version.encode())]
+    headers = [("member", member.encode()), ("group", group.encode()),
+               ("model_version", prediction.model_version.encode())]
+    if ids is not None:
+        headers.append(("ids", json.dumps(list(ids)).encode()))
+    return value, headers
 
 
-def decode_observation(value: bytes, headers: list[tuple[str, bytes]]) -> tuple[np.ndarray, BatchPrediction, Sender]:
-    """``(X, prediction, sender)``; ``ValueError`` when the record is not an observation."""
+def decode_observation(value: bytes, headers: list[tuple[str, bytes]]
+                       ) -> tuple[np.ndarray, BatchPrediction, Sender, list[str] | None]:
+    """``(X, prediction, sender, ids)``; ``ValueError`` when the record is not an observation."""
     try:
         fields = {key: raw.decode() for key, raw in headers}
         tensors = load(value)
         x, probabilities, embeddings = (tensors[name] for name in _TENSORS)
         sender, version = Sender(fields["member"], fields["group"]), fields["model_version"]
+        ids = json.loads(fields["ids"]) if "ids" in fields else None
     except Exception as exc:  # noqa: BLE001 - any malformed record is the same error to the caller
         raise ValueError(f"not an observation: {type(exc).__name__}: {exc}") from exc
     n = len(x)
+    if ids is not None and (not isinstance(ids, list) or len(ids) != n or not all(isinstance(i, str) for i in ids)):
+        raise ValueError(f"not an observation: {n} inputs but ids {str(ids):.80}")
     if probabilities.ndim != 2 or embeddings.ndim != 2 or len(probabilities) != n or len(embeddings) != n:
         raise ValueError(f"not an observation: {n} inputs, probabilities {probabilities.shape}, "
                          f"embeddings {embeddings.shape}")
     prediction = BatchPrediction(probabilities.argmax(1).astype(np.int64), probabilities, probabilities.max(1),
                                  embeddings, version)
-    return x, prediction, sender
+    return x, prediction, sender, ids
 
 
 class ObservationPublisher:
@@ -86,10 +96,11 @@ class ObservationPublisher:
         self._producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20,
                                        client_id=f"driftwise-observations-{member}")
 
-    def __call__(self, X: np.ndarray, prediction: BatchPrediction, source: str) -> None:
+    def __call__(self, X: np.ndarray, prediction: BatchPrediction, source: str,
+                 ids: Sequence[str] | None = None) -> None:
         if source == "replica" or self.is_adapter():
             return  # the adapter observes its own batches directly, and never echoes what it received
-        value, headers = encode_observation(X, prediction, member=self.member, group=self.group)
+        value, headers = encode_observation(X, prediction, member=self.member, group=self.group, ids=ids)
         self._producer.send(self.topic, value=value, headers=headers, partition=0)
         self.sent += 1
 
@@ -172,7 +183,7 @@ class ObservationFeed:
 
     def _deliver(self, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         try:
-            X, prediction, sender = decode_observation(value, headers)
+            X, prediction, sender, ids = decode_observation(value, headers)
         except ValueError as exc:
             self.malformed += 1
             log.warning("skipping a record on %s: %s", self.topic, exc)
@@ -180,4 +191,4 @@ class ObservationFeed:
         if sender.group != self.group or sender.member == self.member:
             return  # another deployment's, or sent before this replica became the adapter
         self.received += 1
-        self.on_batch(X, prediction)
+        self.on_batch(X, prediction, ids)

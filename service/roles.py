@@ -4,7 +4,10 @@ With bootstrap servers, `driftwise serve` joins the adapter election
 (`driftwise.service.election`) unless ``--role replica``. While it is not the
 adapter its controller watches nothing and its batches go to the observations
 topic (`driftwise.service.observations`); once elected it reads that topic from
-then on and feeds every replica's batches, and its own, to its drift loop. A
+then on and feeds every replica's batches, and its own, to its drift loop. The
+adapter alone reads the feedback labels (`driftwise.service.feedback`): every
+event any replica served since it took the role is in its memory, with the ids
+the observations carry, so a label joins whichever replica served the event. A
 single replica is elected on its own before it serves its first event, so one
 `driftwise serve` still does everything.
 """
@@ -12,11 +15,13 @@ single replica is elected on its own before it serves its first event, so one
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from driftwise.service.election import Election, replica_id
+from driftwise.service.feedback import FeedbackConsumer
 from driftwise.service.observations import ObservationFeed, ObservationPublisher
 from driftwise.service.runtime import BatchPrediction
 from driftwise.service.state import ServiceState
@@ -31,12 +36,13 @@ a lone replica to be elected (well under a second on an idle broker, 3 s more on
 
 @dataclass
 class Roles:
-    """The parts of a replica's role: ``election`` and ``feed`` only when it stands for adapter."""
+    """The parts of a replica's role: ``election`` and ``feed`` only when it stands for adapter, ``feedback`` while it is."""
 
     member: str
     publisher: ObservationPublisher
     election: Election | None = None
     feed: ObservationFeed | None = None
+    feedback: FeedbackConsumer | None = None
 
     @property
     def is_adapter(self) -> bool:
@@ -44,7 +50,7 @@ class Roles:
 
     def stop(self) -> None:
         """Leave the election first (the role moves on at once), then stop reading and sending."""
-        for part in (self.election, self.feed, self.publisher):
+        for part in (self.election, self.feed, self.feedback, self.publisher):
             if part is None:
                 continue
             try:
@@ -66,9 +72,9 @@ def start_roles(state: ServiceState) -> Roles:
     publisher = ObservationPublisher(s.bootstrap_servers, s.observations_topic, member=member, group=s.group_id,
                                      is_adapter=is_adapter)
 
-    def publish(X: np.ndarray, prediction: BatchPrediction, source: str) -> None:
+    def publish(X: np.ndarray, prediction: BatchPrediction, source: str, ids: Sequence[str] | None) -> None:
         before = publisher.sent
-        publisher(X, prediction, source)
+        publisher(X, prediction, source, ids)
         if publisher.sent > before:
             metrics.observations.labels("sent").inc()
 
@@ -78,16 +84,27 @@ def start_roles(state: ServiceState) -> Roles:
         log.info("%s: predicting only (role replica); the elected adapter watches and adapts", member)
         return roles
 
-    def observed(X: np.ndarray, prediction: BatchPrediction) -> None:
+    def observed(X: np.ndarray, prediction: BatchPrediction, ids: Sequence[str] | None) -> None:
         metrics.observations.labels("received").inc()
-        state.notify(X, prediction, "replica")
+        if ids is not None and state.served is not None:
+            state.served.remember(ids, X, prediction.labels, prediction.confidence)
+        state.notify(X, prediction, "replica", ids)
+
+    def on_feedback(X: np.ndarray, served: np.ndarray, labels: np.ndarray, confidences: np.ndarray) -> None:
+        controller.on_feedback(X, served, labels, confidences)
 
     def elected(epoch: int | None) -> None:
         controller.take_lead(epoch)
         roles.feed.follow()  # type: ignore[union-attr]
+        if state.served is not None:  # one reader of the labels topic per deployment: its group gets them all
+            roles.feedback = FeedbackConsumer(state.served, on_feedback, bootstrap=s.bootstrap_servers,
+                                              topic=s.labels_topic, group_id=f"{s.group_id}.feedback").start()
 
     def deposed() -> None:
         roles.feed.pause()  # type: ignore[union-attr]
+        feedback, roles.feedback = roles.feedback, None
+        if feedback is not None:
+            feedback.stop()
         controller.step_down()
 
     roles.feed = ObservationFeed(s.bootstrap_servers, s.observations_topic, observed, member=member,

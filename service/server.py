@@ -1,7 +1,9 @@
-"""Run the app under uvicorn: one worker, uvloop and httptools (from ``uvicorn[standard]``).
+"""Run the app under uvicorn, with uvloop and httptools (from ``uvicorn[standard]``).
 
-One worker on purpose: the process holds the model, the micro-batcher and the
-Kafka consumer; scale out with more processes that share a consumer group.
+Each worker process holds a model, a micro-batcher and a Kafka consumer: it is a
+replica (`driftwise.service.roles`). ``--workers N`` runs N of them on one port
+(uvicorn shares the socket), which with a broker elect one adapter among them and
+with every other replica of the deployment; the default is one.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "host": settings.host,
         "port": settings.port,
-        "workers": 1,
+        "workers": settings.workers,
         "loop": "uvloop",
         "http": "httptools",
         "log_level": "info",
@@ -73,6 +75,20 @@ def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
 
 
 def run(settings: Settings) -> None:
-    """Serve until interrupted (Ctrl-C or SIGTERM stop the stream and batcher cleanly)."""
+    """Serve until interrupted (Ctrl-C or SIGTERM stop the stream and batcher cleanly).
+
+    With several workers uvicorn starts each from the app factory, and each reads its settings back from the
+    ``DRIFTWISE_*`` environment, set here from ``settings``.
+    """
     prepare_process()
-    uvicorn.run(create_app(settings), **uvicorn_options(settings))
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **uvicorn_options(settings))
+        return
+    os.environ.update(settings.to_env())
+    uvicorn.run("driftwise.service.server:worker_app", factory=True, **uvicorn_options(settings))
+
+
+def worker_app() -> Any:
+    """The app in a worker process uvicorn started (``--workers N``): tuned as `run` tunes its own process."""
+    prepare_process()
+    return create_app()

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     torch_threads: int = Field(default_factory=_default_torch_threads, ge=1, le=256)
     access_log: bool = False
+    workers: int = Field(
+        1, ge=1, le=64,
+        description="DRIFTWISE_WORKERS: HTTP server processes on the one port; each is a replica (its share of the "
+                    "stream, the election, the control topic), so more than one needs bootstrap servers, or no_adapt")
 
     # HTTP limits and micro-batching.
     max_instances: int = Field(1024, ge=1, le=1_000_000)
@@ -166,6 +170,30 @@ class Settings(BaseSettings):
                 raise ValueError("a public bind needs an admin_token (DRIFTWISE_ADMIN_TOKEN or --admin-token, "
                                  "16+ characters), or no one could administer the service")
         return self
+
+    @model_validator(mode="after")
+    def _one_adapter_among_workers(self) -> "Settings":
+        if self.workers > 1 and not self.bootstrap_servers and not self.no_adapt:
+            raise ValueError(f"workers={self.workers} needs bootstrap_servers, through which the workers elect one "
+                             "adapter (or no_adapt); without a broker each worker would adapt on its own")
+        return self
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``DRIFTWISE_*`` variables: what a worker process reads back into the same settings.
+
+        >>> s = Settings(registry="/tmp/reg", name="digits", port=9000, bootstrap_servers="127.0.0.1:9092", workers=2)
+        >>> env = s.to_env()
+        >>> env["DRIFTWISE_PORT"], env["DRIFTWISE_WORKERS"], "DRIFTWISE_ADMIN_TOKEN" in env
+        ('9000', '2', False)
+        """
+        env = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"DRIFTWISE_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        return env
 
 
 def _is_loopback(host: str) -> bool:

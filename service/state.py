@@ -1,8 +1,9 @@
 """What a running service holds: built once at startup, reached from every route.
 
-``observers`` are called with ``(X, prediction, source)`` after every predicted
-batch, whatever its source (``"http"`` or ``"kafka"``); the drift monitor hooks
-in there. Calls are serialised (one batch at a time, in order), so an observer
+``observers`` are called with ``(X, prediction, source, ids)`` after every
+predicted batch, whatever its source (``"http"``, ``"kafka"``, or ``"replica"``:
+a batch another replica served, `driftwise.service.roles`); ``ids`` are the
+events' ids for Kafka batches, else None. The drift monitor hooks in there. Calls are serialised (one batch at a time, in order), so an observer
 need not be thread-safe, and an observer that raises is logged and never fails a
 request.
 
@@ -20,7 +21,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,7 @@ from driftwise.service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Observer = Callable[[np.ndarray, BatchPrediction, str], None]
+Observer = Callable[[np.ndarray, BatchPrediction, str, Sequence[str] | None], None]
 OBSERVER_BACKLOG = 1024  # batches waiting for the observers before predictions wait for them
 _STOP = object()
 
@@ -53,7 +54,7 @@ class ServiceState:
     follower: Any | None = None  # follows the control topic, with bootstrap servers
     controller: Any | None = None  # the adaptation controller: snapshot(), trigger()
     roles: Any | None = None  # driftwise.service.roles.Roles, with bootstrap servers
-    feedback: Any | None = None  # driftwise.service.feedback.FeedbackConsumer, with bootstrap servers
+    served: Any | None = None  # driftwise.service.feedback.ServedMemory: what feedback labels join to
     model_lock: threading.Lock = field(default_factory=threading.Lock)  # serialises activate/rollback/follow
     _observe_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _backlog: queue.Queue[Any] = field(default_factory=lambda: queue.Queue(OBSERVER_BACKLOG), repr=False)
@@ -70,14 +71,15 @@ class ServiceState:
         batcher.on_batch = state.notify
         return state
 
-    def notify(self, X: np.ndarray, prediction: BatchPrediction, source: str) -> None:
+    def notify(self, X: np.ndarray, prediction: BatchPrediction, source: str,
+               ids: Sequence[str] | None = None) -> None:
         """Tell every observer about a predicted batch (called from the batch's thread)."""
         if not self.observers:
             return
         if self._observer_thread is not None:
-            self._backlog.put((X, prediction, source))
+            self._backlog.put((X, prediction, source, ids))
             return
-        self._observe(X, prediction, source)
+        self._observe(X, prediction, source, ids)
 
     def start_observing(self) -> None:
         """Run observers in a thread of their own from now on."""
@@ -115,10 +117,10 @@ class ServiceState:
             finally:
                 self._backlog.task_done()
 
-    def _observe(self, X: np.ndarray, prediction: BatchPrediction, source: str) -> None:
+    def _observe(self, X: np.ndarray, prediction: BatchPrediction, source: str, ids: Sequence[str] | None) -> None:
         with self._observe_lock:
             for observer in list(self.observers):
                 try:
-                    observer(X, prediction, source)
+                    observer(X, prediction, source, ids)
                 except Exception:  # noqa: BLE001 - monitoring must never break serving
                     log.exception("observer %r failed on a %s batch", observer, source)

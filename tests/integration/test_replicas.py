@@ -4,7 +4,8 @@ The scale-out contract: exactly one replica is the adapter; a drift makes one
 adaptation, not one per replica; every replica serves what the adapter promotes
 within 5 s; when the adapter is killed mid-adaptation another replica takes the
 role within 15 s, no version is announced by two adapters, and no event goes
-without a prediction.
+without a prediction. Feedback labels reach the adapter whichever replica served
+their events.
 """
 
 from __future__ import annotations
@@ -69,10 +70,14 @@ class Replica:
         except httpx.HTTPError:
             return None
 
-    def metric(self, name: str) -> float:
-        """The sum of a counter's series (0 when absent)."""
-        text = self.get("/metrics").text
-        return sum(float(m) for m in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, flags=re.M))
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of a metric's series with these labels (0 when there is none)."""
+        total = 0.0
+        for line in self.get("/metrics").text.splitlines():
+            found = re.match(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", line)
+            if found and all(f'{k}="{v}"' in (found.group(1) or "") for k, v in labels.items()):
+                total += float(found.group(2))
+        return total
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +96,7 @@ def source_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class Deployment:
     """N replicas of `driftwise serve` sharing a registry, a group and topics; a thread records what each serves."""
 
-    def __init__(self, registry: Path, bootstrap: str, workdir: Path) -> None:
+    def __init__(self, registry: Path, bootstrap: str, workdir: Path, replicas: int = REPLICAS) -> None:
         suffix = uuid.uuid4().hex[:8]
         self.bootstrap = bootstrap
         self.topics = {key: f"driftwise.{key}.{suffix}" for key in
@@ -104,13 +109,13 @@ class Deployment:
             "DRIFTWISE_GROUP_ID": f"replicas-{suffix}", "DRIFTWISE_PREWARM_ADAPTER": "false",
             "DRIFTWISE_TORCH_THREADS": "1", "DRIFTWISE_COOLDOWN_SECONDS": "0", "DRIFTWISE_MIN_PSEUDO_LABELS": "30",
             "DRIFTWISE_REFINE_AFTER": "0"})
-        self.workdir = workdir
+        self.workdir, self.count = workdir, replicas
         self.replicas: list[Replica] = []
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, daemon=True)
 
     def start(self) -> None:
-        for i in range(REPLICAS):
+        for i in range(self.count):
             port = free_port_pair(offsets=(0,))
             log = self.workdir / f"replica-{i}.log"
             proc = subprocess.Popen([sys.executable, "-m", "driftwise.service.cli", "serve", "--port", str(port)],
@@ -119,6 +124,9 @@ class Deployment:
             self.replicas.append(Replica(port, proc, log))
         for r in self.replicas:
             wait_for(lambda r=r: self._ready(r), 120, f"replica on {r.port} ready\n{self.logs()}")
+        for r in self.replicas:  # the group has spread the events topic's partitions over every replica
+            wait_for(lambda r=r: "driftwise_consumer_lag{" in r.get("/metrics").text, 60,
+                     f"partitions for the replica on {r.port}\n{self.logs()}")
         self._watcher.start()
 
     def _ready(self, replica: Replica) -> bool:
@@ -164,10 +172,11 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path, source_registry: Path, kafka_bootstrap: str) -> Iterator[Deployment]:
+def deployment(request: pytest.FixtureRequest, tmp_path: Path, source_registry: Path,
+               kafka_bootstrap: str) -> Iterator[Deployment]:
     registry = tmp_path / "registry"
     shutil.copytree(source_registry, registry)
-    deployment = Deployment(registry, kafka_bootstrap, tmp_path)
+    deployment = Deployment(registry, kafka_bootstrap, tmp_path, replicas=getattr(request, "param", REPLICAS))
     try:
         deployment.start()
         yield deployment
@@ -207,7 +216,7 @@ def test_one_adapter_adapts_for_all_replicas_and_a_killed_adapter_is_replaced(de
              f"the adapter's first adaptation\n{d.logs()}")
     others = [r for r in d.replicas if r is not adapter]
     assert adapter.metric("driftwise_adaptations_total") == 1
-    assert adapter.metric("driftwise_observations_total") > 0  # it watched the other replicas' batches too
+    assert adapter.metric("driftwise_observations_total", direction="received") > 0  # the other replicas' batches too
     for r in others:
         assert r.metric("driftwise_adaptations_total") == 0 and r.metric("driftwise_normalizations_total") == 0
     current = adapter.get("/readyz").json()["model_version"]
@@ -251,3 +260,29 @@ def test_one_adapter_adapts_for_all_replicas_and_a_killed_adapter_is_replaced(de
         records = reader.read_until(lambda rs: ids <= {json.loads(r.value)["id"] for r in rs}, 90)
     missing = ids - {json.loads(r.value)["id"] for r in records}
     assert not missing, f"{len(missing)} events without a prediction, e.g. {sorted(missing)[:5]}"
+
+
+@pytest.mark.parametrize("deployment", [2], indirect=True)
+def test_feedback_labels_reach_the_adapter_whichever_replica_served_their_events(deployment: Deployment) -> None:
+    d, bootstrap = deployment, deployment.bootstrap
+    X, y = load_digits_images()
+    sent = events(X[:300], "labeled")
+    produce(bootstrap, d.topics["events"], sent)
+    with TopicReader(bootstrap, d.topics["predictions"]) as reader:
+        records = reader.read_until(lambda rs: len({r.key for r in rs}) >= len(sent), 90)
+    served_by = {json.loads(r.value)["id"] for r in records}
+    assert len(served_by) == len(sent)
+    adapter = d.the_adapter()
+    other = next(r for r in d.replicas if r is not adapter)
+    assert other.metric("driftwise_observations_total", direction="sent") > 0, "both replicas served some events"
+    wait_for(lambda: adapter.metric("driftwise_observations_total", direction="received") >= 1, 30,
+             "the other replica's batches at the adapter")
+    time.sleep(2)  # the last observations arrive a moment after the predictions
+    labels = [(key, json.dumps({"id": key.decode(), "label": int(label)}).encode())
+              for (key, _), label in zip(sent, y[:300])]
+    produce(bootstrap, d.topics["labels"], labels)
+    wait_for(lambda: adapter.metric("driftwise_feedback_labels_total") >= len(labels), 60,
+             f"every label joined at the adapter\n{d.logs()}")
+    assert other.metric("driftwise_feedback_labels_total") == 0  # the adapter alone reads the labels
+    accuracy = adapter.get("/metrics").text
+    assert re.search(r"^driftwise_live_accuracy (0\.\d+|1\.0)$", accuracy, flags=re.M), "live accuracy from all labels"

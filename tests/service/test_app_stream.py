@@ -46,9 +46,11 @@ def test_serve_with_bootstrap_predicts_every_event_and_tells_the_observers(
     rows = instances(30, seed=5)
     ids = [f"evt-{i:03d}" for i in range(len(rows))]
     seen: list[tuple[int, str]] = []
+    seen_ids: list[str] = []
 
-    def observe(X: np.ndarray, prediction: BatchPrediction, source: str) -> None:
+    def observe(X: np.ndarray, prediction: BatchPrediction, source: str, event_ids: list[str] | None) -> None:
         seen.append((len(X), source))
+        seen_ids.extend(event_ids or [])
 
     with TestClient(create_app(settings)) as client:
         client.app.state.service.observers.append(observe)
@@ -64,6 +66,7 @@ def test_serve_with_bootstrap_predicts_every_event_and_tells_the_observers(
     first = next(p for p in predictions if p["id"] == ids[0])
     assert first["label"] == http["predictions"][0]["label"]
     assert {s for _, s in seen} == {"kafka", "http"}
+    assert sorted(set(seen_ids)) == ids  # Kafka batches come with their events' ids (what feedback joins to)
     kafka_total = float(next(line.split()[-1] for line in metrics.splitlines()
                              if line.startswith('driftwise_predictions_total{source="kafka"}')))
     assert kafka_total >= len(ids)

@@ -1,11 +1,15 @@
-"""Process-wide tuning `driftwise serve` applies before it starts serving."""
+"""How `driftwise serve` runs: process-wide tuning, and several worker processes on one port."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +53,50 @@ def test_a_fixed_mmap_threshold_keeps_large_blocks_mapped_after_big_frees() -> N
 def test_a_threshold_the_operator_set_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
     assert fix_mmap_threshold() is False
+
+
+def test_several_workers_without_a_broker_to_elect_an_adapter_are_refused(tmp_path) -> None:
+    from pydantic import ValidationError
+
+    from driftwise.service.settings import Settings
+
+    with pytest.raises(ValidationError, match="elect one adapter"):
+        Settings(registry=tmp_path, name="m", workers=2)
+    assert Settings(registry=tmp_path, name="m", workers=2, no_adapt=True).workers == 2
+
+
+def test_settings_survive_the_trip_through_the_environment_to_a_worker(tmp_path) -> None:
+    from driftwise.service.settings import Settings
+
+    given = Settings(registry=tmp_path, name="m", port=9100, bootstrap_servers="127.0.0.1:9092", workers=3,
+                     admin_token="a-token-of-sixteen+", no_adapt=True, confidence_threshold=0.8)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTWISE_")} | given.to_env()
+    read = subprocess.run([sys.executable, "-c", "import json; from driftwise.service.settings import Settings; "
+                           "print(json.dumps(Settings().to_env()))"], env=env, capture_output=True, text=True, timeout=60)
+    assert read.returncode == 0, read.stderr
+    assert json.loads(read.stdout) == given.to_env()  # every field, the admin token's secret included
+
+
+def test_serve_with_two_workers_answers_from_two_processes_on_one_port(registry, tmp_path) -> None:
+    import httpx
+
+    from driftwise.service.localhost import free_port, wait_until_ready
+
+    port, log = free_port(), tmp_path / "serve.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTWISE_")}
+    proc = subprocess.Popen([sys.executable, "-m", "driftwise.service.cli", "serve", "--registry", str(registry.root),
+                             "--name", "digits", "--port", str(port), "--workers", "2", "--no-adapt"], env=env,
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}/readyz", proc, what="two workers", log=log, timeout=120)
+        deadline = time.monotonic() + 60
+        while log.read_text().count("Application startup complete") < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert log.read_text().count("Application startup complete") == 2, log.read_text()
+        workers = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert len(workers) >= 2, workers  # uvicorn's two workers (and nothing forbids a resource tracker)
+        answer = httpx.post(f"http://127.0.0.1:{port}/predict", json={"instances": [[0.0] * 64]}, timeout=10)
+        assert answer.status_code == 200 and answer.json()["model_version"] == "1"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)

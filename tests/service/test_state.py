@@ -26,7 +26,7 @@ def test_a_slow_observer_does_not_delay_predictions_and_sees_every_batch_in_orde
     load_current_model(state)
     seen: list[int] = []
 
-    def slow_observer(X: np.ndarray, prediction: BatchPrediction, source: str) -> None:
+    def slow_observer(X: np.ndarray, prediction: BatchPrediction, source: str, ids: list[str] | None) -> None:
         time.sleep(0.2)
         seen.append(len(X))
 
@@ -56,7 +56,7 @@ def test_without_the_observer_thread_observers_run_at_once_in_the_callers_thread
     state = ServiceState.build(make_settings())
     load_current_model(state)
     threads: list[str] = []
-    state.observers.append(lambda X, p, s: threads.append(threading.current_thread().name))
+    state.observers.append(lambda X, p, s, ids: threads.append(threading.current_thread().name))
     X = _X(2)
     state.notify(X, state.runtime.predict(X), "kafka")
     assert threads == [threading.current_thread().name]
@@ -67,10 +67,10 @@ def test_a_failing_observer_is_logged_and_the_next_one_still_runs(make_settings:
     load_current_model(state)
     calls: list[str] = []
 
-    def broken(X: np.ndarray, prediction: BatchPrediction, source: str) -> None:
+    def broken(X: np.ndarray, prediction: BatchPrediction, source: str, ids: list[str] | None) -> None:
         raise RuntimeError("monitor bug")
 
-    state.observers.extend([broken, lambda X, p, s: calls.append(s)])
+    state.observers.extend([broken, lambda X, p, s, ids: calls.append(s)])
     state.start_observing()
     try:
         X = _X(1)

@@ -209,3 +209,11 @@ def test_model_follower_ignores_a_deposed_adapter_once_its_successor_has_spoken(
         wait_for(lambda: ("digits", 1) in calls, 30, "the operator's announcement")
     assert calls == [("digits", 4), ("digits", 1)]
     assert follower.fenced == 1
+
+
+def test_kafka_python_checksums_record_batches_in_c() -> None:
+    """Its pure-Python CRC-32C took 10 ms for one replica's 140 KB batch of observations (about 40 us an event)."""
+    from kafka.record import util
+    from kafka.record._crc32c import crc as pure_python
+
+    assert util._crc32c is not pure_python, "install the crc32c package (a dependency in pyproject.toml)"
