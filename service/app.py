@@ -40,7 +40,7 @@ PSEUDO_LABEL_OUTCOMES = ("accepted", "rejected")
 ROLLBACK_TRIGGERS = ("auto", "manual", "fallback", "source")
 HTTP_ERRORS = ("401", "413", "422", "503")
 IGNORED_ANNOUNCEMENTS = ("unknown_version", "rejected")
-OBSERVATION_DIRECTIONS = ("sent", "received")
+OBSERVATION_OUTCOMES = ("sent", "received", "dropped")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -120,8 +120,8 @@ def init_metric_series(metrics: Metrics) -> None:
         metrics.admin_auth_failures.labels(reason)
     for reason in IGNORED_ANNOUNCEMENTS:
         metrics.control_ignored.labels(reason)
-    for direction in OBSERVATION_DIRECTIONS:
-        metrics.observations.labels(direction)
+    for outcome in OBSERVATION_OUTCOMES:
+        metrics.observations.labels(outcome)
     metrics.model_version.set(0)
 
 

@@ -59,8 +59,9 @@ class Metrics:
             registry=r,
         )
         self.observations = Counter(
-            "driftwise_observations", "Predicted batches on the observations topic, by direction (sent|received)",
-            ["direction"], registry=r,
+            "driftwise_observations",
+            "Predicted batches on the observations topic, by outcome (sent; received; dropped: received while the "
+            "adapter's monitor was behind)", ["outcome"], registry=r,
         )
         # Stream
         self.dlq = Counter("driftwise_dlq", "Events sent to the dead-letter topic, by reason", ["reason"], registry=r)

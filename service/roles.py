@@ -88,7 +88,8 @@ def start_roles(state: ServiceState) -> Roles:
         metrics.observations.labels("received").inc()
         if ids is not None and state.served is not None:
             state.served.remember(ids, X, prediction.labels, prediction.confidence)
-        state.notify(X, prediction, "replica", ids)
+        if not state.notify(X, prediction, "replica", ids, wait=False):  # behind: its own traffic comes first
+            metrics.observations.labels("dropped").inc()
 
     def on_feedback(X: np.ndarray, served: np.ndarray, labels: np.ndarray, confidences: np.ndarray) -> None:
         controller.on_feedback(X, served, labels, confidences)

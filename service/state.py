@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 Observer = Callable[[np.ndarray, BatchPrediction, str, Sequence[str] | None], None]
 OBSERVER_BACKLOG = 1024  # batches waiting for the observers before predictions wait for them
+SPARE_BACKLOG = 64
+"""Batches waiting beyond which one that need not be observed (``wait=False``: another replica's, at the adapter)
+is dropped rather than queued: the adapter's monitor then falls behind on the others' traffic, never its own."""
 _STOP = object()
 
 
@@ -72,14 +75,20 @@ class ServiceState:
         return state
 
     def notify(self, X: np.ndarray, prediction: BatchPrediction, source: str,
-               ids: Sequence[str] | None = None) -> None:
-        """Tell every observer about a predicted batch (called from the batch's thread)."""
+               ids: Sequence[str] | None = None, *, wait: bool = True) -> bool:
+        """Tell every observer about a predicted batch (called from the batch's thread).
+
+        With ``wait=False`` the batch is dropped, and False returned, when more than `SPARE_BACKLOG` wait already.
+        """
         if not self.observers:
-            return
+            return True
         if self._observer_thread is not None:
+            if not wait and self._backlog.qsize() >= SPARE_BACKLOG:
+                return False
             self._backlog.put((X, prediction, source, ids))
-            return
+            return True
         self._observe(X, prediction, source, ids)
+        return True
 
     def start_observing(self) -> None:
         """Run observers in a thread of their own from now on."""

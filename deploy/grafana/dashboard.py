@@ -212,8 +212,9 @@ def _replicas() -> list[Any]:
                     "all follow the adapter's announcement.", [
                         ("max by (instance) (driftwise_model_version)", "{{instance}}"),
                     ], width=8),
-        _timeseries("Observations", "Predicted batches replicas send to the adapter, and the adapter receives.", [
-            ("sum by (direction) (rate(driftwise_observations_total[1m]))", "{{direction}}"),
+        _timeseries("Observations", "Predicted batches replicas send to the adapter, the adapter receives, and "
+                    "drops while its monitor is behind (its own traffic first).", [
+            ("sum by (outcome) (rate(driftwise_observations_total[1m]))", "{{outcome}}"),
         ], unit="ops", width=8),
     ]
 

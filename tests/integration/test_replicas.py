@@ -216,7 +216,7 @@ def test_one_adapter_adapts_for_all_replicas_and_a_killed_adapter_is_replaced(de
              f"the adapter's first adaptation\n{d.logs()}")
     others = [r for r in d.replicas if r is not adapter]
     assert adapter.metric("driftwise_adaptations_total") == 1
-    assert adapter.metric("driftwise_observations_total", direction="received") > 0  # the other replicas' batches too
+    assert adapter.metric("driftwise_observations_total", outcome="received") > 0  # the other replicas' batches too
     for r in others:
         assert r.metric("driftwise_adaptations_total") == 0 and r.metric("driftwise_normalizations_total") == 0
     current = adapter.get("/readyz").json()["model_version"]
@@ -274,8 +274,8 @@ def test_feedback_labels_reach_the_adapter_whichever_replica_served_their_events
     assert len(served_by) == len(sent)
     adapter = d.the_adapter()
     other = next(r for r in d.replicas if r is not adapter)
-    assert other.metric("driftwise_observations_total", direction="sent") > 0, "both replicas served some events"
-    wait_for(lambda: adapter.metric("driftwise_observations_total", direction="received") >= 1, 30,
+    assert other.metric("driftwise_observations_total", outcome="sent") > 0, "both replicas served some events"
+    wait_for(lambda: adapter.metric("driftwise_observations_total", outcome="received") >= 1, 30,
              "the other replica's batches at the adapter")
     time.sleep(2)  # the last observations arrive a moment after the predictions
     labels = [(key, json.dumps({"id": key.decode(), "label": int(label)}).encode())

@@ -79,3 +79,32 @@ def test_a_failing_observer_is_logged_and_the_next_one_still_runs(make_settings:
         assert calls == ["http"]
     finally:
         state.stop_observing()
+
+
+def test_another_replicas_batches_are_dropped_when_the_monitor_is_behind_but_its_own_never_are(
+        make_settings: Callable[..., Settings]) -> None:
+    from driftwise.service.state import SPARE_BACKLOG
+
+    state = ServiceState.build(make_settings())
+    load_current_model(state)
+    release = threading.Event()
+    seen: list[str] = []
+
+    def stuck_observer(X: np.ndarray, prediction: BatchPrediction, source: str, ids: list[str] | None) -> None:
+        release.wait(10)
+        seen.append(source)
+
+    state.observers.append(stuck_observer)
+    state.start_observing()
+    try:
+        X = _X(1)
+        p = state.runtime.predict(X)
+        queued = [state.notify(X, p, "replica", wait=False) for _ in range(SPARE_BACKLOG + 10)]
+        assert queued.count(False) >= 9, "past the spare backlog, another replica's batches are dropped"
+        assert state.notify(X, p, "kafka") is True  # its own traffic waits its turn, however far behind
+        release.set()
+        assert state.flush_observers(timeout=10.0)
+        assert seen[-1] == "kafka" and seen.count("replica") == queued.count(True)
+    finally:
+        release.set()
+        state.stop_observing()
