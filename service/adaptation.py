@@ -246,8 +246,8 @@ class AdaptationController:
         """Adapt now, whatever the monitor says (operators' override; guardrails still apply)."""
         with self._lock:
             if not self.leading:
-                return {"started": False, "detail": "this replica is not the adapter: trigger the adapter "
-                                                    "(GET /drift names it on every replica)"}
+                return {"started": False, "detail": "this replica is not the adapter: trigger it on the adapter "
+                                                    "(its GET /drift says \"role\": \"adapter\")"}
             if self.loop is None:
                 return {"started": False, "detail": "no model is served yet"}
             try:

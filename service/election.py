@@ -123,12 +123,12 @@ class Election:
             return
         self.epoch = self._claim()
         self.is_adapter = True
-        self._elected_once.set()
         log.info("%s is the adapter now (epoch %s)", self.member, self.epoch)
         try:
             self.on_elected(self.epoch)
         except Exception:  # noqa: BLE001 - the role is held; what failed to start says so itself
             log.exception("taking the adapter role failed")
+        self._elected_once.set()  # after on_elected: who waits for it finds the role taken up
 
     def _deposed(self) -> None:
         if not self.is_adapter:
