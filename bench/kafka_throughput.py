@@ -319,7 +319,8 @@ def kafka_markdown(r: dict[str, Any]) -> str:
               ("drift monitor (observer thread)", pr["drift_monitor_us"], "in-process, synchronous"),
               ("encode + produce", st["produce"], "passthrough loop"),
               ("flush (wait for acks=all)", st["flush"], "passthrough loop"),
-              ("commit offsets", st["commit"], "passthrough loop")]
+              ("commit offsets (synchronous; the service commits asynchronously, 300ae68)", st["commit"],
+               "passthrough loop")]
     total, measured = sum(us for _, us, _ in stages), 1e6 / rate["end_to_end"]
     rest = (f"| the rest: GIL hand-offs between the stream, monitor and client threads, the idle feedback and "
             f"control consumers | {measured - total:.1f} | remainder |" if measured >= total else
