@@ -111,6 +111,7 @@ def score_run(results_json: Path, run_dir: Path) -> list[dict[str, Any]]:
     import json
 
     from driftwise.drift.adapter import predict_proba
+    from driftwise.models.registry import Registry
     from driftwise.service.runtime import load_from_registry
 
     results = json.loads(Path(results_json).read_text())
@@ -121,7 +122,7 @@ def score_run(results_json: Path, run_dir: Path) -> list[dict[str, Any]]:
     adaptive = np.asarray(results["correct"]["adaptive"], bool)
     frozen = np.asarray(results["correct"]["no_adapt"], bool)
     served = served_versions(len(y), str(results["base_version"]), results["swaps"]["adaptive"])
-    registry = Path(run_dir) / "registry-adaptive"
+    registry = Registry(Path(run_dir) / "registry-adaptive")
 
     def offline(version: int, idx: np.ndarray) -> np.ndarray:
         model = load_from_registry(registry, results.get("model_name", "digits"), version, device="cpu").model

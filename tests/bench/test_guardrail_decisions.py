@@ -57,3 +57,27 @@ def test_the_base_and_a_tie_within_the_margin_are_not_mistakes() -> None:
     same = np.ones(N, bool)
     rows = score_decisions(versions, np.full(N, "2", dtype=object), same, same, DOMAIN, offline_correct=_never)
     assert [(r["version"], r["verdict"]) for r in rows] == [(2, "right")]
+
+
+def test_a_finished_run_is_scored_from_its_files_and_a_refused_candidate_is_run_from_its_registry(tmp_path) -> None:
+    import json
+
+    from driftwise.bench.guardrail_decisions import score_run
+    from driftwise.drift.adapter import predict_proba
+    from driftwise.models.registry import Registry
+    from tests.service.conftest import SHAPE, tiny_classifier
+
+    run = tmp_path / "runs" / "stream-x"
+    registry = Registry(run / "registry-adaptive")
+    registry.publish("digits", tiny_classifier(0), reason="pretrain")
+    registry.publish("digits", tiny_classifier(1), reason="adapt", parent=1, activate=False, status="rejected")
+    X = np.random.default_rng(0).uniform(0, 16, size=(N, *SHAPE)).astype(np.float32)
+    y = predict_proba(tiny_classifier(1), X).argmax(1)  # the refused candidate is right on every event
+    np.savez(run / "stream.npz", X=X, y=y)
+    results = {"phases_run": ["clean", "noise"], "config": {"phase_events": 300}, "base_version": 1,
+               "correct": {"adaptive": [False] * N, "no_adapt": [False] * N}, "swaps": {"adaptive": []},
+               "versions": [{"version": 2, "kind": "adapt", "status": "rejected", "at_event": 300}]}
+    (tmp_path / "stream-x.json").write_text(json.dumps(results))
+    (row,) = score_run(tmp_path / "stream-x.json", run)
+    assert (row["verdict"], row["events"], row["family"]) == ("false reject", 300, "noise")
+    assert row["gain_points"] == 100.0
