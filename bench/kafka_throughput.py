@@ -70,6 +70,30 @@ def produce_events(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes
         producer.close(timeout=5)
 
 
+def digit_events(n: int) -> tuple[np.ndarray, list[tuple[bytes, bytes]]]:
+    """``n`` events of the bundled digits (cycled), as inputs and as ``(key, value)`` records keyed by id."""
+    from driftwise.models.digits import load_digits_images
+
+    images, _ = load_digits_images()
+    X = images[np.arange(n) % len(images)]
+    return X, [(f"e{i:06d}".encode(), encode_event(f"e{i:06d}", x)) for i, x in enumerate(X)]
+
+
+@contextmanager
+def broker(bootstrap: str | None) -> Iterator[str]:
+    """``bootstrap`` if given, else a private broker on a free port, stopped (and purged) on leaving."""
+    from driftwise.service.kafka_local import LocalKafka, free_port_pair
+
+    if bootstrap:
+        yield bootstrap
+        return
+    kafka = LocalKafka(free_port_pair(), tie_to_this_process=True, purge_on_stop=True).start()
+    try:
+        yield kafka.bootstrap
+    finally:
+        kafka.stop()
+
+
 def passthrough(bootstrap: str, topics: Topics, n: int, max_batch: int = MAX_BATCH) -> dict[str, Any]:
     """The stream's Kafka work without the model, configured like `StreamWorker`; seconds per stage."""
     stages = dict.fromkeys(("poll", "decode", "produce", "flush", "commit"), 0.0)
@@ -250,8 +274,6 @@ def run_kafka_bench(quick: bool, *, events: int | None = None, bootstrap: str | 
     Starts (and purges) a private broker unless ``bootstrap`` names one.
     """
     from driftwise.bench.serve import NAME, _publish_default_digits_cnn
-    from driftwise.models.digits import load_digits_images
-    from driftwise.service.kafka_local import LocalKafka, free_port_pair
     from driftwise.service.runtime import Runtime, load_from_registry
     from driftwise.service.settings import Settings
 
@@ -259,38 +281,30 @@ def run_kafka_bench(quick: bool, *, events: int | None = None, bootstrap: str | 
     rounds = 1 if quick else 3
     if n < 1:
         raise ValueError(f"events must be >= 1, got {n}")
-    kafka = None if bootstrap else LocalKafka(free_port_pair(), tie_to_this_process=True, purge_on_stop=True).start()
-    bootstrap = bootstrap or kafka.bootstrap
     runs: dict[str, list[dict[str, Any]]] = {
         k: [] for k in ("passthrough", "model_only", "end_to_end", "replica", "unmonitored")}
-    try:
-        with TemporaryDirectory(prefix="driftwise-bench-kafka-") as tmp:
-            registry, _ = _publish_default_digits_cnn(Path(tmp) / "registry")
-            images, _ = load_digits_images()
-            X = images[np.arange(n) % len(images)]
-            payloads = [(f"e{i:06d}".encode(), encode_event(f"e{i:06d}", x)) for i, x in enumerate(X)]
-            settings = Settings(registry=registry.root, name=NAME)
-            runtime = Runtime(settings.device)
-            runtime.swap(load_from_registry(registry, NAME, device=runtime.device))
-            with served_process(settings.torch_threads):
-                for _ in range(rounds):  # interleaved, so a burst of background load hits every kind alike
-                    topics = {k: Topics().with_suffix(f".b{uuid.uuid4().hex[:8]}") for k in runs if k != "model_only"}
-                    for t in topics.values():
-                        produce_events(bootstrap, t.events, payloads)
-                    ensure_topics(bootstrap, [topics["passthrough"].predictions], PARTITIONS)
-                    runs["passthrough"].append(passthrough(bootstrap, topics["passthrough"], n))
-                    runs["model_only"].append(model_only(runtime, X))
-                    runs["end_to_end"].append(end_to_end(registry.root, NAME, bootstrap, topics["end_to_end"], n))
-                    runs["replica"].append(end_to_end(registry.root, NAME, bootstrap, topics["replica"], n,
-                                                      observing="replica"))
-                    runs["unmonitored"].append(end_to_end(registry.root, NAME, bootstrap, topics["unmonitored"], n,
-                                                          observing="none"))
-                    for kind, t in topics.items():
-                        runs[kind][-1]["records_out"] = _records_in(bootstrap, t.predictions)
-                profile = stage_profile(registry.root, NAME, [v for _, v in payloads])
-    finally:
-        if kafka is not None:
-            kafka.stop()
+    with broker(bootstrap) as bootstrap, TemporaryDirectory(prefix="driftwise-bench-kafka-") as tmp:
+        registry, _ = _publish_default_digits_cnn(Path(tmp) / "registry")
+        X, payloads = digit_events(n)
+        settings = Settings(registry=registry.root, name=NAME)
+        runtime = Runtime(settings.device)
+        runtime.swap(load_from_registry(registry, NAME, device=runtime.device))
+        with served_process(settings.torch_threads):
+            for _ in range(rounds):  # interleaved, so a burst of background load hits every kind alike
+                topics = {k: Topics().with_suffix(f".b{uuid.uuid4().hex[:8]}") for k in runs if k != "model_only"}
+                for t in topics.values():
+                    produce_events(bootstrap, t.events, payloads)
+                ensure_topics(bootstrap, [topics["passthrough"].predictions], PARTITIONS)
+                runs["passthrough"].append(passthrough(bootstrap, topics["passthrough"], n))
+                runs["model_only"].append(model_only(runtime, X))
+                runs["end_to_end"].append(end_to_end(registry.root, NAME, bootstrap, topics["end_to_end"], n))
+                runs["replica"].append(end_to_end(registry.root, NAME, bootstrap, topics["replica"], n,
+                                                  observing="replica"))
+                runs["unmonitored"].append(end_to_end(registry.root, NAME, bootstrap, topics["unmonitored"], n,
+                                                      observing="none"))
+                for kind, t in topics.items():
+                    runs[kind][-1]["records_out"] = _records_in(bootstrap, t.predictions)
+            profile = stage_profile(registry.root, NAME, [v for _, v in payloads])
     rate = {kind: round(statistics.median(r["events_per_s"] for r in rs), 1) for kind, rs in runs.items()}
     slower = min(rate["passthrough"], rate["model_only"])
     ratio, unmonitored_ratio = (round(rate[k] / slower, 3) for k in ("end_to_end", "unmonitored"))

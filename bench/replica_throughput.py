@@ -22,10 +22,9 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-import numpy as np
 from kafka import KafkaConsumer, TopicPartition
 
-from driftwise.service.events import encode_event
+from driftwise.bench.kafka_throughput import broker, digit_events, produce_events
 from driftwise.service.localhost import free_port, wait_until_ready
 from driftwise.service.topics import Topics, ensure_topics
 
@@ -84,8 +83,6 @@ def _prediction_span(bootstrap: str, topic: str, n: int) -> tuple[int, float]:
 
 
 def one_run(count: int, registry: Path, bootstrap: str, payloads: list[tuple[bytes, bytes]], log_dir: Path) -> dict[str, Any]:
-    from driftwise.bench.kafka_throughput import produce_events
-
     topics = Topics().with_suffix(f".r{uuid.uuid4().hex[:8]}")
     ensure_topics(bootstrap, [topics.events, topics.predictions], PARTITIONS)
     procs = _replicas(count, registry, bootstrap, topics, log_dir)
@@ -104,27 +101,17 @@ def one_run(count: int, registry: Path, bootstrap: str, payloads: list[tuple[byt
 def run_replica_bench(quick: bool, *, counts: tuple[int, ...] = (1, 2), events: int | None = None,
                       bootstrap: str | None = None) -> dict[str, Any]:
     """Events/s of the stream with each replica count, interleaved over rounds; medians and ratios to one replica."""
-    from driftwise.bench.serve import NAME, _publish_default_digits_cnn
-    from driftwise.models.digits import load_digits_images
-    from driftwise.service.kafka_local import LocalKafka, free_port_pair
+    from driftwise.bench.serve import _publish_default_digits_cnn
 
     n = events if events is not None else (2_000 if quick else 20_000)
     rounds = 1 if quick else 3
-    kafka = None if bootstrap else LocalKafka(free_port_pair(), tie_to_this_process=True, purge_on_stop=True).start()
-    bootstrap = bootstrap or kafka.bootstrap
     runs: dict[int, list[dict[str, Any]]] = {c: [] for c in counts}
-    try:
-        with TemporaryDirectory(prefix="driftwise-bench-replicas-") as tmp:
-            registry, _ = _publish_default_digits_cnn(Path(tmp) / "registry")
-            images, _ = load_digits_images()
-            X = images[np.arange(n) % len(images)]
-            payloads = [(f"e{i:06d}".encode(), encode_event(f"e{i:06d}", x)) for i, x in enumerate(X)]
-            for _ in range(rounds):
-                for c in counts:
-                    runs[c].append(one_run(c, registry.root, bootstrap, payloads, Path(tmp)))
-    finally:
-        if kafka is not None:
-            kafka.stop()
+    with broker(bootstrap) as bootstrap, TemporaryDirectory(prefix="driftwise-bench-replicas-") as tmp:
+        registry, _ = _publish_default_digits_cnn(Path(tmp) / "registry")
+        _, payloads = digit_events(n)
+        for _ in range(rounds):
+            for c in counts:
+                runs[c].append(one_run(c, registry.root, bootstrap, payloads, Path(tmp)))
     rate = {c: round(statistics.median(r["events_per_s"] for r in rs), 1) for c, rs in runs.items()}
     return {"settings": {"events": n, "rounds": rounds, "partitions": PARTITIONS, "cores": os.cpu_count()},
             "runs": {str(c): rs for c, rs in runs.items()}, "events_per_s": {str(c): r for c, r in rate.items()},

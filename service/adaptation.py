@@ -24,8 +24,8 @@ import functools
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
@@ -85,7 +85,7 @@ class AdaptationController:
         self.normalize_config = normalize_config or NormalizeConfig()
         self.label_shift_config = label_shift_config or LabelShiftConfig()
         self.config = loop_config(s)
-        self.leading = leading  # the adapter: watches, decides and acts (see the module docstring)
+        self.leading = False  # the adapter: watches, decides and acts (see the module docstring; `take_lead`)
         self.epoch: int | None = None  # the adapter's election epoch, announced with each version
         self.loop: DriftLoop | None = None  # made for the first model served, against its reference
         self.monitored_version: str | None = None
@@ -107,13 +107,11 @@ class AdaptationController:
         self._base: ModelSnapshot | None = None  # the base model on the CPU, loaded once (see `_base_snapshot`)
         self._interim_embeddings: tuple[str, np.ndarray] | None = None
         """(version, the base's embeddings of the inputs it was normalised on) of the BatchNorm interim served."""
-        if adapt and leading and s.prewarm_adapter:
-            prewarm()  # the first drift's adaptation then does not wait for Python and torch to start
         state.metrics.labels_needed.set(0)
         state.metrics.live_accuracy.set(float("nan"))  # unknown until feedback labels arrive, not 0%
-        state.metrics.adapter.set(1 if leading else 0)
-        if leading and state.runtime.snapshot is not None:
-            self._follow(state.runtime.snapshot)
+        state.metrics.adapter.set(0)
+        if leading:
+            self.take_lead()
 
     # -- the adapter role (`driftwise.service.election`) ------------------------------------------------------
     def take_lead(self, epoch: int | None = None) -> None:
@@ -132,7 +130,9 @@ class AdaptationController:
             self.leading, self.epoch = True, epoch
         self.state.metrics.adapter.set(1)
         if self.adapt_enabled and self.state.settings.prewarm_adapter:
-            prewarm()  # replicas that never lead never hold a training process
+            # The first drift's adaptation then does not wait ~3 s for Python and torch to start; replicas that
+            # never lead never hold a training process.
+            prewarm()
 
     def step_down(self) -> None:
         """Another process is the adapter now: stop watching, cancel the adaptation running, publish nothing more."""

@@ -132,9 +132,6 @@ def start_background(state: ServiceState) -> None:
     """
     attach_adaptation(state)
     if state.settings.bootstrap_servers:
-        from driftwise.service.feedback import ServedMemory
-
-        state.served = ServedMemory()
         state.roles = start_roles(state)
         start_stream(state)
 
@@ -158,13 +155,10 @@ def start_stream(state: ServiceState) -> None:
     adapter joins to it (`driftwise.service.roles`).
     """
     from driftwise.service.control import ModelFollower
-    from driftwise.service.feedback import ServedMemory
     from driftwise.service.stream import StreamWorker
 
     s = state.settings
     assert s.bootstrap_servers is not None
-    if state.served is None:
-        state.served = ServedMemory()
     served = state.served
 
     def on_kafka_batch(X: np.ndarray, prediction: BatchPrediction, ids: list[str]) -> None:

@@ -97,12 +97,14 @@ class ObservationPublisher:
                                        client_id=f"driftwise-observations-{member}")
 
     def __call__(self, X: np.ndarray, prediction: BatchPrediction, source: str,
-                 ids: Sequence[str] | None = None) -> None:
+                 ids: Sequence[str] | None = None) -> bool:
+        """Send the batch, unless this replica is the adapter or the batch came from another; True if sent."""
         if source == "replica" or self.is_adapter():
-            return  # the adapter observes its own batches directly, and never echoes what it received
+            return False  # the adapter observes its own batches directly, and never echoes what it received
         value, headers = encode_observation(X, prediction, member=self.member, group=self.group, ids=ids)
         self._producer.send(self.topic, value=value, headers=headers, partition=0)
         self.sent += 1
+        return True
 
     def stop(self) -> None:
         self._producer.close(timeout=5)

@@ -73,9 +73,7 @@ def start_roles(state: ServiceState) -> Roles:
                                      is_adapter=is_adapter)
 
     def publish(X: np.ndarray, prediction: BatchPrediction, source: str, ids: Sequence[str] | None) -> None:
-        before = publisher.sent
-        publisher(X, prediction, source, ids)
-        if publisher.sent > before:
+        if publisher(X, prediction, source, ids):
             metrics.observations.labels("sent").inc()
 
     state.observers.append(publish)
@@ -86,20 +84,17 @@ def start_roles(state: ServiceState) -> Roles:
 
     def observed(X: np.ndarray, prediction: BatchPrediction, ids: Sequence[str] | None) -> None:
         metrics.observations.labels("received").inc()
-        if ids is not None and state.served is not None:
+        if ids is not None:
             state.served.remember(ids, X, prediction.labels, prediction.confidence)
         if not state.notify(X, prediction, "replica", ids, wait=False):  # behind: its own traffic comes first
             metrics.observations.labels("dropped").inc()
 
-    def on_feedback(X: np.ndarray, served: np.ndarray, labels: np.ndarray, confidences: np.ndarray) -> None:
-        controller.on_feedback(X, served, labels, confidences)
-
     def elected(epoch: int | None) -> None:
         controller.take_lead(epoch)
         roles.feed.follow()  # type: ignore[union-attr]
-        if state.served is not None:  # one reader of the labels topic per deployment: its group gets them all
-            roles.feedback = FeedbackConsumer(state.served, on_feedback, bootstrap=s.bootstrap_servers,
-                                              topic=s.labels_topic, group_id=f"{s.group_id}.feedback").start()
+        # One reader of the labels topic per deployment: its group gets them all.
+        roles.feedback = FeedbackConsumer(state.served, controller.on_feedback, bootstrap=s.bootstrap_servers,
+                                          topic=s.labels_topic, group_id=f"{s.group_id}.feedback").start()
 
     def deposed() -> None:
         roles.feed.pause()  # type: ignore[union-attr]

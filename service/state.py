@@ -3,14 +3,16 @@
 ``observers`` are called with ``(X, prediction, source, ids)`` after every
 predicted batch, whatever its source (``"http"``, ``"kafka"``, or ``"replica"``:
 a batch another replica served, `driftwise.service.roles`); ``ids`` are the
-events' ids for Kafka batches, else None. The drift monitor hooks in there. Calls are serialised (one batch at a time, in order), so an observer
-need not be thread-safe, and an observer that raises is logged and never fails a
+events' ids for Kafka batches, else None. The drift monitor hooks in there.
+Calls are serialised (one batch at a time, in order), so an observer need not
+be thread-safe, and an observer that raises is logged and never fails a
 request.
 
 While the service runs (between ``start_observing`` and ``stop_observing``)
 observers run in their own thread, fed by a bounded queue: a slow moment in the
-monitor then delays no prediction. Every batch is still observed: when the
-queue is full, ``notify`` waits (back-pressure) rather than dropping anything.
+monitor then delays no prediction. Every batch this process served is still
+observed: when the queue is full, ``notify`` waits (back-pressure) rather than
+dropping it; only another replica's, at the adapter, may be dropped (`SPARE_BACKLOG`).
 ``flush_observers`` waits until everything predicted so far has been observed.
 Without that thread (tools, tests), ``notify`` calls the observers at once.
 """
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from driftwise.models.registry import Registry
+from driftwise.service.feedback import ServedMemory
 from driftwise.service.batcher import MicroBatcher
 from driftwise.service.metrics import Metrics
 from driftwise.service.runtime import BatchPrediction, Runtime
@@ -57,7 +60,7 @@ class ServiceState:
     follower: Any | None = None  # follows the control topic, with bootstrap servers
     controller: Any | None = None  # the adaptation controller: snapshot(), trigger()
     roles: Any | None = None  # driftwise.service.roles.Roles, with bootstrap servers
-    served: Any | None = None  # driftwise.service.feedback.ServedMemory: what feedback labels join to
+    served: ServedMemory = field(default_factory=ServedMemory)  # what feedback labels join to; reserved at first use
     model_lock: threading.Lock = field(default_factory=threading.Lock)  # serialises activate/rollback/follow
     _observe_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _backlog: queue.Queue[Any] = field(default_factory=lambda: queue.Queue(OBSERVER_BACKLOG), repr=False)
