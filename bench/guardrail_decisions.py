@@ -8,6 +8,16 @@ the decision, would have beaten the frozen model there. Both compare with the
 a decision judged on fewer than ``min_events`` events is reported as "too few to
 judge", not counted either way.
 
+Each decision is also judged against **its alternative**, what would have served
+had it gone the other way (``verdict_vs_alternative``): a promotion against the
+model it replaced, run offline on the events the candidate served; a rejection
+against what the service did serve on those events. Against the frozen model a
+refusal looks false whenever the candidate beats it, even when the model kept
+serving beat the candidate by more (on the held-out stream, seeds 0-2, all three
+"false rejects" were refinements refused while the model they would have
+replaced served 2-3 points better still); and a promotion that fell below the
+model it replaced, but not below the frozen one, cost accuracy unseen.
+
 Interim models (BatchNorm re-estimated, `driftwise.drift.normalize`) are scored the same
 way, in rows of their own kind: their checks are guardrails too.
 
@@ -17,8 +27,8 @@ way, in rows of their own kind: their checks are guardrails too.
 >>> served = np.array(["2"] * 300, dtype=object); adapted_ok = np.ones(300, bool)
 >>> scored = score_decisions(rows, served, adapted_ok, frozen, np.array(["a"] * 300),
 ...                          offline_correct=lambda version, idx: np.zeros(len(idx), bool))
->>> [(r["version"], r["verdict"]) for r in scored]
-[(2, 'right'), (3, 'right')]
+>>> [(r["version"], r["verdict"], r["verdict_vs_alternative"]) for r in scored]
+[(2, 'right', 'right'), (3, 'right', 'right')]
 """
 
 from __future__ import annotations
@@ -55,46 +65,65 @@ def score_decisions(versions: Sequence[dict[str, Any]], served: np.ndarray, adap
 
     ``versions`` are `driftwise.bench.stream_report.registry_outcomes` rows (``version``, ``kind``, ``status``,
     ``at_event``); ``served`` the adaptive twin's served version per event; ``offline_correct(version,
-    positions)`` runs a refused candidate on the stream at those positions against the true labels.
+    positions)`` runs a version of the registry on the stream at those positions against the true labels
+    (a refused candidate, or the model a promotion replaced).
     """
     rows = []
+    base = str(served[0]) if len(served) else None
     for v in versions:
         if v.get("kind") not in JUDGED:
             continue
         version, approved = int(v["version"]), v["status"] == "approved"
+        replaced = None
         if approved:
             idx = np.flatnonzero(served == str(version))
             candidate = adaptive_correct[idx]
+            if len(idx):
+                replaced = str(served[idx[0] - 1]) if idx[0] > 0 else base
+                alternative = (frozen_correct[idx] if replaced == base
+                               else offline_correct(int(replaced), idx))
         else:
             idx = _following(domain, int(v["at_event"]), horizon)
             candidate = offline_correct(version, idx) if len(idx) else np.empty(0, bool)
+            alternative = adaptive_correct[idx]
         gain = float(candidate.mean() - frozen_correct[idx].mean()) if len(idx) else float("nan")
-        if len(idx) < min_events:
-            verdict = "too few to judge"
-        elif approved:
-            verdict = "false accept" if gain < -margin else "right"
-        else:
-            verdict = "false reject" if gain > margin else "right"
+        gain_alt = float(candidate.mean() - alternative.mean()) if len(idx) else float("nan")
         rows.append({"version": version, "kind": v["kind"], "status": v["status"], "events": int(len(idx)),
-                     "gain_points": 100.0 * gain, "verdict": verdict,
+                     "gain_points": 100.0 * gain, "verdict": _verdict(approved, gain, len(idx), min_events, margin),
+                     "alternative": replaced if approved else "served", "gain_vs_alternative_points": 100.0 * gain_alt,
+                     "verdict_vs_alternative": _verdict(approved, gain_alt, len(idx), min_events, margin),
                      "domain": str(domain[idx[0]]) if len(idx) else None})
     return rows
 
 
-def rates(rows: Sequence[dict[str, Any]], kinds: Sequence[str] = ("adapt", "refine")) -> dict[str, Any]:
-    """False-accept rate among judged promotions, false-reject rate among judged rejections, and how many."""
-    judged = [r for r in rows if r["kind"] in kinds and r["verdict"] != "too few to judge"]
+def _verdict(approved: bool, gain: float, events: int, min_events: int, margin: float) -> str:
+    if events < min_events:
+        return "too few to judge"
+    if approved:
+        return "false accept" if gain < -margin else "right"
+    return "false reject" if gain > margin else "right"
+
+
+def rates(rows: Sequence[dict[str, Any]], kinds: Sequence[str] = ("adapt", "refine"),
+          verdict: str = "verdict") -> dict[str, Any]:
+    """False-accept rate among judged promotions, false-reject rate among judged rejections, and how many;
+    ``verdict="verdict_vs_alternative"`` counts the verdicts against each decision's alternative."""
+    judged = [r for r in rows if r["kind"] in kinds and r[verdict] != "too few to judge"]
     accepted = [r for r in judged if r["status"] == "approved"]
     refused = [r for r in judged if r["status"] != "approved"]
     return {
-        "promotions_judged": len(accepted), "false_accepts": sum(r["verdict"] == "false accept" for r in accepted),
-        "rejections_judged": len(refused), "false_rejects": sum(r["verdict"] == "false reject" for r in refused),
-        "false_accept_rate": (sum(r["verdict"] == "false accept" for r in accepted) / len(accepted)
+        "promotions_judged": len(accepted), "false_accepts": sum(r[verdict] == "false accept" for r in accepted),
+        "rejections_judged": len(refused), "false_rejects": sum(r[verdict] == "false reject" for r in refused),
+        "false_accept_rate": (sum(r[verdict] == "false accept" for r in accepted) / len(accepted)
                               if accepted else None),
-        "false_reject_rate": (sum(r["verdict"] == "false reject" for r in refused) / len(refused)
+        "false_reject_rate": (sum(r[verdict] == "false reject" for r in refused) / len(refused)
                               if refused else None),
-        "too_few": sum(r["verdict"] == "too few to judge" for r in rows if r["kind"] in kinds),
+        "too_few": sum(r[verdict] == "too few to judge" for r in rows if r["kind"] in kinds),
     }
+
+
+def _alternative(alternative: str | None) -> str:
+    return "-" if alternative is None else "what served" if alternative == "served" else f"v{alternative}"
 
 
 # -- from a finished `driftwise bench stream` run ---------------------------------------------------------------
@@ -140,13 +169,17 @@ def main(pairs: Sequence[tuple[Path, Path]], out: Path) -> dict[str, Any]:
     import json
 
     rows = [row for results_json, run_dir in pairs for row in score_run(results_json, run_dir)]
-    summary = {"candidates": rates(rows), "interims": rates(rows, kinds=("normalize",))}
+    summary = {"candidates": rates(rows), "interims": rates(rows, kinds=("normalize",)),
+               "candidates vs alternative": rates(rows, verdict="verdict_vs_alternative"),
+               "interims vs alternative": rates(rows, kinds=("normalize",), verdict="verdict_vs_alternative")}
     lines = [f"# Guardrail decisions scored: {', '.join(sorted({r['run'] for r in rows}))}", "",
              f"Command: `python -m driftwise.bench.guardrail_decisions {out} " + " ".join(f"{a} {b}" for a, b in pairs) + "`", "",
              f"False accept: promoted, then worse than the frozen twin by more than {100 * MARGIN:.0f} point on the "
              f"events it served. False reject: refused, though run offline on the next {HORIZON} events of its phase "
              f"it beats the frozen twin by more than {100 * MARGIN:.0f} point. Under {MIN_EVENTS} events: too few "
-             "to judge.", ""]
+             "to judge. *vs alternative*: the same, against what would have served instead (a promotion: the model "
+             "it replaced, run offline on the events it served; a rejection: what the service served on those events).",
+             ""]
     def rate(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.1%}"
 
@@ -154,10 +187,11 @@ def main(pairs: Sequence[tuple[Path, Path]], out: Path) -> dict[str, Any]:
         lines.append(f"* **{kind}**: {r['false_accepts']} false accepts of {r['promotions_judged']} promotions judged "
                      f"(rate {rate(r['false_accept_rate'])}), {r['false_rejects']} false rejects of {r['rejections_judged']} "
                      f"rejections judged (rate {rate(r['false_reject_rate'])}), {r['too_few']} too few to judge")
-    lines += ["", "| run | version | kind | status | family | events | gain vs frozen (points) | verdict |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| run | version | kind | status | family | events | gain vs frozen (points) | verdict | alternative "
+              "| gain vs alternative (points) | verdict vs alternative |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['run']} | {r['version']} | {r['kind']} | {r['status']} | {r['family']} | {r['events']} | "
-              f"{r['gain_points']:+.1f} | {r['verdict']} |" for r in rows]
+              f"{r['gain_points']:+.1f} | {r['verdict']} | {_alternative(r['alternative'])} | "
+              f"{r['gain_vs_alternative_points']:+.1f} | {r['verdict_vs_alternative']} |" for r in rows]
     out.write_text("\n".join(lines) + "\n")
     out.with_suffix(".json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
     return summary

@@ -45,6 +45,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "one round": {"rounds": 1},
     "threshold 0.8": {"self_label_threshold": 0.8},
     "tent entropy 0.5": {"entropy_weight": 0.5},
+    "fine-tuned weights only": {"finetuned_weight": 1.0},
 }
 """Variant name -> the `AdaptConfig` fields it changes in `BASE`."""
 REFUSED = ("inversion",)

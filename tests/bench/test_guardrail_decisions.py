@@ -81,3 +81,31 @@ def test_a_finished_run_is_scored_from_its_files_and_a_refused_candidate_is_run_
     (row,) = score_run(tmp_path / "stream-x.json", run)
     assert (row["verdict"], row["events"], row["family"]) == ("false reject", 300, "noise")
     assert row["gain_points"] == 100.0
+
+
+def test_a_promotion_is_also_judged_against_the_model_it_replaced_run_on_the_same_events() -> None:
+    served = np.array(["1"] * 250 + ["2"] * 100 + ["3"] * 250, dtype=object)  # v3 replaced the interim v2
+    frozen = np.zeros(N, bool)
+    adaptive = np.ones(N, bool)
+    adaptive[350:400] = False  # v3 is right on 200 of its 250 events: better than frozen, worse than v2
+    asked = []
+
+    def offline(version: int, idx: np.ndarray) -> np.ndarray:
+        asked.append(version)
+        return np.ones(len(idx), bool)  # v2 would have been right on all of them
+
+    rows = score_decisions([{"version": 3, "kind": "adapt", "status": "approved", "at_event": 350}], served,
+                           adaptive, frozen, DOMAIN, offline_correct=offline)
+    assert (rows[0]["verdict"], rows[0]["verdict_vs_alternative"], rows[0]["alternative"]) == \
+        ("right", "false accept", "2")
+    assert asked == [2] and round(rows[0]["gain_vs_alternative_points"]) == -20
+    assert rates(rows, verdict="verdict_vs_alternative")["false_accept_rate"] == 1.0
+
+
+def test_a_rejection_is_also_judged_against_what_the_service_served_instead() -> None:
+    frozen = np.zeros(N, bool)
+    rows = score_decisions([{"version": 3, "kind": "refine", "status": "rejected", "at_event": 300}],
+                           np.full(N, "2", dtype=object), np.ones(N, bool), frozen, DOMAIN,
+                           offline_correct=lambda version, idx: np.arange(len(idx)) % 2 == 0)  # right on half
+    assert (rows[0]["verdict"], rows[0]["verdict_vs_alternative"]) == ("false reject", "right")
+    assert rates(rows, verdict="verdict_vs_alternative")["false_reject_rate"] == 0.0

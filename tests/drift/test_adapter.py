@@ -93,6 +93,32 @@ def test_bad_inputs_are_refused(setup):
         AdaptConfig(steps=0)
     with pytest.raises(ValueError, match="rotate_degrees"):
         AdaptConfig(rotate_degrees=-5)
+    with pytest.raises(ValueError, match="finetuned_weight"):
+        AdaptConfig(finetuned_weight=1.5)
+
+
+def test_the_candidate_lies_between_the_batchnorm_adapted_start_and_the_fine_tuned_weights(setup):
+    """WiSE-FT: ``finetuned_weight`` mixes the two in weight space; 0 keeps the BN-adapted start's weights."""
+    model, ax, ay, window, wy, _ = setup
+    kwargs = dict(window_x=window[:200], pseudo_x=window[:60], pseudo_y=wy[:60], anchors_x=ax, anchors_y=ay, seed=3)
+    runs = {w: adapt(model, config=AdaptConfig(steps=30, rounds=1, finetuned_weight=w), **kwargs)
+            for w in (0.0, 0.5, 1.0)}
+    start, mid, tuned = (dict(runs[w].candidate.named_parameters()) for w in (0.0, 0.5, 1.0))
+    assert all(torch.equal(start[k], v) for k, v in dict(model.named_parameters()).items())
+    assert all(torch.allclose(mid[k], (start[k] + tuned[k]) / 2, atol=1e-6) for k in mid)
+    assert any(not torch.equal(start[k], tuned[k]) for k in mid), "fine-tuning moved the weights"
+    assert runs[0.5].log["finetuned_weight"] == 0.5 and not runs[0.5].candidate.training
+
+
+def test_a_candidate_trained_on_feedback_labels_keeps_its_fine_tuned_weights_whole(setup):
+    """True labels are not guesses: after a label-changing drift the new labelling must serve, not half of it."""
+    model, ax, ay, window, wy, _ = setup
+    permuted = (wy[:200] + 3) % 10
+    result = adapt(model, window_x=window[:200], pseudo_x=None, pseudo_y=None, anchors_x=ax, anchors_y=ay,
+                   feedback_x=window[:200], feedback_y=permuted,
+                   config=AdaptConfig(steps=100, rounds=1, self_label_threshold=None, finetuned_weight=0.5), seed=0)
+    assert result.log["finetuned_weight"] == 1.0
+    assert accuracy(result.candidate, window[:200], permuted) > 0.5
 
 
 class _Clock:
