@@ -9,6 +9,17 @@ Publishing writes into a hidden temporary directory and renames it into place, s
 a crash mid-publish leaves no half-written version visible; ``CURRENT`` is
 replaced by an atomic rename, so readers always see a whole pointer.
 
+Why a writer's lease: with several replicas, the elected adapter is the only one
+that writes (`driftwise.service.election`). One deposed without noticing (a
+network split, a long pause) would still publish and move ``CURRENT``; the
+control topic fences its announcements, not the files. So each adapter takes the
+model's lease when it is elected (``LEASE``, its term's token, the last taker
+wins) and writes with its token; a write under any other token raises
+`FencedError`. Writes with no token (an operator, `driftwise pretrain`, a lone
+service) are not fenced. The check and the rename are two steps, so a write
+already past its check when the lease moves can still land (milliseconds, where
+a deposed adapter's whole adaptation used to).
+
 >>> import tempfile, torch
 >>> from driftwise.models.classifier import Classifier
 >>> from driftwise.models.config import ModelConfig
@@ -18,6 +29,11 @@ replaced by an atomic rename, so readers always see a whole pointer.
 >>> v2 = reg.publish("demo", model, reason="adapt", parent=1)
 >>> reg.current("demo").version, reg.rollback("demo").version
 (2, 1)
+>>> reg.take_lease("demo", "adapter-a"); reg.take_lease("demo", "adapter-b")  # a's successor was elected
+>>> reg.publish("demo", model, reason="adapt", lease="adapter-a")
+Traceback (most recent call last):
+...
+driftwise.models.registry.FencedError: 'demo' is written by adapter-b now, not adapter-a: another adapter was elected
 """
 
 from __future__ import annotations
@@ -47,10 +63,15 @@ REFERENCE = "reference.safetensors"
 ANCHORS = "anchors.safetensors"
 CURRENT = "CURRENT"
 ACTIVATIONS = "ACTIVATIONS.json"
+LEASE = "LEASE"
 
 
 class RegistryError(RuntimeError):
     """A registry operation that cannot be done (unknown version, rejected candidate...)."""
+
+
+class FencedError(RegistryError):
+    """A write under a lease another writer has taken since (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +164,30 @@ class Registry:
         anchors = load_numpy(str(info.path / ANCHORS)) if (info.path / ANCHORS).exists() else {}
         return LoadedModel(info, model, reference, anchors.get("x"), anchors.get("y"))
 
+    def lease_holder(self, name: str) -> str | None:
+        """The token of the writer that took ``name``'s lease last (None: never taken)."""
+        try:
+            return (self.root / name / LEASE).read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
     # -- writing -------------------------------------------------------------
+    def take_lease(self, name: str, holder: str) -> None:
+        """Make ``holder`` the only fenced writer of ``name`` from now on (atomic; the last taker wins)."""
+        if not holder.strip() or "\n" in holder:
+            raise ValueError(f"a lease holder is one non-empty line, got {holder!r}")
+        base = self.root / name
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = base / f".{LEASE}.{uuid.uuid4().hex}"
+        tmp.write_text(f"{holder}\n")
+        os.replace(tmp, base / LEASE)
+
+    def _check_lease(self, name: str, lease: str | None) -> None:
+        if lease is None:
+            return
+        holder = self.lease_holder(name)
+        if holder != lease:
+            raise FencedError(f"{name!r} is written by {holder} now, not {lease}: another adapter was elected")
     def publish(
         self,
         name: str,
@@ -159,11 +203,13 @@ class Registry:
         extra: dict[str, Any] | None = None,
         status: str = "approved",
         activate: bool = True,
+        lease: str | None = None,
     ) -> ModelVersion:
         """Write a new version atomically; make it CURRENT unless told not to.
 
         A ``status="rejected"`` candidate is kept for inspection and can never be
-        activated.
+        activated. With ``lease``, nothing is written unless it is still the model's
+        lease (`FencedError`).
         """
         if not name or "/" in name or name.startswith("."):
             raise ValueError(f"invalid model name {name!r}")
@@ -201,6 +247,7 @@ class Registry:
                 manifest["version"] = version
                 _write_json_atomic(staging / MANIFEST, manifest)
                 _fsync_dir(staging)
+                self._check_lease(name, lease)
                 try:
                     os.rename(staging, base / str(version))  # fails if another publisher took it
                     break
@@ -214,11 +261,12 @@ class Registry:
         _fsync_dir(base)
         info = self.get(name, version)
         if activate:
-            self.activate(name, version)
+            self.activate(name, version, lease=lease)
         return info
 
-    def activate(self, name: str, version: int) -> ModelVersion:
-        """Point CURRENT at ``version`` (atomic rename) and remember it for rollback."""
+    def activate(self, name: str, version: int, *, lease: str | None = None) -> ModelVersion:
+        """Point CURRENT at ``version`` (atomic rename) and remember it for rollback (fenced by ``lease``)."""
+        self._check_lease(name, lease)
         info = self.get(name, version)
         if info.status == "rejected":
             raise RegistryError(f"version {version} of {name!r} was rejected by its guardrails; it is never served")

@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
@@ -38,6 +41,7 @@ from driftwise.drift.loop import Action, DriftLoop, LoopConfig, model_reference
 from driftwise.drift.normalize import NormalizeConfig, back_to_source, check_interim, normalized_copy
 from driftwise.drift.worker import AdaptationCancelled, AdaptationFailed, AdaptationJob, prewarm, start_adaptation
 from driftwise.models.classifier import Classifier
+from driftwise.models.registry import FencedError
 from driftwise.service.runtime import BatchPrediction, ModelSnapshot, load_from_registry
 from driftwise.service.settings import Settings
 from driftwise.service.state import ServiceState
@@ -87,6 +91,7 @@ class AdaptationController:
         self.config = loop_config(s)
         self.leading = False  # the adapter: watches, decides and acts (see the module docstring; `take_lead`)
         self.epoch: int | None = None  # the adapter's election epoch, announced with each version
+        self.lease: str | None = None  # this term's registry writer lease (elected adapters only)
         self.loop: DriftLoop | None = None  # made for the first model served, against its reference
         self.monitored_version: str | None = None
         self._monitored_interim = False  # the model followed is an interim (see `_follow`)
@@ -119,15 +124,21 @@ class AdaptationController:
 
         Nothing is inherited from an earlier term: a drift its predecessor was adapting to is
         confirmed again here, and adapted to again (an adaptation is redone, never promoted twice).
-        ``epoch`` goes with every announcement, so followers can ignore an older adapter's.
+        ``epoch`` goes with every announcement, so followers can ignore an older adapter's; with an
+        epoch (an elected adapter), this term also takes the registry's writer lease, so files an older
+        adapter writes after this are refused (`driftwise.models.registry.FencedError`).
         """
+        lease = None
+        if epoch is not None:
+            lease = f"{socket.gethostname()}:{os.getpid()}:epoch-{epoch}:{uuid.uuid4().hex[:8]}"
+            self.state.registry.take_lease(self.state.settings.name, lease)
         with self._lock:
             self.loop, self.monitored_version, self._monitored_interim = None, None, False
             self._seen_detections = {}
             snapshot = self.state.runtime.snapshot
             if snapshot is not None:
                 self._follow(snapshot)
-            self.leading, self.epoch = True, epoch
+            self.leading, self.epoch, self.lease = True, epoch, lease
         self.state.metrics.adapter.set(1)
         if self.adapt_enabled and self.state.settings.prewarm_adapter:
             # The first drift's adaptation then does not wait ~3 s for Python and torch to start; replicas that
@@ -275,7 +286,6 @@ class AdaptationController:
                 log.info("no interim: v%s, an adapted candidate, serves already", snapshot.version)
                 return
             base = self._base_snapshot(snapshot)  # an interim serves: its base, not it
-            serving_base = base is snapshot
             with self._lock:
                 window_x = self.loop.normalize_inputs()
             base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
@@ -315,7 +325,7 @@ class AdaptationController:
                     metrics=stats, reference=base.reference or None,
                     anchors=None if base.anchors_x is None else (base.anchors_x, base.anchors_y),
                     objective=base.info.manifest.get("objective") if base.info else None,
-                    extra={"interim": True, **extra, "drift": reason})
+                    extra={"interim": True, **extra, "drift": reason}, lease=self.lease)
                 record["version"] = published.version
                 self._serve(published.version, reason=why)
                 self._prune()
@@ -472,7 +482,7 @@ class AdaptationController:
                 extra={"guardrails": report.to_dict(), "adaptation": result.log, "drift": reason,
                        **({"refines": snapshot.version} if refinement else {}),
                        **({"cancelled": record["cancelled"]} if not wanted else {})},
-                status="approved" if passed else "rejected", activate=passed,
+                status="approved" if passed else "rejected", activate=passed, lease=self.lease,
             )
             record["version"] = published.version
             outcome = "promoted" if passed else "rejected"
@@ -487,6 +497,9 @@ class AdaptationController:
             why = CANCELLED if self.leading else DEPOSED
             outcome, record["cancelled"] = "rejected", why
             log.warning("adaptation cancelled: %s", why)
+        except FencedError as exc:  # deposed without hearing of it: the new adapter holds the registry's lease
+            outcome, record["cancelled"] = "rejected", f"{DEPOSED} ({exc})"
+            log.error("candidate not written: %s", exc)
         except AdaptationFailed as exc:
             record["error"] = str(exc)
             log.error("adaptation failed: %s", exc)
@@ -562,7 +575,7 @@ class AdaptationController:
             base = self._base_version(self.state.runtime.snapshot)
             if base is None or str(base) == self.state.runtime.version:
                 return
-            self.state.registry.activate(self.state.settings.name, base)
+            self.state.registry.activate(self.state.settings.name, base, lease=self.lease)
             self._serve(base, reason="rollback")
             self.state.metrics.rollbacks.labels(trigger).inc()
             log.warning("%s: serving the base model v%s again", why, base)

@@ -11,7 +11,7 @@ import torch
 
 from driftwise.models.classifier import Classifier
 from driftwise.models.config import ModelConfig
-from driftwise.models.registry import Registry, RegistryError
+from driftwise.models.registry import FencedError, Registry, RegistryError
 
 
 def _model(seed: int = 0) -> Classifier:
@@ -80,6 +80,25 @@ def test_rejected_candidate_is_kept_but_never_activated(tmp_path: Path) -> None:
     assert rejected.version == 2 and reg.current("m").version == 1
     with pytest.raises(RegistryError, match="rejected"):
         reg.activate("m", 2)
+
+
+def test_a_writer_whose_lease_was_taken_since_can_neither_publish_nor_activate(tmp_path: Path) -> None:
+    reg = Registry(tmp_path)
+    reg.publish("m", _model(), reason="pretrain")  # no lease: an operator's write is never fenced
+    reg.take_lease("m", "old-adapter")
+    reg.publish("m", _model(1), reason="adapt", parent=1, lease="old-adapter")
+    reg.take_lease("m", "new-adapter")
+    with pytest.raises(FencedError, match="written by new-adapter now, not old-adapter"):
+        reg.publish("m", _model(2), reason="adapt", parent=1, lease="old-adapter")
+    with pytest.raises(FencedError):
+        reg.activate("m", 1, lease="old-adapter")
+    assert [v.version for v in reg.versions("m")] == [1, 2] and reg.current("m").version == 2
+    assert not [p for p in (tmp_path / "m").iterdir() if p.name.startswith(".staging")], "nothing half-written left"
+    reg.activate("m", 1, lease="new-adapter")
+    reg.activate("m", 2)  # an operator
+    assert reg.lease_holder("m") == "new-adapter" and reg.lease_holder("other") is None
+    with pytest.raises(ValueError, match="one non-empty line"):
+        reg.take_lease("m", "two\nlines")
 
 
 def test_loading_never_unpickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -397,3 +397,27 @@ def test_taking_the_lead_watches_afresh_and_stepping_down_publishes_nothing_more
     assert [v.version for v in registry.versions(NAME)] == published
     assert state.runtime.version == served
     assert controller.snapshot()["role"] == "replica"
+
+
+def test_an_adapter_deposed_without_hearing_of_it_writes_nothing_once_its_successor_holds_the_lease(
+        make_settings: Callable[..., Settings], registry: Registry) -> None:
+    """A network split: the successor was elected and took the registry's lease; this one still believes it leads."""
+    state = ServiceState.build(make_settings(confidence_threshold=0.1))
+    load_current_model(state)
+    controller = build_controller(state, leading=False)
+    controller.take_lead(epoch=3)
+    assert registry.lease_holder(NAME) == controller.lease and "epoch-3" in controller.lease
+    _traffic(state, batches=20)
+    registry.take_lease(NAME, "the-successor:epoch-4")
+    published, served = [v.version for v in registry.versions(NAME)], state.runtime.version
+    try:
+        assert controller.trigger() == {"started": True}
+        deadline = time.monotonic() + 120
+        while controller.last_adaptation is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        controller.stop()
+    assert controller.last_adaptation is not None, "the adaptation never ended"
+    assert "the-successor:epoch-4" in controller.last_adaptation.get("cancelled", "")
+    assert [v.version for v in registry.versions(NAME)] == published, "no version written, refused or not"
+    assert state.runtime.version == served and registry.current(NAME).version == int(served)
