@@ -208,6 +208,12 @@ class DriftMonitor:
         if len(votes) >= self.min_votes:
             self._confirm(index, f"{len(votes)} detectors within {self.vote_window} events: {', '.join(votes)}")
 
+    def hold_confirmed(self, reason: str) -> None:
+        """Count the drift as confirmed on the loop's own evidence, not on a detector's (no ``newly_confirmed``:
+        nothing restarts, and `confirmations` counts detectors' confirmations only)."""
+        self.drift_confirmed = True
+        self.reason = reason
+
     def _confirm(self, index: int, reason: str) -> None:
         self.drift_confirmed = True
         self.newly_confirmed = True
