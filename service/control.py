@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from driftwise.service.reconnecting import ReconnectingThread
 from driftwise.service.topics import MODELS, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def announce_model(bootstrap: str, topic: str, name: str, version: int, *, epoch
         producer.close(timeout=5)
 
 
-class ModelFollower:
+class ModelFollower(ReconnectingThread):
     """Calls ``on_announce(name, version)`` for every announcement on the control topic, in a background thread.
 
     On start it reads the topic from the beginning and reports only the latest
@@ -85,68 +86,44 @@ class ModelFollower:
     callback are logged and the follower goes on.
     """
 
+    thread_name = "model-follower"
+    what = "following the control topic"
+
     def __init__(self, bootstrap: str, on_announce: OnAnnounce, *, topic: str = MODELS, name: str | None = None,
                  poll_timeout_ms: int = 500) -> None:
         if not bootstrap:
             raise ValueError("bootstrap servers are required (HOST:PORT)")
         if poll_timeout_ms < 0:
             raise ValueError(f"poll_timeout_ms must be >= 0, got {poll_timeout_ms}")
+        super().__init__()
         self.bootstrap = bootstrap
         self.on_announce = on_announce
         self.topic = topic
         self.name = name
         self.poll_timeout_ms = poll_timeout_ms
-        self._reset()
-
-    def _reset(self) -> None:
         self.announcements = 0
         self.fenced = 0  # announcements ignored for an epoch older than one already seen
         self._epochs: dict[str, int] = {}
         self.caught_up = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> "ModelFollower":
-        if self._thread is not None:
-            raise RuntimeError("this ModelFollower was already started; make a new one")
-        self._thread = threading.Thread(target=self._run, name="model-follower", daemon=True)
-        self._thread.start()
-        return self
+    def _connect(self) -> KafkaConsumer:
+        ensure_topics(self.bootstrap, [self.topic], partitions=1, compacted=[self.topic])
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+        try:
+            partitions = [TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic))]
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            self._catch_up(consumer, partitions)
+        except BaseException:
+            consumer.close(autocommit=False)
+            raise
+        return consumer
 
-    def stop(self, timeout: float = 15.0) -> bool:
-        self._stopping.set()
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+    def _work(self, consumer: KafkaConsumer) -> None:
+        self._deliver(self._latest(consumer.poll(timeout_ms=self.poll_timeout_ms)))
 
-    def __enter__(self) -> "ModelFollower":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        backoff = 0.5
-        while not self._stopping.is_set():
-            consumer = None
-            try:
-                ensure_topics(self.bootstrap, [self.topic], partitions=1, compacted=[self.topic])
-                consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
-                partitions = [TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic))]
-                consumer.assign(partitions)
-                consumer.seek_to_beginning(*partitions)
-                self._catch_up(consumer, partitions)
-                backoff = 0.5
-                while not self._stopping.is_set():
-                    self._deliver(self._latest(consumer.poll(timeout_ms=self.poll_timeout_ms)))
-            except Exception:
-                log.exception("following %s failed; retrying in %.1fs", self.topic, backoff)
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-            finally:
-                if consumer is not None:
-                    consumer.close(autocommit=False)
+    def _close(self, consumer: KafkaConsumer) -> None:
+        consumer.close(autocommit=False)
 
     def _catch_up(self, consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
         """Read up to the end offsets seen at start; deliver the latest version per name once."""

@@ -31,6 +31,7 @@ from typing import Any
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 
+from driftwise.service.reconnecting import ReconnectingThread
 from driftwise.service.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -44,19 +45,24 @@ def replica_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class Election:
+class Election(ReconnectingThread):
     """Calls ``on_elected(epoch)`` when this process becomes the adapter and ``on_deposed()`` when it stops being it.
 
     Both run in the election's thread, one at a time and in order. ``epoch`` is
     None when the election record could not be written (the role still holds;
-    its announcements are then not fenced).
+    its announcements are then not fenced). Losing the broker is stepping down;
+    the election rejoins when it answers.
     """
+
+    thread_name = "adapter-election"
+    what = "the adapter election"
 
     def __init__(self, bootstrap: str, topic: str, group_id: str, *, on_elected: Callable[[int | None], None],
                  on_deposed: Callable[[], None], member: str | None = None,
                  session_timeout_ms: int = SESSION_TIMEOUT_MS) -> None:
         if not bootstrap:
             raise ValueError("bootstrap servers are required (HOST:PORT)")
+        super().__init__()
         self.bootstrap, self.topic, self.group_id = bootstrap, topic, group_id
         self.on_elected, self.on_deposed = on_elected, on_deposed
         self.member = member or replica_id()
@@ -64,9 +70,6 @@ class Election:
         self.is_adapter = False
         self.epoch: int | None = None
         self._elected_once = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._consumer: KafkaConsumer | None = None
 
     @staticmethod
     def group_for(group_id: str) -> str:
@@ -75,48 +78,39 @@ class Election:
 
     def start(self) -> "Election":
         ensure_topics(self.bootstrap, [self.topic], partitions=1)
-        self._thread = threading.Thread(target=self._run, name="adapter-election", daemon=True)
-        self._thread.start()
-        return self
+        return super().start()
 
     def wait_elected(self, timeout: float) -> bool:
         """Wait until this member has been elected once; False after ``timeout`` (another member holds the role)."""
         return self._elected_once.wait(timeout)
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0) -> bool:
         """Leave the group (the role moves to another replica at once) and stop."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        return super().stop(timeout)
 
-    def _run(self) -> None:
-        backoff = 0.5
-        while not self._stopping.is_set():
-            try:
-                self._consumer = KafkaConsumer(
-                    bootstrap_servers=self.bootstrap, group_id=self.group_id, client_id=f"driftwise-election-{self.member}",
-                    enable_auto_commit=False, session_timeout_ms=self.session_timeout_ms,
-                    heartbeat_interval_ms=self.session_timeout_ms // 4,
-                    # Sticky and cooperative: a replica joining or leaving leaves the adapter where it is.
-                    partition_assignment_strategy=(CooperativeStickyAssignor,))
-                self._consumer.subscribe([self.topic], listener=_Listener(self))
-                self._consumer.partitions_for_topic(self.topic)  # see `StreamWorker._open`: one join, not two
-                backoff = 0.5
-                while not self._stopping.is_set():
-                    self._consumer.poll(timeout_ms=POLL_TIMEOUT_MS)  # keeps the membership; nothing is read
-            except Exception:  # noqa: BLE001 - lost the broker: step down, rejoin when it answers
-                log.exception("the adapter election failed; rejoining in %.1fs", backoff)
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-            finally:
-                consumer, self._consumer = self._consumer, None
-                self._deposed()
-                if consumer is not None:
-                    try:
-                        consumer.close(autocommit=False)
-                    except Exception:  # noqa: BLE001
-                        log.exception("closing the election's consumer failed")
+    def _connect(self) -> KafkaConsumer:
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=self.group_id, client_id=f"driftwise-election-{self.member}",
+            enable_auto_commit=False, session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=self.session_timeout_ms // 4,
+            # Sticky and cooperative: a replica joining or leaving leaves the adapter where it is.
+            partition_assignment_strategy=(CooperativeStickyAssignor,))
+        try:
+            consumer.subscribe([self.topic], listener=_Listener(self))
+            consumer.partitions_for_topic(self.topic)  # see `StreamWorker._open`: one join, not two
+        except BaseException:
+            consumer.close(autocommit=False)
+            raise
+        return consumer
+
+    def _work(self, consumer: KafkaConsumer) -> None:
+        consumer.poll(timeout_ms=POLL_TIMEOUT_MS)  # keeps the membership; nothing is read
+
+    def _close(self, consumer: KafkaConsumer) -> None:
+        consumer.close(autocommit=False)
+
+    def _disconnected(self) -> None:
+        self._deposed()
 
     def _elected(self) -> None:
         if self.is_adapter:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from kafka import KafkaConsumer
 
+from driftwise.service.reconnecting import ReconnectingThread
 from driftwise.service.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -107,50 +108,32 @@ def decode_feedback(value: bytes | None) -> tuple[str, int]:
     return event_id, label
 
 
-class FeedbackConsumer:
-    """Reads the labels topic in its own consumer group and reports joined feedback, in a background thread."""
+class FeedbackConsumer(ReconnectingThread):
+    """Reads the labels topic in its own consumer group and reports joined feedback, in a background thread.
+
+    Feedback is optional: while the broker is away, serving goes on without it.
+    """
+
+    thread_name = "driftwise-feedback"
+    what = "the feedback consumer"
 
     def __init__(self, memory: ServedMemory, on_feedback: OnFeedback, *, bootstrap: str, topic: str,
                  group_id: str) -> None:
+        super().__init__()
         self.memory, self.on_feedback = memory, on_feedback
         self.bootstrap, self.topic, self.group_id = bootstrap, topic, group_id
         self.joined = 0
         self.unknown = 0
         self.malformed = 0
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> "FeedbackConsumer":
-        self._thread = threading.Thread(target=self._run, name="driftwise-feedback", daemon=True)
-        self._thread.start()
-        return self
+    def _connect(self) -> KafkaConsumer:
+        ensure_topics(self.bootstrap, [self.topic], partitions=3)
+        return KafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, group_id=self.group_id,
+                             enable_auto_commit=True, auto_offset_reset="earliest", reconnect_backoff_max_ms=2000)
 
-    def stop(self, timeout: float = 15.0) -> bool:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
-        return True
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                ensure_topics(self.bootstrap, [self.topic], partitions=3)
-                consumer = KafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, group_id=self.group_id,
-                                         enable_auto_commit=True, auto_offset_reset="earliest",
-                                         reconnect_backoff_max_ms=2000)
-            except Exception:  # noqa: BLE001 - the broker may be down; feedback is optional
-                log.exception("cannot read feedback from %s; retrying", self.topic)
-                self._stopping.wait(2.0)
-                continue
-            try:
-                while not self._stopping.is_set():
-                    for batch in consumer.poll(timeout_ms=500).values():
-                        self._handle(batch)
-            except Exception:  # noqa: BLE001
-                log.exception("feedback consumer failed; reconnecting")
-            finally:
-                consumer.close()
+    def _work(self, consumer: KafkaConsumer) -> None:
+        for batch in consumer.poll(timeout_ms=500).values():
+            self._handle(batch)
 
     def _handle(self, records: list) -> None:  # noqa: ANN001 - kafka ConsumerRecords
         rows, served, true, conf = [], [], [], []

@@ -36,6 +36,7 @@ import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from safetensors.numpy import load, save
 
+from driftwise.service.reconnecting import ReconnectingThread
 from driftwise.service.runtime import BatchPrediction
 from driftwise.service.topics import ensure_topics
 
@@ -110,7 +111,7 @@ class ObservationPublisher:
         self._producer.close(timeout=5)
 
 
-class ObservationFeed:
+class ObservationFeed(ReconnectingThread):
     """The adapter's reader of the observations topic: ``on_batch(X, prediction)`` for every other replica's batch.
 
     Reads nothing until `follow` (on taking the adapter role), from the end of
@@ -118,22 +119,22 @@ class ObservationFeed:
     `pause` stops it again (on losing the role).
     """
 
+    thread_name = "observation-feed"
+    what = "the observation feed"
+
     def __init__(self, bootstrap: str, topic: str, on_batch: OnObservation, *, member: str, group: str,
                  poll_timeout_ms: int = 200) -> None:
+        super().__init__()
         self.bootstrap, self.topic, self.on_batch, self.member, self.group = bootstrap, topic, on_batch, member, group
         self.poll_timeout_ms = poll_timeout_ms
         self.received = 0
         self.malformed = 0
         self._following = threading.Event()
         self._restart = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self) -> "ObservationFeed":
         ensure_topics(self.bootstrap, [self.topic], partitions=1)
-        self._thread = threading.Thread(target=self._run, name="observation-feed", daemon=True)
-        self._thread.start()
-        return self
+        return super().start()
 
     def follow(self) -> None:
         self._restart.set()
@@ -142,34 +143,20 @@ class ObservationFeed:
     def pause(self) -> None:
         self._following.clear()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
+    def stop(self, timeout: float = 10.0) -> bool:
         self._following.set()  # wake the thread so it sees the stop
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        return super().stop(timeout)
 
-    def _run(self) -> None:
-        backoff = 0.5
-        while not self._stopping.is_set():
-            consumer = None
-            try:
-                consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                         client_id=f"driftwise-observation-feed-{self.member}")
-                consumer.assign([TopicPartition(self.topic, 0)])
-                self._restart.set()  # a new client knows no position: start from the end again
-                backoff = 0.5
-                while not self._stopping.is_set():
-                    self._step(consumer)
-            except Exception:  # noqa: BLE001 - meanwhile the adapter sees only the batches it serves itself
-                log.exception("the observation feed failed; reconnecting in %.1fs", backoff)
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-            finally:
-                if consumer is not None:
-                    consumer.close()
+    def _connect(self) -> KafkaConsumer:
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                 client_id=f"driftwise-observation-feed-{self.member}")
+        consumer.assign([TopicPartition(self.topic, 0)])
+        self._restart.set()  # a new client knows no position: start from the end again
+        return consumer
 
-    def _step(self, consumer: KafkaConsumer) -> None:
+    def _work(self, consumer: KafkaConsumer) -> None:
+        """One poll while following (from the end after each `follow` or reconnection); idle otherwise. While the
+        broker is away, the adapter watches only the batches it serves itself."""
         if not self._following.is_set():
             self._following.wait(1.0)
             return
