@@ -94,7 +94,7 @@ def write(rows: list[dict], out: Path, wall: float) -> None:
         return lines + [""]
 
     lines = ["# BatchNorm interim: how much of the source's statistics to keep (development shifts only)", "",
-             f"Command: `python -m driftwise.bench.bn_prior`  ",
+             "Command: `python -m driftwise.bench.bn_prior`  ",
              f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, wall time {wall:.0f} s  ",
              f"{MODEL_SEEDS} model seeds x {SHIFT_SEEDS} shift seeds per development family and severity; window "
              f"{WINDOW} iid inputs, gain in accuracy points against the base on the rest of the pool. Prior N: the "

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from driftwise.bench.interim_checks import DOMAINS, source_model
 from driftwise.drift import corruptions, sensor_shifts

@@ -282,8 +282,8 @@ def write_report(results: dict[str, Any], config: StreamBenchConfig, out_dir: Pa
         "versions published: " + (", ".join(f"{k} {v}" for k, v in s["outcomes"].items()) or "none")
         + ". Predictions missing: "
         + ", ".join(f"{k} {v}" for k, v in s["missing"].items()) + ".", "",
-        f"| phase | events | no-adapt | adaptive | gain (points) | first adapted prediction after (events) | "
-        f"confident precision no-adapt (n) | confident precision adaptive (n) |",
+        "| phase | events | no-adapt | adaptive | gain (points) | first adapted prediction after (events) | "
+        "confident precision no-adapt (n) | confident precision adaptive (n) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     delays = iter(d for _, d in s["first_adapted_delay_events"])

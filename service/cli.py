@@ -8,7 +8,7 @@ print one red line and exit 2, never a traceback.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console

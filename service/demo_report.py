@@ -39,8 +39,6 @@ def write_report(workdir: Path, stream: Any, observed: Any, registry: Path, name
     ids = [event_id("evt", i) for i in range(n)]
     have = np.array([i in observed.predictions for i in ids])
     served = np.array([observed.predictions[i]["label"] if i in observed.predictions else -1 for i in ids])
-    versions = np.array([str(observed.predictions[i]["model_version"]) if i in observed.predictions else ""
-                         for i in ids], dtype=object)
     frozen = frozen_predictions(registry, name, stream.x)
     y = stream.y
     served_ok, frozen_ok = (served == y) & have, frozen == y
