@@ -13,10 +13,11 @@ had it gone the other way (``verdict_vs_alternative``): a promotion against the
 model it replaced, run offline on the events the candidate served; a rejection
 against what the service did serve on those events. Against the frozen model a
 refusal looks false whenever the candidate beats it, even when the model kept
-serving beat the candidate by more (on the held-out stream, seeds 0-2, all three
-"false rejects" were refinements refused while the model they would have
-replaced served 2-3 points better still); and a promotion that fell below the
-model it replaced, but not below the frozen one, cost accuracy unseen.
+serving beat the candidate by more (on the held-out stream, seeds 0-2 on
+f9a716a/8dab583, all three "false rejects" were refused refinements whose
+predecessor, serving on, gained 2-3 points more over the frozen model, on
+neighbouring events); and a promotion that fell below the model it replaced,
+but not below the frozen one, cost accuracy unseen.
 
 Interim models (BatchNorm re-estimated, `driftwise.drift.normalize`) are scored the same
 way, in rows of their own kind: their checks are guardrails too.
