@@ -75,7 +75,7 @@ def score_decisions(versions: Sequence[dict[str, Any]], served: np.ndarray, adap
         if v.get("kind") not in JUDGED:
             continue
         version, approved = int(v["version"]), v["status"] == "approved"
-        replaced = None
+        replaced, alternative = None, np.empty(0, bool)
         if approved:
             idx = np.flatnonzero(served == str(version))
             candidate = adaptive_correct[idx]

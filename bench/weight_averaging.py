@@ -74,11 +74,8 @@ def windows_of(run: Path, windows: int) -> tuple[str, list[dict[str, Any]]]:
                           anchors_y=snapshot.anchors_y, config=config, seed=0).candidate
             row = {"run": run.name, "family": family, "window": w, "frozen": _accuracy(model, scored_x, scored_y),
                    "interim": _accuracy(interim, scored_x, scored_y)}
-            for weight in WEIGHTS:
-                mixed = tuned if weight == 1.0 else average_weights(interim, tuned, weight)
-                if weight != 1.0:
-                    recalibrate_batchnorm(mixed, torch.as_tensor(window))
-                    mixed.eval()
+            for weight in WEIGHTS:  # as `adapt` averages: one fine-tuning, each weight
+                mixed = tuned if weight == 1.0 else average_weights(interim, tuned, weight, torch.as_tensor(window))
                 row[f"weight {weight}"] = _accuracy(mixed, scored_x, scored_y)
             rows.append(row)
             print(" ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)

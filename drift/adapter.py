@@ -377,9 +377,7 @@ def adapt(
         report("finetune", r + 1, config.rounds)
     weight = 1.0 if len(fb_y) else config.finetuned_weight  # true labels are not guesses: no hedging
     if candidate is not base and weight < 1.0:
-        candidate = average_weights(base, candidate, weight)
-        recalibrate_batchnorm(candidate, win, config.bn_batch_size)
-        candidate.eval()
+        candidate = average_weights(base, candidate, weight, win, config.bn_batch_size)
     log["finetuned_weight"] = weight
     if config.refit_temperature and len(anchors_y) > 1:
         candidate.temperature.fill_(refit_temperature_on_anchors(candidate, ax, ay))
@@ -388,9 +386,11 @@ def adapt(
     return AdaptResult(candidate.cpu().eval(), log)
 
 
-def average_weights(start: Classifier, finetuned: Classifier, weight: float) -> Classifier:
+def average_weights(start: Classifier, finetuned: Classifier, weight: float, window: torch.Tensor,
+                    bn_batch_size: int = 256) -> Classifier:
     """A copy of ``finetuned`` whose floating-point weights and buffers are ``weight * finetuned + (1 - weight) *
-    start`` (integer buffers, such as BatchNorm's batch counts, are the fine-tuned model's).
+    start`` (integer buffers, such as BatchNorm's batch counts, are the fine-tuned model's), with BatchNorm
+    re-estimated on ``window`` for the averaged weights; in eval mode.
 
     >>> import torch
     >>> from driftwise.models.config import ModelConfig
@@ -398,7 +398,7 @@ def average_weights(start: Classifier, finetuned: Classifier, weight: float) -> 
     >>> b = copy.deepcopy(a)
     >>> with torch.no_grad():
     ...     _ = [p.add_(1.0) for p in b.parameters()]
-    >>> mid = average_weights(a, b, 0.5)
+    >>> mid = average_weights(a, b, 0.5, torch.randn(32, 4))
     >>> all(torch.allclose(m, x + 0.5) for m, x in zip(mid.parameters(), a.parameters()))
     True
     """
@@ -406,7 +406,8 @@ def average_weights(start: Classifier, finetuned: Classifier, weight: float) -> 
     mixed = copy.deepcopy(finetuned)
     mixed.load_state_dict({name: weight * value + (1.0 - weight) * own[name].to(value.device)
                            if value.is_floating_point() else value for name, value in theirs.items()})
-    return mixed
+    recalibrate_batchnorm(mixed, window, bn_batch_size)
+    return mixed.eval()
 
 
 def _inputs(x: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:

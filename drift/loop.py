@@ -226,9 +226,8 @@ class DriftLoop:
         """The monitor was reset to see whether the drift that asked for labels goes on (see `decide`)."""
         self._source_first = False
         """A fallback's drift may be the source coming back (the adapted model's reference is not the source's):
-        before its interim is made, `Action.CHECK_SOURCE` asks once."""
-        self._fallback_check = False
-        """The source check asked is that one: its "not back" confirms the drift (`record_source_check`)."""
+        before its interim is made, `Action.CHECK_SOURCE` asks once; set until the answer, whose "not back"
+        confirms the drift (`record_source_check`)."""
         self.alarm_inputs: np.ndarray | None = None
         """The latest inputs when self-training asked for labels (`labels_needed_for_a_drift`): what that drift
         looked like, so that a different one is not taken for it (`drift_left`)."""
@@ -297,7 +296,6 @@ class DriftLoop:
         if (self.normalize_pending and self._since_confirmation >= self._normalize_at
                 and len(self.window) >= MIN_WINDOW and not self.policy.labels_needed and not self.source_check_pending):
             if self._source_first:  # the answer decides: the base again (`source_returned`), or the interim next
-                self._source_first, self._fallback_check = False, True
                 self._source_checked_at, self.source_check_pending = self._since_confirmation, True
                 return Action.CHECK_SOURCE
             if self.classes_in_runs():
@@ -367,7 +365,7 @@ class DriftLoop:
         for whole phases, 1,400-1,550 events, and no candidate was ever made for them).
         """
         self.source_check_pending = False
-        fallback_check, self._fallback_check = self._fallback_check, False
+        fallback_check, self._source_first = self._source_first, False
         if back:
             self.source_returned()
         elif fallback_check and not self.monitor.drift_confirmed and not self.policy.labels_needed:

@@ -188,6 +188,7 @@ class Registry:
         holder = self.lease_holder(name)
         if holder != lease:
             raise FencedError(f"{name!r} is written by {holder} now, not {lease}: another adapter was elected")
+
     def publish(
         self,
         name: str,

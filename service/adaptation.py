@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import socket
 import threading
 import time
 import uuid
@@ -42,6 +40,7 @@ from driftwise.drift.normalize import NormalizeConfig, back_to_source, check_int
 from driftwise.drift.worker import AdaptationCancelled, AdaptationFailed, AdaptationJob, prewarm, start_adaptation
 from driftwise.models.classifier import Classifier
 from driftwise.models.registry import FencedError
+from driftwise.service.election import replica_id
 from driftwise.service.runtime import BatchPrediction, ModelSnapshot, load_from_registry
 from driftwise.service.settings import Settings
 from driftwise.service.state import ServiceState
@@ -130,7 +129,7 @@ class AdaptationController:
         """
         lease = None
         if epoch is not None:
-            lease = f"{socket.gethostname()}:{os.getpid()}:epoch-{epoch}:{uuid.uuid4().hex[:8]}"
+            lease = f"{replica_id()}:epoch-{epoch}:{uuid.uuid4().hex[:8]}"
             self.state.registry.take_lease(self.state.settings.name, lease)
         with self._lock:
             self.loop, self.monitored_version, self._monitored_interim = None, None, False

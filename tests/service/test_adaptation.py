@@ -28,6 +28,14 @@ def _traffic(state: ServiceState, batches: int, seed: int = 0) -> None:
         state.notify(X, state.runtime.predict(X), "http")  # observers run at once: no observer thread here
 
 
+def _adaptation_ended(controller: AdaptationController, timeout: float = 120.0) -> dict[str, Any] | None:
+    """The controller's record of its adaptation once one has ended (None if none did within ``timeout`` s)."""
+    deadline = time.monotonic() + timeout
+    while controller.last_adaptation is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return controller.last_adaptation
+
+
 def test_the_service_loop_keeps_its_settings_and_the_benchmarks_validated_rest(
         make_settings: Callable[..., Settings]) -> None:
     state = ServiceState.build(make_settings(cooldown_seconds=5.0, min_pseudo_labels=7, refine_after=300))
@@ -66,10 +74,7 @@ def test_a_manual_adaptation_holds_every_pseudo_label_out_and_keeps_a_rejected_c
         assert held > 0
         assert controller.trigger() == {"started": True}
         assert controller.trigger()["started"] is False  # one at a time
-        deadline = time.monotonic() + 120
-        while controller.last_adaptation is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        done = controller.last_adaptation
+        done = _adaptation_ended(controller)
         assert done is not None and done["outcome"] == "rejected", done  # no anchors: nothing vouches for it
         assert done["adapt_log"]["n_pseudo"] == 0  # trained on none of the buffer's pseudo-labels...
         assert done["guardrails"]["stats"]["n_confident_holdout"] == held  # ...every one checks agreement
@@ -387,9 +392,7 @@ def test_taking_the_lead_watches_afresh_and_stepping_down_publishes_nothing_more
         assert controller.trigger() == {"started": True}
         controller.step_down()  # deposed while the candidate is made: it is abandoned, never published
         published, served = [v.version for v in registry.versions(NAME)], state.runtime.version
-        deadline = time.monotonic() + 120
-        while controller.last_adaptation is None and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _adaptation_ended(controller)
     finally:
         controller.stop()
     assert controller.last_adaptation is not None, "the adaptation never ended"
@@ -412,9 +415,7 @@ def test_an_adapter_deposed_without_hearing_of_it_writes_nothing_once_its_succes
     published, served = [v.version for v in registry.versions(NAME)], state.runtime.version
     try:
         assert controller.trigger() == {"started": True}
-        deadline = time.monotonic() + 120
-        while controller.last_adaptation is None and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _adaptation_ended(controller)
     finally:
         controller.stop()
     assert controller.last_adaptation is not None, "the adaptation never ended"
