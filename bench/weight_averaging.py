@@ -32,7 +32,7 @@ from driftwise.drift import corruptions, sensor_shifts
 from driftwise.drift.adapter import AdaptConfig, adapt, average_weights, predict_proba
 from driftwise.models.classifier import Classifier
 from driftwise.models.registry import Registry
-from driftwise.models.train import recalibrate_normalization
+from driftwise.models.train import recalibrate_batchnorm
 from driftwise.service.runtime import load_from_registry
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -68,7 +68,7 @@ def windows_of(run: Path, windows: int) -> tuple[str, list[dict[str, Any]]]:
             x, y = np.asarray(x, np.float32), clean_y[idx]
             window, scored_x, scored_y = x[:WINDOW], x[WINDOW:], y[WINDOW:]
             interim = copy.deepcopy(model)
-            recalibrate_normalization(interim, torch.as_tensor(window))
+            recalibrate_batchnorm(interim, torch.as_tensor(window))
             interim.eval()
             tuned = adapt(interim, window_x=window, pseudo_x=None, pseudo_y=None, anchors_x=snapshot.anchors_x,
                           anchors_y=snapshot.anchors_y, config=config, seed=0).candidate

@@ -2,10 +2,9 @@
 
 The recipe, in the order it runs (each step a named function below):
 
-1. `recalibrate_normalization` on the drifted window: re-estimate every BatchNorm's
-   running statistics on the new inputs (and re-fit an MLP's input standardiser
-   before them). Free, label-free, and on its own it recovers much of what blur,
-   contrast or noise cost (AdaBN, Li et al. 2016), and a sensor's units or offset.
+1. `recalibrate_batchnorm` on the drifted window: re-estimate every BatchNorm's
+   running statistics on the new inputs. Free, label-free, and on its own it
+   recovers much of what blur, contrast or noise cost (AdaBN, Li et al. 2016).
 2. `self_label`: the BN-adapted model labels the window; confident labels join the
    buffer's pseudo-labels (confident under the *serving* model) and any feedback labels.
 3. `finetune` briefly on those labels, each class sampled in its share of the class
@@ -14,8 +13,8 @@ The recipe, in the order it runs (each step a named function below):
    saved with the model, sampled the same way (naive training on
    confident samples alone skews classes and forgets). BatchNorm uses each batch's
    own statistics with running statistics frozen, and the anchors go through in
-   their own batch (and an MLP's input standardiser fitted to them), so the clean
-   anchors and the drifted inputs are each normalised in their own domain. Labeled images are seen through random 1-pixel shifts,
+   their own batch, so the clean anchors and the drifted inputs are each normalised
+   in their own domain. Labeled images are seen through random 1-pixel shifts,
    half of them also slightly rotated.
    Optionally an entropy term on the window (Tent).
 4. Steps 2-3 repeat for ``rounds``, each round re-labelling with the latest
@@ -42,8 +41,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict, dataclass, field
-from contextlib import nullcontext
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -52,8 +50,7 @@ from torch import nn
 
 from driftwise.models.calibration import fit_temperature
 from driftwise.models.classifier import Classifier
-from driftwise.models.encoders import input_standardizer
-from driftwise.models.train import recalibrate_batchnorm, recalibrate_normalization
+from driftwise.models.train import recalibrate_batchnorm
 
 ProgressFn = Callable[[str, int, int], None]
 ROUND_MARGIN = 1.2
@@ -243,10 +240,6 @@ def finetune(
     weights = prior_weights(y, prior)
     anchor_weights = prior_weights(anchors_y, prior) if len(anchors_y) else None
     view = _augmentation(model, config.rotate_degrees) if config.augment else None
-    standardize = input_standardizer(model.encoder)
-
-    def anchors_frame() -> ContextManager[None]:
-        return nullcontext() if standardize is None or not standardize.fitted else standardize.fitted_to(anchors_x)
     model.train()
     done = 0
     try:
@@ -259,9 +252,7 @@ def finetune(
             if config.anchor_weight > 0 and len(anchors_x) > 1:
                 a = torch.multinomial(anchor_weights, config.anchor_batch_size, replacement=True, generator=generator)
                 xa = anchors_x[a] if view is None else view(anchors_x[a], generator)
-                with anchors_frame():  # clean anchors standardised in their own domain, as BatchNorm does per batch
-                    logits = model.raw_logits(xa)
-                loss = loss + config.anchor_weight * F.cross_entropy(logits, anchors_y[a])
+                loss = loss + config.anchor_weight * F.cross_entropy(model.raw_logits(xa), anchors_y[a])
             if config.entropy_weight > 0:
                 w = torch.randint(len(window_x), (config.batch_size,), generator=generator)
                 p = torch.softmax(model.raw_logits(window_x[w]), dim=1)
@@ -296,9 +287,9 @@ def _augmentation(model: Classifier,
 
 
 def refit_temperature_on_anchors(model: Classifier, anchors_x: torch.Tensor, anchors_y: torch.Tensor) -> float:
-    """Temperature fitted on the anchors, with the normalisations fitted to them (their own domain)."""
+    """Temperature fitted on the anchors, with BatchNorm re-estimated on them (their own domain)."""
     probe = copy.deepcopy(model)
-    recalibrate_normalization(probe, anchors_x)
+    recalibrate_batchnorm(probe, anchors_x)
     probe.eval()
     with torch.no_grad():
         logits = probe.raw_logits(anchors_x)
@@ -346,7 +337,7 @@ def adapt(
 
     base = copy.deepcopy(model).to(dev)
     report("batchnorm", 0, 1)
-    recalibrate_normalization(base, win, config.bn_batch_size)
+    recalibrate_batchnorm(base, win, config.bn_batch_size)
     base.eval()
     log: dict[str, Any] = {"n_window": len(window_x), "n_pseudo": len(pseudo_y), "n_feedback": len(fb_y),
                            "n_anchors": len(anchors_y), "bn_s": time.perf_counter() - start, "rounds": []}

@@ -40,9 +40,8 @@ has gone, and serving it would put a specialised model on a domain it never saw
 Why the anchors are scored "in their own domain": the candidate's BatchNorm
 statistics describe the drifted inputs, and the anchors are clean. Scoring clean
 anchors through drifted statistics would punish exactly the adaptation we want.
-So both models are scored on the anchors with their normalisations (BatchNorm, an
-MLP's input standardiser) fitted to the anchors, which measures what the weights
-still know of the original task.
+So both models are scored on the anchors with BatchNorm re-estimated on the
+anchors, which measures what the weights still know of the original task.
 
 Why the anchor check is a paired test: both models answer the same anchors, and
 with a few dozen of them one anchor is two points. A fixed margin of one point
@@ -83,7 +82,7 @@ import torch
 from driftwise.drift.adapter import embed, predict_proba
 from driftwise.drift.embedding_drift import mmd_permutation_test
 from driftwise.models.classifier import Classifier
-from driftwise.models.train import recalibrate_normalization
+from driftwise.models.train import recalibrate_batchnorm
 
 
 @dataclass(frozen=True)
@@ -202,16 +201,16 @@ class GuardrailReport:
 
 
 def anchor_correct(model: Classifier, anchors_x: np.ndarray, anchors_y: np.ndarray) -> np.ndarray:
-    """Per anchor, whether ``model`` gets it right with its normalisations fitted to the anchors (see the module)."""
+    """Per anchor, whether ``model`` gets it right with BatchNorm re-estimated on the anchors (see the module)."""
     if len(anchors_y) == 0:
         return np.zeros(0, dtype=bool)
     probe = copy.deepcopy(model).cpu()
-    recalibrate_normalization(probe, torch.as_tensor(np.asarray(anchors_x, dtype=np.float32)))
+    recalibrate_batchnorm(probe, torch.as_tensor(np.asarray(anchors_x, dtype=np.float32)))
     return predict_proba(probe, anchors_x).argmax(1) == np.asarray(anchors_y)
 
 
 def anchor_accuracy(model: Classifier, anchors_x: np.ndarray, anchors_y: np.ndarray) -> float:
-    """Accuracy on the anchors with the normalisations fitted to them (see the module docstring)."""
+    """Accuracy on the anchors with BatchNorm re-estimated on them (see the module docstring)."""
     correct = anchor_correct(model, anchors_x, anchors_y)
     return float(correct.mean()) if len(correct) else float("nan")
 

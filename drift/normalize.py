@@ -1,14 +1,10 @@
-"""The fast first response: the served weights with their normalisations fitted to the drifted inputs.
+"""The fast first response: the served weights with BatchNorm re-estimated on the drifted inputs.
 
 Making a self-trained candidate takes a window of a few hundred drifted inputs
 and seconds of training; every event meanwhile is served by a model that has
 not seen the new domain. Re-estimating the normalisation statistics on the
 latest inputs (AdaBN, Li et al. 2016) needs no labels, no gradients and a few
 milliseconds, and alone it recovers much of what noise, blur or contrast cost.
-An MLP's first normalisation is its per-feature input standardiser; it is re-fitted
-too (`driftwise.models.train.recalibrate_normalization`), which undoes a sensor's
-change of units or zero exactly, where BatchNorm after the first layer sees that
-sensor only mixed with the others.
 So as soon as a drift is confirmed the loop serves this *interim* model; the
 self-trained candidate replaces it later, through the full guardrails.
 
@@ -77,7 +73,7 @@ from driftwise.drift.adapter import predict_proba
 from driftwise.drift.embedding_drift import mmd_permutation_test
 from driftwise.drift.guardrails import Check, GuardrailReport, class_distribution, correlation_check, normalized_entropy
 from driftwise.models.classifier import Classifier
-from driftwise.models.train import recalibrate_normalization
+from driftwise.models.train import recalibrate_batchnorm
 
 
 @dataclass(frozen=True)
@@ -118,10 +114,9 @@ class NormalizeConfig:
 
 
 def normalized_copy(model: Classifier, window_x: np.ndarray) -> Classifier:
-    """A copy of ``model`` (CPU, eval mode) whose normalisations (BatchNorm, an MLP's input standardiser) are fitted
-    to ``window_x``."""
+    """A copy of ``model`` (CPU, eval mode) whose BatchNorm statistics are those of ``window_x``."""
     interim = copy.deepcopy(model).cpu()
-    recalibrate_normalization(interim, torch.as_tensor(np.asarray(window_x, dtype=np.float32)))
+    recalibrate_batchnorm(interim, torch.as_tensor(np.asarray(window_x, dtype=np.float32)))
     return interim.eval()
 
 

@@ -27,7 +27,6 @@ from torch import Tensor, nn
 from driftwise.models.augment import MultiViewTransform
 from driftwise.models.calibration import expected_calibration_error, fit_temperature
 from driftwise.models.classifier import Classifier
-from driftwise.models.encoders import input_standardizer
 
 HeadMode = Literal["linear", "finetune"]
 
@@ -40,25 +39,6 @@ def embed_all(encoder: nn.Module, X: Tensor, batch_size: int = 1024) -> Tensor:
     out = torch.cat([encoder(X[i : i + batch_size]) for i in range(0, len(X), batch_size)])
     encoder.train(was_training)
     return out
-
-
-@torch.no_grad()
-def recalibrate_normalization(model: nn.Module, X: Tensor, batch_size: int = 512) -> None:
-    """Fit every normalisation of ``model`` to ``X``: the MLP's input standardiser, then BatchNorm.
-
-    The drifted-domain counterpart of pretraining's fit, and the whole of the interim
-    model (`driftwise.drift.normalize`). BatchNorm alone sees only mixtures of features
-    after the first layer, so it cannot undo a fault of one feature's units, offset or
-    wiring; re-fitting the input standardiser does, exactly for an affine one. On the
-    second unseen-data trial (a binary table in raw units, one slot reporting
-    another's reading, 10-100x its scale) BatchNorm alone served 7 points under the
-    frozen model and with the standardiser re-fitted 19 over; on the development
-    shifts the two were even (bench/results/input-standardizer.md).
-    """
-    standardize = input_standardizer(getattr(model, "encoder", model))
-    if standardize is not None and standardize.fitted:  # not one a model was trained without
-        standardize.refit(X)
-    recalibrate_batchnorm(model, X, batch_size)
 
 
 @torch.no_grad()

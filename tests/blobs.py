@@ -10,7 +10,6 @@ import torch
 
 from driftwise.models.classifier import Classifier
 from driftwise.models.config import ModelConfig
-from driftwise.models.encoders import fit_input_standardizer
 from driftwise.models.pipeline import source_prior
 
 K, D = 3, 8
@@ -26,15 +25,12 @@ def blobs(n: int, seed: int, prior: list[float] | None = None, gain: float = 1.0
 
 
 def fit_mlp(x: np.ndarray, y: np.ndarray, k: int, *, hidden: int = 32, embed_dim: int = 16,
-            steps: int = 150, standardize: bool = False) -> Classifier:
+            steps: int = 150) -> Classifier:
     """A small MLP trained on ``(x, y)`` by full-batch Adam from torch seed 0, in eval mode; its ``class_prior``
-    is the smoothed class shares of ``y``, as `driftwise.models.pipeline.fit_classifier` records them. With
-    ``standardize``, its input standardiser is fitted on ``x`` first, as pretraining does."""
+    is the smoothed class shares of ``y``, as `driftwise.models.pipeline.fit_classifier` records them."""
     torch.manual_seed(0)
     model = Classifier(ModelConfig(encoder="mlp", input_shape=(x.shape[1],), num_classes=k, hidden=hidden,
                                    embed_dim=embed_dim))
-    if standardize:
-        fit_input_standardizer(model.encoder, torch.as_tensor(x))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(steps):
         loss = torch.nn.functional.cross_entropy(model.raw_logits(torch.as_tensor(x)), torch.as_tensor(y))
