@@ -66,20 +66,22 @@ def resample(y: np.ndarray, prior: np.ndarray, rng: np.random.Generator) -> np.n
     return rng.choice(len(y), size=len(y), p=w / w.sum())
 
 
-def served_accuracy(base, x: np.ndarray, y: np.ndarray, anchors_x, anchors_y, cfg: LabelShiftConfig
-                    ) -> dict[str, Any]:
+def served_accuracy(base, x: np.ndarray, y: np.ndarray, anchors_x, anchors_y, cfg: LabelShiftConfig,
+                    source_z: np.ndarray | None = None) -> dict[str, Any]:
     """What the service's NORMALIZE would serve for window ``x[:WINDOW]``, scored on the rest."""
     window, rest, y_rest = x[:WINDOW], x[WINDOW:], y[WINDOW:]
-    shift = explain_by_label_shift(base, window, anchors_x, anchors_y, cfg)
+    shift = explain_by_label_shift(base, window, anchors_x, anchors_y, cfg, source_z=source_z)
     if shift.explains:
         served, what = prior_corrected_copy(base, shift), "label shift"
+    elif shift.inputs_moved:  # a prior's signature, but a class's inputs moved: no interim, the base serves
+        served, what = base, "base (inputs moved)"
     else:
         interim = normalized_copy(base, window)
         passed = check_interim(base, interim, window).passed
         served, what = (interim, "interim") if passed else (base, "base")
     acc = lambda m: float((predict_proba(m, rest).argmax(1) == y_rest).mean())  # noqa: E731
     true = np.bincount(y, minlength=len(shift.prior)) / len(y)
-    return {"served": what, "explains": shift.explains, "mmd_ratio": shift.mmd_ratio,
+    return {"served": what, "explains": shift.explains, "mmd_ratio": shift.mmd_ratio, "class_p": shift.class_p,
             "prior_error": float(np.abs(shift.prior - true).max()), "frozen": acc(base), "accuracy": acc(served),
             "bn_interim": acc(normalized_copy(base, window))}
 
@@ -92,18 +94,19 @@ def measure(seeds: int) -> list[dict[str, Any]]:
                 base, x_pool, y_pool, make = source_model(domain, dataset, seed, Path(tmp))
                 loaded = Registry(Path(tmp)).load(dataset)
             ax, ay = loaded.anchors_x, loaded.anchors_y
+            source_z = None if loaded.reference is None else loaded.reference.get("embedding_sample")
             rng = np.random.default_rng(seed)
             for name, split, prior in priors(base.config.num_classes, rng):
                 idx = resample(y_pool, prior, rng)
                 rows.append({"dataset": dataset, "seed": seed, "kind": "label", "shift": name, "split": split,
-                             **served_accuracy(base, x_pool[idx], y_pool[idx], ax, ay, cfg)})
+                             **served_accuracy(base, x_pool[idx], y_pool[idx], ax, ay, cfg, source_z)})
             families = ((corruptions.DEVELOPMENT_FAMILIES, corruptions.HELD_OUT_FAMILIES) if domain == "digits"
                         else (sensor_shifts.DEVELOPMENT_FAMILIES, sensor_shifts.HELD_OUT_FAMILIES))
             for split, names in zip(("dev", "held-out"), families):
                 for family in names:
                     x = make(x_pool, family, SHIFT_SEED)
                     rows.append({"dataset": dataset, "seed": seed, "kind": "covariate", "shift": family,
-                                 "split": split, **served_accuracy(base, x, y_pool, ax, ay, cfg)})
+                                 "split": split, **served_accuracy(base, x, y_pool, ax, ay, cfg, source_z)})
     return rows
 
 
@@ -134,13 +137,18 @@ def write(rows: list[dict[str, Any]], out: Path, command: str) -> Path:
         f"`LabelShiftConfig()` = `{LabelShiftConfig()}`", "",
         "Window: the first 128 events of a shifted pool; scored on the rest. Served: the prior-corrected base when "
         "the drift is recognised as a label shift, else the BatchNorm interim if its checks pass, else the frozen "
-        "base. Development rows chose `max_mmd_ratio`; held-out rows are only reported.", "",
+        "base; when the MMD ratio says label shift but the per-class test says a class's inputs moved, the base. "
+        "Development rows chose `max_mmd_ratio`; held-out rows are only reported. Per-class p: the "
+        "Bonferroni-adjusted smallest p-value of the per-class test (`class_conditional_p`), run when the MMD ratio "
+        "passes.", "",
         *summary(rows), "",
-        "| dataset | seed | kind | shift | split | served | MMD ratio | prior error | frozen | served acc | BN interim |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | seed | kind | shift | split | served | MMD ratio | per-class p | prior error | frozen | served acc "
+        "| BN interim |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [f"| {r['dataset']} | {r['seed']} | {r['kind']} | {r['shift']} | {r['split']} | {r['served']} | "
-              f"{'-' if r['mmd_ratio'] is None else format(r['mmd_ratio'], '.2f')} | {r['prior_error']:.3f} | "
+              f"{'-' if r['mmd_ratio'] is None else format(r['mmd_ratio'], '.2f')} | "
+              f"{'-' if r.get('class_p') is None else format(r['class_p'], '.3f')} | {r['prior_error']:.3f} | "
               f"{r['frozen']:.3f} | {r['accuracy']:.3f} | {r['bn_interim']:.3f} |" for r in rows]
     out.mkdir(parents=True, exist_ok=True)
     (out / "label-shift.json").write_text(json.dumps({"command": command, "rows": rows}, indent=1))

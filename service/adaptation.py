@@ -33,7 +33,8 @@ import numpy as np
 
 from driftwise.drift.adapter import AdaptConfig, embed, predict_proba
 from driftwise.drift.embedding_drift import mmd_permutation_test, reference_confidence
-from driftwise.drift.guardrails import GuardrailConfig, correlation_check, evaluate_candidate, feedback_holdout
+from driftwise.drift.guardrails import (Check, GuardrailConfig, GuardrailReport, correlation_check, evaluate_candidate,
+                                       feedback_holdout)
 from driftwise.drift.label_shift import LabelShiftConfig, explain_by_label_shift, prior_corrected_copy
 from driftwise.drift.loop import Action, DriftLoop, LoopConfig, model_reference
 from driftwise.drift.normalize import NormalizeConfig, back_to_source, check_interim, normalized_copy
@@ -290,8 +291,9 @@ class AdaptationController:
             base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
             shift = None
             if base.anchors_x is not None and base.anchors_y is not None:
+                source_z = None if base.reference is None else base.reference.get("embedding_sample")
                 shift = explain_by_label_shift(base_model, window_x, base.anchors_x, base.anchors_y,
-                                               self.label_shift_config)
+                                               self.label_shift_config, source_z=source_z)
                 record["label_shift"] = shift.to_dict()
             # Classes arriving in runs make any window look like a new prior (one class's burst): a burst is not
             # a prior, so the correction is refused like the BatchNorm interim (on the held-out stream bench in
@@ -305,6 +307,13 @@ class AdaptationController:
             if burst is not None and burst.passed:  # a new class prior: Bayes' rule, not BatchNorm
                 interim, extra, stats = prior_corrected_copy(base_model, shift), {"label_shift": shift.to_dict()}, {}
                 passed, why = True, "label_shift"
+            elif shift is not None and shift.inputs_moved:  # a prior's signature, a class's inputs moved: neither
+                report = GuardrailReport([Check(
+                    "class_inputs", float(shift.class_p or 0.0), self.label_shift_config.class_conditional_p, False,
+                    detail="the drift looks like a new class prior, but the inputs of a class moved: "
+                           "the base serves (drift/label_shift.py)")])
+                record["checks"] = report.to_dict()
+                passed, why = False, "normalize"
             else:
                 interim = normalized_copy(base_model, window_x)
                 # Checked against the base, not the model serving: that may be the interim of a domain just left.

@@ -143,10 +143,11 @@ def test_a_binary_label_shift_is_recognised_on_few_anchors() -> None:
     # Two overlapping classes, 20 anchors of each: re-weighting them to 90/10 puts most weight on a few anchors.
     # With the biased MMD that floor alone kept the ratio over max_mmd_ratio (3 of these 6 models; on Phishing
     # 0.35-0.75), and the BatchNorm interim, centred on the majority class, served instead.
+    from driftwise.drift.adapter import embed
     from driftwise.drift.label_shift import explain_by_label_shift
     from driftwise.models.pipeline import anchor_set
 
-    recognised = []
+    recognised = []  # with the per-class test too: the inputs of each class did not move
     for seed in range(6):
         rng = np.random.default_rng(20 + seed)
         y = rng.integers(0, 2, 800)
@@ -155,6 +156,25 @@ def test_a_binary_label_shift_is_recognised_on_few_anchors() -> None:
         ax, ay = anchor_set(x, y, per_class=20, seed=0)
         wy = rng.choice(2, size=128, p=[0.9, 0.1])
         wx = (rng.normal(size=(128, 6)) + wy[:, None]).astype(np.float32)
-        shift = explain_by_label_shift(model, wx, ax, ay)
+        shift = explain_by_label_shift(model, wx, ax, ay, source_z=embed(model, x[:400]))
         recognised.append(shift.significant and shift.explains)
     assert sum(recognised) >= 5, recognised
+
+
+def test_a_prior_change_whose_majority_class_also_moved_is_not_a_label_shift(trained) -> None:
+    # Re-weighting the anchors toward the majority explains such a window (the ratio stays under 0.3), so the prior
+    # correction alone would have served it; the base's embeddings of that class sit where none of its source ones do.
+    from driftwise.drift.adapter import embed
+    from driftwise.drift.label_shift import explain_by_label_shift
+
+    model, ax, ay = trained
+    source, _ = blobs(600, seed=5)
+    source_z = embed(model, source)
+    x, y = blobs(128, seed=2, prior=[0.8, 0.15, 0.05])
+    assert explain_by_label_shift(model, x, ax, ay, source_z=source_z).explains, "the prior alone: still corrected"
+    moved = x.copy()
+    moved[y == 0, 0] += 2.0  # the majority's inputs read further out along their own axis
+    without = explain_by_label_shift(model, moved, ax, ay)
+    assert without.explains and without.mmd_ratio < 0.3, without.to_dict()
+    shift = explain_by_label_shift(model, moved, ax, ay, source_z=source_z)
+    assert not shift.explains and shift.class_p is not None and shift.class_p < 0.01, shift.to_dict()

@@ -422,3 +422,19 @@ def test_an_adapter_deposed_without_hearing_of_it_writes_nothing_once_its_succes
     assert "the-successor:epoch-4" in controller.last_adaptation.get("cancelled", "")
     assert [v.version for v in registry.versions(NAME)] == published, "no version written, refused or not"
     assert state.runtime.version == served and registry.current(NAME).version == int(served)
+
+
+def test_a_new_prior_whose_majority_inputs_also_moved_gets_no_interim(tmp_path) -> None:
+    from tests.blobs import blobs
+
+    controller, registry, _ = _blobs_controller(tmp_path, reference=True)
+    state = controller.state
+    x, y = blobs(160, seed=2, prior=[0.8, 0.15, 0.05])
+    x[y == 0, 0] += 2.0  # the majority's inputs also read further out: not a prior alone
+    for batch in np.array_split(x, 10):
+        state.notify(batch, state.runtime.predict(batch), "http")
+    controller._normalize("drift confirmed")
+    done = controller.last_normalization
+    assert done["label_shift"]["inputs_moved"] and not done["label_shift"]["explains"], done
+    assert done["checks"]["reasons"][0].startswith("class_inputs:"), done["checks"]
+    assert "version" not in done and state.runtime.version == "1"  # neither the correction nor BatchNorm serves
