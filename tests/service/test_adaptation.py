@@ -438,3 +438,35 @@ def test_a_new_prior_whose_majority_inputs_also_moved_gets_no_interim(tmp_path) 
     assert done["label_shift"]["inputs_moved"] and not done["label_shift"]["explains"], done
     assert done["checks"]["reasons"][0].startswith("class_inputs:"), done["checks"]
     assert "version" not in done and state.runtime.version == "1"  # neither the correction nor BatchNorm serves
+
+
+@pytest.mark.parametrize("stale", [True, False])
+def test_a_refinement_refused_as_stale_takes_the_model_it_refines_off_too(
+        make_settings: Callable[..., Settings], registry: Registry, monkeypatch: pytest.MonkeyPatch,
+        stale: bool) -> None:
+    from driftwise.drift import guardrails
+    from driftwise.service import adaptation
+
+    def judged(*args: Any, **kwargs: Any) -> guardrails.GuardrailReport:  # the real checks, same_domain as given
+        report = guardrails.evaluate_candidate(*args, **kwargs)
+        report.checks = [c for c in report.checks if c.name != "same_domain"] + [
+            guardrails.Check("same_domain", 0.005 if stale else 0.5, 0.01, not stale)]
+        report.checks.append(guardrails.Check("agreement", 0.0, 0.9, False))  # refused either way
+        return report
+
+    monkeypatch.setattr(adaptation, "evaluate_candidate", judged)
+    registry.activate(NAME, 2)  # the fixture's v2, adapted from v1: the model a refinement refines
+    state = ServiceState.build(make_settings(prewarm_adapter=False))
+    load_current_model(state)
+    controller = build_controller(state)
+    controller.adapt_config = AdaptConfig(steps=2, rounds=1, max_seconds=30.0)
+    try:
+        _traffic(state, batches=10)
+        with controller._lock:  # as `DriftLoop.decide` does when it says REFINE
+            controller.loop.policy.adaptation_started(refinement=True)
+        controller._actions.submit(controller._adapt, "refinement", refinement=True).result(timeout=120)
+        done = controller.last_adaptation
+        assert done is not None and done["outcome"] == "rejected", done
+        assert state.runtime.version == ("1" if stale else "2"), "a stale refinement: its domain has gone"
+    finally:
+        controller.stop()
