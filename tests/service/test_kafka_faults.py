@@ -109,6 +109,28 @@ def test_a_broker_restart_mid_stream_loses_no_id(own_broker: LocalKafka, fault: 
     assert worker.running is False
 
 
+def test_a_feedback_consumer_whose_broker_has_gone_stops_within_seconds(own_broker: LocalKafka) -> None:
+    # A service stopping after its broker crashed: the feedback consumer's last commit cannot be answered, and
+    # unbounded it held the shutdown 15 s (a container runtime's SIGKILL comes at 10).
+    from driftwise.service.feedback import CLOSE_TIMEOUT_MS, FeedbackConsumer, ServedMemory
+
+    topic = f"labels-{uuid.uuid4().hex[:8]}"
+    consumer = FeedbackConsumer(ServedMemory(capacity=10), lambda *arrays: None, bootstrap=own_broker.bootstrap,
+                                topic=topic, group_id=f"g-{uuid.uuid4().hex[:8]}").start()
+    try:
+        deadline = time.monotonic() + 60
+        while consumer.unknown == 0 and time.monotonic() < deadline:  # read: it holds offsets to commit
+            produce(own_broker.bootstrap, topic, [(None, b'{"id": "never-served", "label": 1}')])
+            time.sleep(1.0)
+        assert consumer.unknown > 0, "the consumer never read the label"
+        own_broker.kill()
+        started = time.monotonic()
+        assert consumer.stop(timeout=15.0)
+        assert time.monotonic() - started < CLOSE_TIMEOUT_MS / 1000 + 3.0
+    finally:
+        own_broker.restart()
+
+
 @pytest.mark.slow
 def test_losing_one_of_three_brokers_mid_stream_loses_no_id() -> None:
     cluster = LocalKafkaCluster(free_port_pair(10000, 25000, offsets=LocalKafkaCluster.port_offsets), tie_to_this_process=True, purge_on_stop=True)
