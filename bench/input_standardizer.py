@@ -49,13 +49,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from driftwise.bench.stream import pretrained_snapshot
 from driftwise.drift import sensor_shifts
 from driftwise.drift.adapter import predict_proba
 from driftwise.models.classifier import Classifier
-from driftwise.models.registry import Registry
 from driftwise.models.encoders import InputStandardizer
 from driftwise.models.train import recalibrate_batchnorm
-from driftwise.service.runtime import load_from_registry
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WINDOW, DRAWN, SEVERITY, OFFSETS = 128, 1500, 3, (50, 600, 1200)
@@ -99,8 +98,7 @@ def _gains(model: Classifier, window: np.ndarray, x: np.ndarray, y: np.ndarray) 
 
 
 def _load(run: Path) -> tuple[Classifier, np.ndarray, np.ndarray]:
-    (name,) = [p.name for p in (run / "registry-no_adapt").iterdir() if p.is_dir() and not p.name.startswith(".")]
-    model = load_from_registry(Registry(run / "registry-no_adapt"), name, 1, device="cpu").model
+    model = pretrained_snapshot(run).model
     stream = np.load(run / "stream.npz")
     return model, stream["X"].astype(np.float32), stream["y"]
 

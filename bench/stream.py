@@ -69,6 +69,7 @@ from driftwise.service.topics import Topics
 
 if TYPE_CHECKING:
     from driftwise.models.registry import ModelVersion
+    from driftwise.service.runtime import ModelSnapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -324,6 +325,16 @@ def serve_command(registry: Path, port: int, bootstrap: str, *, no_adapt: bool, 
     if device != "auto":
         cmd += ["--device", device]
     return cmd + (["--no-adapt"] if no_adapt else [])
+
+
+def pretrained_snapshot(run_dir: Path) -> "ModelSnapshot":
+    """Version 1 of a finished run's ``registry-no_adapt`` (``runs/stream-*``): the model `driftwise pretrain` made."""
+    from driftwise.models.registry import Registry
+    from driftwise.service.runtime import load_from_registry
+
+    registry = Path(run_dir) / "registry-no_adapt"
+    (name,) = [p.name for p in registry.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return load_from_registry(Registry(registry), name, 1, device="cpu")
 
 
 def pretrain_registry(workdir: Path, registry: Path, x_src: np.ndarray, y_src: np.ndarray, name: str,

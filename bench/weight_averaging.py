@@ -28,12 +28,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from driftwise.bench.stream import pretrained_snapshot
 from driftwise.drift import corruptions, sensor_shifts
 from driftwise.drift.adapter import AdaptConfig, adapt, average_weights, predict_proba
 from driftwise.models.classifier import Classifier
-from driftwise.models.registry import Registry
 from driftwise.models.train import recalibrate_batchnorm
-from driftwise.service.runtime import load_from_registry
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WEIGHTS = (1.0, 0.75, 0.5)
@@ -46,8 +45,7 @@ def _accuracy(model: Classifier, x: np.ndarray, y: np.ndarray) -> float:
 
 def windows_of(run: Path, windows: int) -> tuple[str, list[dict[str, Any]]]:
     """Every (family, window) of one run: its rows of accuracies (frozen, interim, each weight)."""
-    (name,) = [p.name for p in (run / "registry-no_adapt").iterdir() if p.is_dir() and not p.name.startswith(".")]
-    snapshot = load_from_registry(Registry(run / "registry-no_adapt"), name, 1, device="cpu")
+    snapshot = pretrained_snapshot(run)
     model = snapshot.model
     stream = np.load(run / "stream.npz")  # its first phase is clean, at least DRAWN events long
     clean_x, clean_y = stream["X"][:DRAWN].astype(np.float32), stream["y"][:DRAWN]

@@ -183,12 +183,16 @@ class GuardrailReport:
         return all(c.passed for c in self.checks)
 
     @property
+    def stale(self) -> bool:
+        """Refused by ``same_domain``: the inputs since the window differ from it, its domain has gone."""
+        return any(c.name == "same_domain" and not c.passed for c in self.checks)
+
+    @property
     def window_unfit(self) -> bool:
-        """Refused for its window rather than its model: the stream moved on while it was made (``same_domain``),
+        """Refused for its window rather than its model: the stream moved on while it was made (`stale`),
         or nothing failed but the order of the window's classes (``temporal_correlation``, a burst). Such a refusal
         says nothing of whether the drift can be learnt, so it does not count towards "labels needed"."""
-        failed = {c.name for c in self.checks if not c.passed}
-        return "same_domain" in failed or failed == {"temporal_correlation"}
+        return self.stale or {c.name for c in self.checks if not c.passed} == {"temporal_correlation"}
 
     @property
     def reasons(self) -> list[str]:
@@ -211,7 +215,11 @@ def anchor_correct(model: Classifier, anchors_x: np.ndarray, anchors_y: np.ndarr
 
 def anchor_accuracy(model: Classifier, anchors_x: np.ndarray, anchors_y: np.ndarray) -> float:
     """Accuracy on the anchors with BatchNorm re-estimated on them (see the module docstring)."""
-    correct = anchor_correct(model, anchors_x, anchors_y)
+    return _share(anchor_correct(model, anchors_x, anchors_y))
+
+
+def _share(correct: np.ndarray) -> float:
+    """The share of ``correct`` that is true; NaN for none at all (no anchors)."""
     return float(correct.mean()) if len(correct) else float("nan")
 
 
@@ -391,10 +399,10 @@ def evaluate_candidate(
     report = GuardrailReport()
     add = report.checks.append
 
-    current_ok, candidate_ok = anchor_correct(current, anchors_x, anchors_y), anchor_correct(candidate, anchors_x, anchors_y)
+    current_ok = anchor_correct(current, anchors_x, anchors_y)
+    candidate_ok = anchor_correct(candidate, anchors_x, anchors_y)
     has_anchors = len(anchors_y) > 0
-    current_anchor = float(current_ok.mean()) if has_anchors else float("nan")
-    candidate_anchor = float(candidate_ok.mean()) if has_anchors else float("nan")
+    current_anchor, candidate_anchor = _share(current_ok), _share(candidate_ok)
     lost, gained = int((current_ok & ~candidate_ok).sum()), int((~current_ok & candidate_ok).sum())
     allowed = max(cfg.anchor_margin, chance_anchor_loss(lost + gained, cfg.anchor_alpha) / max(len(anchors_y), 1))
     floor = current_anchor - allowed

@@ -228,11 +228,7 @@ def class_conditional_p(model: Classifier, z_window: np.ndarray, z_source: np.nd
     >>> class_conditional_p(m, more_of_one, source) > 0.01, class_conditional_p(m, moved, source) < 0.01
     (True, True)
     """
-    def assigned(z: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return model.head(torch.as_tensor(np.asarray(z, dtype=np.float32))).argmax(1).numpy()
-
-    on_window, on_source = assigned(z_window), assigned(z_source)
+    on_window, on_source = _probs_of(model, z_window).argmax(1), _probs_of(model, z_source).argmax(1)
     rng = np.random.default_rng(seed)
     p_values = []
     for c in range(model.config.num_classes):
@@ -249,10 +245,14 @@ def class_conditional_p(model: Classifier, z_window: np.ndarray, z_source: np.nd
 def source_weights(model: Classifier, z_source: np.ndarray, shift: LabelShift) -> np.ndarray:
     """Per source embedding, its weight under the new prior: ``sum_y p(y|z) pi_t(y) / pi_s(y)`` (the base's
     calibrated probabilities, from its head)."""
+    return _probs_of(model, z_source) @ (np.maximum(shift.prior, EPS) / np.maximum(shift.source_prior, EPS))
+
+
+def _probs_of(model: Classifier, z: np.ndarray) -> np.ndarray:
+    """``model``'s served probabilities ``(n, k)`` of embeddings ``z``."""
     with torch.no_grad():
-        logits = model.head(torch.as_tensor(np.asarray(z_source, dtype=np.float32))) / model.temperature
-        probs = torch.softmax(logits + model.log_prior_ratio, dim=1).double().numpy()
-    return probs @ (np.maximum(shift.prior, EPS) / np.maximum(shift.source_prior, EPS))
+        logits = model.logits_of(torch.as_tensor(np.asarray(z, dtype=np.float32)))
+    return torch.softmax(logits, dim=1).double().numpy()
 
 
 def explain_by_label_shift(model: Classifier, window_x: np.ndarray, anchors_x: np.ndarray, anchors_y: np.ndarray,

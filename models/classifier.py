@@ -50,8 +50,12 @@ class Classifier(nn.Module):
         return self.head(self.encoder(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(x)) / self.temperature + self.log_prior_ratio
+        return self.logits_of(self.encoder(x))
+
+    def logits_of(self, z: torch.Tensor) -> torch.Tensor:
+        """The served logits of embeddings ``z``: temperature-scaled, moved by any label-shift correction."""
+        return self.head(z) / self.temperature + self.log_prior_ratio
 
     def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.encoder(x)
-        return self.head(z) / self.temperature + self.log_prior_ratio, z
+        return self.logits_of(z), z

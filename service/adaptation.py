@@ -499,7 +499,7 @@ class AdaptationController:
             else:
                 log.warning("candidate v%s not served: %s", published.version,
                             record.get("cancelled") or "; ".join(report.reasons))
-                if refinement and wanted and not same_domain(report) and self.state.runtime.version == snapshot.version:
+                if refinement and wanted and report.stale and self.state.runtime.version == snapshot.version:
                     # The inputs since the refinement's window differ from it: the domain the serving model was made
                     # for has gone, and its drift reference, taken as it was promoted, may already be the new one's
                     # (on the third unseen trial a candidate promoted as a phase ended served the next two 8 and 11
@@ -637,11 +637,6 @@ class AdaptationController:
         """Wait for a running action (at most an adaptation's timeout); drop those not started."""
         self._checks.shutdown(wait=True, cancel_futures=True)
         self._actions.shutdown(wait=True, cancel_futures=True)
-
-
-def same_domain(report: GuardrailReport) -> bool:
-    """False when the guardrails refused a candidate as stale: the inputs since its window differ from it."""
-    return all(c.passed for c in report.checks if c.name == "same_domain")
 
 
 def _is_interim(snapshot: ModelSnapshot) -> bool:
