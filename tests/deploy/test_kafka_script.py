@@ -6,7 +6,6 @@ import re
 import socket
 import subprocess
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
