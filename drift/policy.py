@@ -219,6 +219,13 @@ class AdaptationPolicy:
         waited = now - self._drift_since
         return pseudo_count >= self.min_pseudo_labels or waited >= self.max_wait_seconds
 
+    def domain_moved(self) -> None:
+        """The drift stays confirmed but its inputs have moved on to another domain: the adaptation waits for
+        ``min_fresh_events`` of the new one, so that its window does not straddle the change (a candidate made
+        on a straddling window is refused as stale by its guardrails once it is done)."""
+        if self._drift_since is not None:
+            self.fresh_events = self.domain_events = 0
+
     def should_refine(self, *, drift_confirmed: bool) -> bool:
         """Whether to refine the promoted model now (call `adaptation_started` with ``refinement=True``).
 

@@ -399,6 +399,8 @@ class AdaptationController:
                 self._serve_base("source", "the stream is back at the source")
         elif moved is not None:
             self.state.metrics.normalizations.labels("domain_moved").inc()
+            with self._lock:
+                self.loop.domain_moved()
             self._normalize(f"the serving interim's domain has gone (MMD permutation p={moved:.3f})")
         with self._lock:
             if left is not None:

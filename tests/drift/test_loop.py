@@ -273,6 +273,29 @@ def test_a_candidate_held_back_by_the_cooldown_adapts_on_the_latest_window_not_o
     np.testing.assert_array_equal(inputs.window_x, loop.window.array()[-200:])
 
 
+def test_when_the_drift_moves_on_to_another_domain_the_candidate_waits_for_a_window_of_the_new_one(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    clock = Clock()
+    loop = _loop(reference, clock, window=200, cooldown_seconds=60.0)
+    loop.policy.adaptation_started()
+    loop.record_result("failed")  # the cooldown holds the candidate back while the drift goes on
+    _feed(loop, model, _blobs(400, seed=2)[0])
+    _feed(loop, model, _blobs(600, seed=3, shift=2.5)[0], until=Action.ADAPT)
+    assert loop.monitor.drift_confirmed and loop.policy.fresh_events > 200 and len(loop.buffer) > 0
+
+    loop.domain_moved()  # the controller saw the latest inputs differ from the serving interim's
+    assert loop.policy.fresh_events == 0 and len(loop.buffer) == 0 and loop.monitor.drift_confirmed
+    clock.now = 61.0
+    third = _blobs(400, seed=4, shift=-2.5)[0]
+    acted = _feed(loop, model, third[:100], until=Action.ADAPT)
+    assert Action.ADAPT not in [a for _, a in acted]  # cooldown over, but only 100 inputs of the new domain
+    acted = _feed(loop, model, third[100:], until=Action.ADAPT)
+    assert acted and acted[-1][1] is Action.ADAPT
+    window = loop.adaptation_inputs().window_x
+    assert window.shape == (200, D)
+    np.testing.assert_array_equal(window, third[acted[-1][0] - 1000 - 200:acted[-1][0] - 1000])  # all of it new
+
+
 def test_rejected_candidate_requires_drift_to_be_confirmed_again(model: Classifier,
                                                                  reference: dict[str, np.ndarray]) -> None:
     loop = _loop(reference, window=200)
