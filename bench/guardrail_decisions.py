@@ -22,6 +22,13 @@ but not below the frozen one, cost accuracy unseen.
 Interim models (BatchNorm re-estimated, `driftwise.drift.normalize`) are scored the same
 way, in rows of their own kind: their checks are guardrails too.
 
+A candidate **cancelled** while it was made (a new drift or a rollback came: the
+adaptation loop withdrew it, whatever its checks said) is not a guardrail decision:
+its row is scored all the same, but counted apart (``cancelled``, and how many of
+those would have beaten the frozen model), not among the rejections. On the
+held-out stream (92d4a4a) three of five "false rejects" were refinements cancelled
+as the next phase began, scored on that next phase.
+
 >>> rows = [{"version": 2, "kind": "adapt", "status": "approved", "at_event": 0},
 ...         {"version": 3, "kind": "adapt", "status": "rejected", "at_event": 0}]
 >>> frozen = np.array([True] * 150 + [False] * 150)
@@ -90,6 +97,7 @@ def score_decisions(versions: Sequence[dict[str, Any]], served: np.ndarray, adap
         gain = float(candidate.mean() - frozen_correct[idx].mean()) if len(idx) else float("nan")
         gain_alt = float(candidate.mean() - alternative.mean()) if len(idx) else float("nan")
         rows.append({"version": version, "kind": v["kind"], "status": v["status"], "events": int(len(idx)),
+                     "cancelled": not approved and bool(v.get("cancelled")),
                      "gain_points": 100.0 * gain, "verdict": _verdict(approved, gain, len(idx), min_events, margin),
                      "alternative": replaced if approved else "served", "gain_vs_alternative_points": 100.0 * gain_alt,
                      "verdict_vs_alternative": _verdict(approved, gain_alt, len(idx), min_events, margin),
@@ -111,8 +119,10 @@ def rates(rows: Sequence[dict[str, Any]], kinds: Sequence[str] = ("adapt", "refi
     ``verdict="verdict_vs_alternative"`` counts the verdicts against each decision's alternative."""
     judged = [r for r in rows if r["kind"] in kinds and r[verdict] != "too few to judge"]
     accepted = [r for r in judged if r["status"] == "approved"]
-    refused = [r for r in judged if r["status"] != "approved"]
+    refused = [r for r in judged if r["status"] != "approved" and not r.get("cancelled")]
+    cancelled = [r for r in judged if r.get("cancelled")]
     return {
+        "cancelled_judged": len(cancelled), "cancelled_would_gain": sum(r[verdict] == "false reject" for r in cancelled),
         "promotions_judged": len(accepted), "false_accepts": sum(r[verdict] == "false accept" for r in accepted),
         "rejections_judged": len(refused), "false_rejects": sum(r[verdict] == "false reject" for r in refused),
         "false_accept_rate": (sum(r[verdict] == "false accept" for r in accepted) / len(accepted)
@@ -187,10 +197,13 @@ def main(pairs: Sequence[tuple[Path, Path]], out: Path) -> dict[str, Any]:
     for kind, r in summary.items():
         lines.append(f"* **{kind}**: {r['false_accepts']} false accepts of {r['promotions_judged']} promotions judged "
                      f"(rate {rate(r['false_accept_rate'])}), {r['false_rejects']} false rejects of {r['rejections_judged']} "
-                     f"rejections judged (rate {rate(r['false_reject_rate'])}), {r['too_few']} too few to judge")
+                     f"rejections judged (rate {rate(r['false_reject_rate'])}), {r['too_few']} too few to judge; "
+                     f"{r['cancelled_judged']} cancelled by the loop (not guardrail decisions), "
+                     f"{r['cancelled_would_gain']} of them would have gained over 1 point")
     lines += ["", "| run | version | kind | status | family | events | gain vs frozen (points) | verdict | alternative "
               "| gain vs alternative (points) | verdict vs alternative |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['run']} | {r['version']} | {r['kind']} | {r['status']} | {r['family']} | {r['events']} | "
+    lines += [f"| {r['run']} | {r['version']} | {r['kind']} | {r['status']}{' (cancelled)' if r.get('cancelled') else ''} "
+              f"| {r['family']} | {r['events']} | "
               f"{r['gain_points']:+.1f} | {r['verdict']} | {_alternative(r['alternative'])} | "
               f"{r['gain_vs_alternative_points']:+.1f} | {r['verdict_vs_alternative']} |" for r in rows]
     out.write_text("\n".join(lines) + "\n")

@@ -43,6 +43,17 @@ def test_a_refused_candidate_that_would_have_helped_on_its_domain_is_a_false_rej
     assert rates(rows)["false_reject_rate"] == 1.0
 
 
+def test_a_candidate_the_loop_cancelled_is_counted_apart_from_the_guardrails_rejections() -> None:
+    frozen = np.zeros(N, bool)
+    rows = score_decisions([{"version": 3, "kind": "refine", "status": "rejected", "at_event": 300,
+                             "cancelled": "a new drift or a rollback came while the refinement ran"}],
+                           np.full(N, "1", dtype=object), frozen, frozen, DOMAIN, offline_correct=_always)
+    assert rows[0]["cancelled"] and rows[0]["verdict"] == "false reject"  # scored all the same
+    counted = rates(rows)
+    assert counted["rejections_judged"] == 0 and counted["false_reject_rate"] is None
+    assert counted["cancelled_judged"] == 1 and counted["cancelled_would_gain"] == 1
+
+
 def test_a_rejection_at_the_end_of_a_domain_is_too_few_to_judge() -> None:
     rows = score_decisions([{"version": 3, "kind": "adapt", "status": "rejected", "at_event": 150}],
                            np.full(N, "1", dtype=object), np.zeros(N, bool), np.zeros(N, bool), DOMAIN,
