@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from driftwise.drift.embedding_drift import CONFIDENCE_LEVELS, EmbeddingDriftDetector, reference_statistics
+from driftwise.drift.embedding_drift import (CONFIDENCE_LEVELS, EmbeddingDriftDetector, dependence_length,
+                                          mmd_permutation_test, reference_statistics)
 
 DIM = 16
 
@@ -230,3 +231,36 @@ def test_bad_embeddings_are_refused():
 def test_a_constant_reference_cannot_be_calibrated():
     with pytest.raises(ValueError, match="all the same"):
         EmbeddingDriftDetector(window=20).fit(np.ones((100, DIM)))
+
+
+# -- the two-sample permutation test ------------------------------------------------------------------------------
+def _first_order_lag(n: int, seed: int, coefficient: float, dim: int = 8) -> np.ndarray:
+    """A stationary stream read through a slow sensor: each row ``coefficient`` of the last plus fresh noise."""
+    rng = np.random.default_rng(seed)
+    noise, x = rng.normal(size=(n + 200, dim)), np.zeros((n + 200, dim))
+    for t in range(1, n + 200):
+        x[t] = coefficient * x[t - 1] + np.sqrt(1 - coefficient**2) * noise[t]
+    return x[200:]
+
+
+def test_the_permutation_test_keeps_its_false_alarm_rate_on_a_stationary_stream_of_dependent_rows():
+    moved_rows = moved_blocks = found = 0
+    for seed in range(40):
+        x = _first_order_lag(256, seed, 0.75)
+        before, after = x[:128], x[128:]  # two adjacent windows of one domain
+        moved_rows += mmd_permutation_test(before, after, block=1) < 0.01
+        moved_blocks += mmd_permutation_test(before, after) < 0.01
+        found += mmd_permutation_test(before, after + 1.0) < 0.01  # and of one a standard deviation away
+    assert moved_rows >= 30  # rows exchanged one by one: "moved" on nearly every draw
+    assert moved_blocks <= 5 and found == 40  # 1% asked for; about 5% over 150 draws
+
+
+def test_independent_rows_are_exchanged_one_by_one_as_before():
+    a, b = _gaussian(128, seed=3), _gaussian(128, seed=4, shift=0.2)
+    assert dependence_length(a, 16) == dependence_length(b, 16) == 1
+    assert mmd_permutation_test(a, b) == mmd_permutation_test(a, b, block=1)
+
+
+def test_a_block_longer_than_a_sample_is_refused():
+    with pytest.raises(ValueError, match="block must be"):
+        mmd_permutation_test(_gaussian(10, seed=0), _gaussian(20, seed=1), block=11)
