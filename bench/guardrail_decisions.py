@@ -22,12 +22,20 @@ but not below the frozen one, cost accuracy unseen.
 Interim models (BatchNorm re-estimated, `driftwise.drift.normalize`) are scored the same
 way, in rows of their own kind: their checks are guardrails too.
 
-A candidate **cancelled** while it was made (a new drift or a rollback came: the
-adaptation loop withdrew it, whatever its checks said) is not a guardrail decision:
-its row is scored all the same, but counted apart (``cancelled``, and how many of
-those would have beaten the frozen model), not among the rejections. On the
-held-out stream (92d4a4a) three of five "false rejects" were refinements cancelled
-as the next phase began, scored on that next phase.
+Two kinds of refusal are counted apart from the rejections (``apart``; their rows
+are scored all the same, and the summary says how many would have beaten the
+frozen model):
+
+* **cancelled**: withdrawn by the adaptation loop while it was made (a new drift or
+  a rollback came), whatever its checks said: not a guardrail decision. On the
+  held-out stream (92d4a4a) three of five "false rejects" were refinements
+  cancelled as the next phase began, scored on that next phase.
+* **stale, its domain gone**: refused by ``same_domain`` alone ("the inputs since
+  the window differ from it"), and the benchmark's phases agree: the window's last
+  event and the decision lie in different phases. What the check claims is true;
+  scoring the candidate on the next phase judges something it never claimed (that
+  a model made for one corruption beats what serves at the start of another). A
+  stale refusal inside one phase is a guardrail's mistake and is counted as usual.
 
 >>> rows = [{"version": 2, "kind": "adapt", "status": "approved", "at_event": 0},
 ...         {"version": 3, "kind": "adapt", "status": "rejected", "at_event": 0}]
@@ -41,6 +49,7 @@ as the next phase began, scored on that next phase.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -97,12 +106,28 @@ def score_decisions(versions: Sequence[dict[str, Any]], served: np.ndarray, adap
         gain = float(candidate.mean() - frozen_correct[idx].mean()) if len(idx) else float("nan")
         gain_alt = float(candidate.mean() - alternative.mean()) if len(idx) else float("nan")
         rows.append({"version": version, "kind": v["kind"], "status": v["status"], "events": int(len(idx)),
-                     "cancelled": not approved and bool(v.get("cancelled")),
+                     "apart": None if approved else _apart(v, domain),
                      "gain_points": 100.0 * gain, "verdict": _verdict(approved, gain, len(idx), min_events, margin),
                      "alternative": replaced if approved else "served", "gain_vs_alternative_points": 100.0 * gain_alt,
                      "verdict_vs_alternative": _verdict(approved, gain_alt, len(idx), min_events, margin),
                      "domain": str(domain[idx[0]]) if len(idx) else None})
     return rows
+
+
+_SINCE_WINDOW = re.compile(r"^same_domain: .*the (\d+) inputs since the window differ")
+
+
+def _apart(version: dict[str, Any], domain: np.ndarray) -> str | None:
+    """Why a refusal is not counted among the guardrails' rejections (see the module docstring), or None."""
+    if version.get("cancelled"):
+        return "cancelled"
+    reasons = version.get("guardrail_reasons") or []
+    stale = [_SINCE_WINDOW.match(r) for r in reasons]
+    if len(reasons) != 1 or stale[0] is None:
+        return None
+    at = min(int(version["at_event"]), len(domain) - 1)
+    window_end = at - int(stale[0].group(1)) - 1
+    return "stale, its domain gone" if 0 <= window_end and domain[window_end] != domain[at] else None
 
 
 def _verdict(approved: bool, gain: float, events: int, min_events: int, margin: float) -> str:
@@ -119,10 +144,10 @@ def rates(rows: Sequence[dict[str, Any]], kinds: Sequence[str] = ("adapt", "refi
     ``verdict="verdict_vs_alternative"`` counts the verdicts against each decision's alternative."""
     judged = [r for r in rows if r["kind"] in kinds and r[verdict] != "too few to judge"]
     accepted = [r for r in judged if r["status"] == "approved"]
-    refused = [r for r in judged if r["status"] != "approved" and not r.get("cancelled")]
-    cancelled = [r for r in judged if r.get("cancelled")]
+    refused = [r for r in judged if r["status"] != "approved" and not r.get("apart")]
+    apart = [r for r in judged if r.get("apart")]
     return {
-        "cancelled_judged": len(cancelled), "cancelled_would_gain": sum(r[verdict] == "false reject" for r in cancelled),
+        "apart_judged": len(apart), "apart_would_gain": sum(r[verdict] == "false reject" for r in apart),
         "promotions_judged": len(accepted), "false_accepts": sum(r[verdict] == "false accept" for r in accepted),
         "rejections_judged": len(refused), "false_rejects": sum(r[verdict] == "false reject" for r in refused),
         "false_accept_rate": (sum(r[verdict] == "false accept" for r in accepted) / len(accepted)
@@ -131,6 +156,10 @@ def rates(rows: Sequence[dict[str, Any]], kinds: Sequence[str] = ("adapt", "refi
                               if refused else None),
         "too_few": sum(r[verdict] == "too few to judge" for r in rows if r["kind"] in kinds),
     }
+
+
+def _status(row: dict[str, Any]) -> str:
+    return f"{row['status']} ({row['apart']})" if row.get("apart") else row["status"]
 
 
 def _alternative(alternative: str | None) -> str:
@@ -198,11 +227,11 @@ def main(pairs: Sequence[tuple[Path, Path]], out: Path) -> dict[str, Any]:
         lines.append(f"* **{kind}**: {r['false_accepts']} false accepts of {r['promotions_judged']} promotions judged "
                      f"(rate {rate(r['false_accept_rate'])}), {r['false_rejects']} false rejects of {r['rejections_judged']} "
                      f"rejections judged (rate {rate(r['false_reject_rate'])}), {r['too_few']} too few to judge; "
-                     f"{r['cancelled_judged']} cancelled by the loop (not guardrail decisions), "
-                     f"{r['cancelled_would_gain']} of them would have gained over 1 point")
+                     f"{r['apart_judged']} counted apart (cancelled by the loop, or stale with their domain gone), "
+                     f"{r['apart_would_gain']} of them would have gained over 1 point")
     lines += ["", "| run | version | kind | status | family | events | gain vs frozen (points) | verdict | alternative "
               "| gain vs alternative (points) | verdict vs alternative |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['run']} | {r['version']} | {r['kind']} | {r['status']}{' (cancelled)' if r.get('cancelled') else ''} "
+    lines += [f"| {r['run']} | {r['version']} | {r['kind']} | {_status(r)} "
               f"| {r['family']} | {r['events']} | "
               f"{r['gain_points']:+.1f} | {r['verdict']} | {_alternative(r['alternative'])} | "
               f"{r['gain_vs_alternative_points']:+.1f} | {r['verdict_vs_alternative']} |" for r in rows]

@@ -48,10 +48,23 @@ def test_a_candidate_the_loop_cancelled_is_counted_apart_from_the_guardrails_rej
     rows = score_decisions([{"version": 3, "kind": "refine", "status": "rejected", "at_event": 300,
                              "cancelled": "a new drift or a rollback came while the refinement ran"}],
                            np.full(N, "1", dtype=object), frozen, frozen, DOMAIN, offline_correct=_always)
-    assert rows[0]["cancelled"] and rows[0]["verdict"] == "false reject"  # scored all the same
+    assert rows[0]["apart"] == "cancelled" and rows[0]["verdict"] == "false reject"  # scored all the same
     counted = rates(rows)
     assert counted["rejections_judged"] == 0 and counted["false_reject_rate"] is None
-    assert counted["cancelled_judged"] == 1 and counted["cancelled_would_gain"] == 1
+    assert counted["apart_judged"] == 1 and counted["apart_would_gain"] == 1
+
+
+def test_a_stale_refusal_counts_apart_only_when_its_window_lay_in_another_phase() -> None:
+    frozen = np.zeros(N, bool)
+    reason = "same_domain: 0.004975 < 0.01 (the {} inputs since the window differ from it: the domain moved on)"
+    versions = [{"version": 3, "kind": "adapt", "status": "rejected", "at_event": 300,
+                 "guardrail_reasons": [reason.format(150)]},  # its window ended at 149: the clean phase
+                {"version": 4, "kind": "adapt", "status": "rejected", "at_event": 400,
+                 "guardrail_reasons": [reason.format(150)]}]  # its window ended at 249: the same phase
+    rows = score_decisions(versions, np.full(N, "1", dtype=object), frozen, frozen, DOMAIN, offline_correct=_always)
+    assert [r["apart"] for r in rows] == ["stale, its domain gone", None]
+    counted = rates(rows)
+    assert counted["rejections_judged"] == 1 and counted["false_rejects"] == 1 and counted["apart_judged"] == 1
 
 
 def test_a_rejection_at_the_end_of_a_domain_is_too_few_to_judge() -> None:
