@@ -329,10 +329,13 @@ class Loop:
     def _check_source(self, at: int, out: RunResult) -> None:
         """As the service: if the latest inputs look like the source again, the drift is over and the base serves."""
         back = back_to_source(embed(self.base.model, self.loop.normalize_inputs()), self.base.reference).passed
-        self.loop.record_source_check(back)
-        if back:
+        adapted = not self.loop.serving_base
+        returned = self.loop.record_source_check(back)
+        if returned:
             self.reset_at = at  # the monitor starts afresh
-        if back and self.interim_serves:
+        if returned and adapted:
+            self._serve(self.base, at, "source", out)
+        elif returned and self.interim_serves:
             self.current, self.interim_serves = self.base, False
             out.swaps.append((at, "source", self.base.version))
 

@@ -85,6 +85,8 @@ from driftwise.drift.monitor import DriftMonitor
 from driftwise.drift.policy import AdaptationPolicy
 from driftwise.models.classifier import Classifier
 
+SOURCE_CHECKS_WHILE_ADAPTED = 2
+"""Source checks in a row that must say "the source again" before an adapted model makes way for the base."""
 MIN_REFERENCE_EVENTS = 256  # distinct held-out inputs needed to take a reference from them alone
 MIN_ORDER_EVENTS = 128  # served predictions needed before their order is judged (an i.i.d. 128 scores 0 +- 0.09)
 
@@ -97,8 +99,8 @@ class Action(str, Enum):
     """Serve the base's weights with BatchNorm re-estimated on `DriftLoop.normalize_inputs` (if its cheap
     checks pass) until a candidate is promoted; then call `DriftLoop.serve_interim`, not `serve`."""
     CHECK_SOURCE = "check_source"
-    """Ask whether the latest inputs (`normalize_inputs`) look like the source again, then call
-    `record_source_check` (which, if they do, ends the drift: serve the base)."""
+    """Ask whether the latest inputs (`normalize_inputs`) look like the source again, in the base's embeddings,
+    then call `record_source_check` (which, if they do, ends the drift: if it returns True, serve the base)."""
     ADAPT = "adapt"
     REFINE = "refine"
     """Adapt the base model again, on all of the domain's inputs kept (``LoopConfig.refine_after``); the
@@ -222,6 +224,7 @@ class DriftLoop:
         """An interim was asked for since the last model swap (after a fallback, before the drift is confirmed
         against the base again): it may be serving the source's return, so the source is checked for too."""
         self.source_check_pending = False
+        self._source_backs = 0  # source checks in a row that said "the source again" while an adapted model served
         self._reconfirming = False
         """The monitor was reset to see whether the drift that asked for labels goes on (see `decide`)."""
         self._source_first = False
@@ -302,7 +305,8 @@ class DriftLoop:
                 return Action.NONE  # still pending: asked for once the classes stop arriving in runs
             self.normalize_pending, self._interim_asked = False, True
             return Action.NORMALIZE
-        if (self.serving_base and (self.monitor.drift_confirmed or self._interim_asked) and not self.source_check_pending
+        if ((self.serving_base and (self.monitor.drift_confirmed or self._interim_asked) or not self.serving_base)
+                and not self.source_check_pending
                 and self._since_confirmation - self._source_checked_at >= self.config.normalize_window):
             self._source_checked_at, self.source_check_pending = self._since_confirmation, True
             return Action.CHECK_SOURCE
@@ -355,21 +359,36 @@ class DriftLoop:
         return not correlation_check(classes[start:end], self.config.max_stream_correlation,
                                      inputs[start:end]).passed
 
-    def record_source_check(self, back: bool) -> None:
-        """The answer to `Action.CHECK_SOURCE`: with ``back``, the drift is over (`source_returned`).
+    def record_source_check(self, back: bool) -> bool:
+        """The answer to `Action.CHECK_SOURCE`: with ``back``, the drift is over (`source_returned`); True when the
+        caller must serve the base again.
 
         Without, after a fallback (the monitor started afresh on the base), the answer is the confirmation:
         the stream left the adapted domain for another one, not for the source. The base's monitor cannot
         give it once the fallback's interim serves, and that serves at once: the interim's outputs look
         like the source's to it (on the held-out stream bench, shear and stripes were served by interims
         for whole phases, 1,400-1,550 events, and no candidate was ever made for them).
+
+        While an adapted model serves, `SOURCE_CHECKS_WHILE_ADAPTED` answers in a row must say ``back``:
+        its own monitor, on its own reference, need not see a return from a shift it barely confirmed (on the
+        fourth fresh-data trial a candidate for such a shift served the clean phase after it 2.7 points under
+        the frozen model), and a subtle shift may look like the source in one window of 128.
         """
         self.source_check_pending = False
         fallback_check, self._source_first = self._source_first, False
+        if not self.serving_base:
+            self._source_backs = self._source_backs + 1 if back else 0
+            if self._source_backs < SOURCE_CHECKS_WHILE_ADAPTED:
+                return False
+            self.policy.record_fallback()  # its watch and any refinement of it end: its domain has gone
+            self.source_returned()
+            return True
         if back:
             self.source_returned()
-        elif fallback_check and not self.monitor.drift_confirmed and not self.policy.labels_needed:
+            return True
+        if fallback_check and not self.monitor.drift_confirmed and not self.policy.labels_needed:
             self.monitor.hold_confirmed("the stream left the adapted domain, not for the source")
+        return False
 
     def source_returned(self) -> None:
         """The stream is back at the source while the base's weights served: the base serves, the drift is over.
@@ -518,6 +537,7 @@ class DriftLoop:
         self.buffer.clear()
         self._served_confidence = [0.0, 0]
         self._interim_asked = False
+        self._source_checked_at, self._source_backs = self._since_confirmation, 0  # checked on its inputs only
         self.serving_base = base
         self.label_shift_since = None
         if not base:  # a candidate for the drift serves: no interim any more (after a fallback, one is welcome)

@@ -358,10 +358,12 @@ class AdaptationController:
                  record["seconds"])
 
     def _check_source(self) -> None:
-        """While a drift stays confirmed on the base's weights: are the latest inputs the source's again?
+        """While a drift stays confirmed on the base's weights, or an adapted model serves: are the latest inputs
+        the source's again, in the base's embeddings?
 
-        If so the drift is over: the loop starts afresh and, if an interim or a label-shift
-        correction serves, the base serves again (`driftwise.drift.normalize.back_to_source`). If not,
+        If so the drift is over: the loop starts afresh and, if an interim, a label-shift
+        correction or (asked twice in a row, `DriftLoop.record_source_check`) an adapted model
+        serves, the base serves again (`driftwise.drift.normalize.back_to_source`). If not,
         and the BatchNorm interim serving was made on inputs the latest plainly differ from,
         the stream has moved on to another domain: a new interim is made for it. And if self-training
         asked for labels on a drift whose inputs the latest plainly differ from, the stream has left
@@ -370,6 +372,8 @@ class AdaptationController:
         swaps take the swap lock: the tests need none, and an interim must not wait for them.
         """
         back, moved, left, snapshot = False, None, None, self.state.runtime.snapshot
+        with self._lock:
+            adapted = not self.loop.serving_base  # a candidate serves: the base makes way back only if asked twice
         try:
             base = self._base_snapshot(snapshot)
             with self._lock:
@@ -392,7 +396,7 @@ class AdaptationController:
                 moved = p if p < self.guardrail_config.min_same_domain_p else None
         except Exception:  # noqa: BLE001 - serving goes on with the model it has; the next check may answer
             log.exception("checking for a return to the source failed")
-        if back:
+        if back and not adapted:
             log.info("the latest inputs look like the source again (p=%.3f): the drift is over", check.value)
             self.state.metrics.normalizations.labels("source_again").inc()
             if _is_interim(snapshot):  # first: the monitor must not start afresh on the interim's embeddings
@@ -405,8 +409,13 @@ class AdaptationController:
         with self._lock:
             if left is not None:
                 self.loop.drift_left()
-            self.loop.record_source_check(back)
+            returned = self.loop.record_source_check(back)
             labels_needed = self.loop.policy.labels_needed
+        if adapted and returned:
+            log.info("the latest inputs look like the source again (p=%.3f), check after check: the drift is over",
+                     check.value)
+            self.state.metrics.normalizations.labels("source_again").inc()
+            self._serve_base("source", f"v{snapshot.version}'s domain has gone: the stream is back at the source")
         if left is not None:
             log.info("the stream has left the drift that asked for labels (MMD permutation p=%.3f): adapting resumes "
                      "for the next one", left)

@@ -81,6 +81,8 @@ def _feed(loop: DriftLoop, model: Classifier, x: np.ndarray, until: Action | Non
 
     An interim (`Action.NORMALIZE`) is served at once, and listed only with ``interims``; a source check
     (`Action.CHECK_SOURCE`) is answered by `back_to_source`, unless it is ``until``: then it is left to the caller.
+    While an adapted model serves, the monitor's reference is its own, not the source's: the answer is "not
+    back" (the tests of the source's return then answer themselves).
     """
     acted = []
     for start in range(0, len(x), BATCH):
@@ -92,7 +94,8 @@ def _feed(loop: DriftLoop, model: Classifier, x: np.ndarray, until: Action | Non
             if not interims:
                 continue
         if action is Action.CHECK_SOURCE and until is not Action.CHECK_SOURCE:  # answered as the service does
-            loop.record_source_check(back_to_source(embed(model, loop.normalize_inputs()), loop.monitor.reference).passed)
+            loop.record_source_check(loop.serving_base and back_to_source(
+                embed(model, loop.normalize_inputs()), loop.monitor.reference).passed)
             continue
         if action is not Action.NONE:
             acted.append((loop.events, action))
@@ -394,6 +397,23 @@ def test_after_a_fallback_to_a_domain_other_than_the_source_a_candidate_follows_
     assert acted[:2] == [Action.CHECK_SOURCE, Action.NORMALIZE], acted
     assert acted[-1] is Action.ADAPT, acted
     assert loop.monitor.drift_confirmed and loop.monitor.confirmations == 1, "held, not a detector's new vote"
+
+
+def test_while_an_adapted_model_serves_the_source_is_asked_for_and_only_answers_in_a_row_bring_the_base_back(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=200)
+    loop.serve(reference, base=False)  # a promoted candidate serves
+
+    def asked() -> bool:
+        return _feed(loop, model, _blobs(loop.config.normalize_window, seed=loop.events)[0],
+                     until=Action.CHECK_SOURCE)[-1:] == [(loop.events, Action.CHECK_SOURCE)]
+
+    assert asked()  # once a window of its own inputs has come
+    assert loop.record_source_check(True) is False and not loop.serving_base  # one window that looks like the source
+    assert asked() and loop.record_source_check(False) is False  # then one that does not: the count starts again
+    assert asked() and loop.record_source_check(True) is False
+    assert asked() and loop.record_source_check(True) is True  # twice in a row: the caller serves the base
+    assert loop.serving_base and loop.policy.counts["fallbacks"] == 1
 
 
 def test_a_promotion_that_falls_short_of_its_confidence_is_rolled_back(

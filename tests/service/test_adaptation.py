@@ -328,6 +328,26 @@ def test_when_the_stream_is_back_at_the_source_while_an_interim_serves_the_base_
     controller.stop()
 
 
+def test_when_the_stream_is_back_at_the_source_while_an_adapted_model_serves_the_base_serves_again(tmp_path) -> None:
+    from driftwise.drift.loop import model_reference
+    from tests.blobs import blobs, trained_model
+
+    controller, registry, model = _blobs_controller(tmp_path, reference=True, adaptation_window=1000)
+    state = controller.state
+    _, ax, ay = trained_model()
+    drifted = blobs(1400, seed=3, gain=1.5, shift=1.0)[0]
+    registry.publish("blobs", model, reason="adapt", parent=1, anchors=(ax, ay),  # adapted to the shift, by lineage
+                     reference=model_reference(model, drifted[:600], false_alarm_rate=1e-4))
+    controller._serve(2, reason="adapt")
+    _stream(controller, drifted[600:])  # its own domain: asked every 128 inputs, never the source
+    assert state.runtime.version == "2"
+
+    _stream(controller, blobs(400, seed=4)[0])  # the source again: two answers in a row, and the base serves
+    assert state.runtime.version == "1"
+    assert state.metrics.normalizations.labels("source_again")._value.get() == 1
+    controller.stop()
+
+
 def test_when_the_stream_moves_on_to_another_domain_while_an_interim_serves_a_new_interim_is_made_for_it(
         tmp_path) -> None:
     from tests.blobs import blobs
