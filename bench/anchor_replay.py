@@ -92,8 +92,8 @@ def main(pairs: Sequence[tuple[Path, Path]], out: Path) -> list[dict[str, Any]]:
 if __name__ == "__main__":
     import sys
 
-    args = sys.argv[1:]
-    if len(args) < 3 or len(args) % 2 == 0:
-        sys.exit("usage: python -m driftwise.bench.anchor_replay OUT.md RESULTS.json RUN_DIR [RESULTS.json RUN_DIR ...]")
-    rows = main([(Path(a), Path(b)) for a, b in zip(args[1::2], args[2::2])], Path(args[0]))
+    from driftwise.bench.stream_report import finished_runs_argv
+
+    out, pairs = finished_runs_argv("anchor_replay", sys.argv[1:])
+    rows = main(pairs, out)
     print(f"{len(rows)} candidates, {sum(r['flips'] for r in rows)} flips")

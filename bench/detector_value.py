@@ -112,7 +112,7 @@ def main(pairs: Sequence[tuple[Path, Path]], out: Path) -> list[dict[str, Any]]:
 if __name__ == "__main__":
     import sys
 
-    args = sys.argv[1:]
-    if len(args) < 3 or len(args) % 2 == 0:
-        sys.exit("usage: python -m driftwise.bench.detector_value OUT.md RESULTS.json RUN_DIR [RESULTS.json RUN_DIR ...]")
-    main([(Path(a), Path(b)) for a, b in zip(args[1::2], args[2::2])], Path(args[0]))
+    from driftwise.bench.stream_report import finished_runs_argv
+
+    out, pairs = finished_runs_argv("detector_value", sys.argv[1:])
+    main(pairs, out)

@@ -122,11 +122,11 @@ def _apart(version: dict[str, Any], domain: np.ndarray) -> str | None:
     if version.get("cancelled"):
         return "cancelled"
     reasons = version.get("guardrail_reasons") or []
-    stale = [_SINCE_WINDOW.match(r) for r in reasons]
-    if len(reasons) != 1 or stale[0] is None:
+    stale = _SINCE_WINDOW.match(reasons[0]) if len(reasons) == 1 else None
+    if stale is None:
         return None
     at = min(int(version["at_event"]), len(domain) - 1)
-    window_end = at - int(stale[0].group(1)) - 1
+    window_end = at - int(stale.group(1)) - 1
     return "stale, its domain gone" if 0 <= window_end and domain[window_end] != domain[at] else None
 
 
@@ -243,7 +243,7 @@ def main(pairs: Sequence[tuple[Path, Path]], out: Path) -> dict[str, Any]:
 if __name__ == "__main__":
     import sys
 
-    args = sys.argv[1:]
-    if len(args) < 3 or len(args) % 2 == 0:
-        sys.exit("usage: python -m driftwise.bench.guardrail_decisions OUT.md RESULTS.json RUN_DIR [RESULTS.json RUN_DIR ...]")
-    print(main([(Path(a), Path(b)) for a, b in zip(args[1::2], args[2::2])], Path(args[0])))
+    from driftwise.bench.stream_report import finished_runs_argv
+
+    out, pairs = finished_runs_argv("guardrail_decisions", sys.argv[1:])
+    print(main(pairs, out))

@@ -317,3 +317,13 @@ def write_report(results: dict[str, Any], config: StreamBenchConfig, out_dir: Pa
     path = out_dir / f"{config.stem}.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def finished_runs_argv(module: str, argv: Sequence[str]) -> tuple[Path, list[tuple[Path, Path]]]:
+    """``OUT.md RESULTS.json RUN_DIR [RESULTS.json RUN_DIR ...]``, the command line of the benches that re-read
+    finished `driftwise bench stream` runs (``module`` names one in the usage line): (OUT, [(results, run dir)])."""
+    import sys
+
+    if len(argv) < 3 or len(argv) % 2 == 0:
+        sys.exit(f"usage: python -m driftwise.bench.{module} OUT.md RESULTS.json RUN_DIR [RESULTS.json RUN_DIR ...]")
+    return Path(argv[0]), [(Path(a), Path(b)) for a, b in zip(argv[1::2], argv[2::2])]

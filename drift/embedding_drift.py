@@ -378,12 +378,10 @@ def reference_statistics(
 
 DEPENDENCE_LEVEL = 0.1
 """Mean autocorrelation under which consecutive rows count as independent (`dependence_length`)."""
-MIN_BLOCKS = 8
-"""Blocks a sample keeps at least in the permutation test: the longest block is its length over this."""
-
-
 DEPENDENCE_SEGMENTS = 4
 """Consecutive parts a sample is cut into to estimate its dependence (`dependence_length`)."""
+MIN_BLOCKS = 8
+"""Blocks a sample keeps at least in the permutation test: the longest block is its length over this."""
 
 
 def dependence_length(z: np.ndarray, max_lag: int) -> int:
@@ -410,11 +408,13 @@ def dependence_length(z: np.ndarray, max_lag: int) -> int:
     >>> dependence_length(noise, 32), dependence_length(slow, 32), dependence_length(np.r_[noise[:128], noise[128:] + 5], 32)
     (1, 7, 1)
     """
-    z = np.asarray(z, dtype=np.float64)
-    parts = [p - p.mean(axis=0) for p in np.array_split(z, DEPENDENCE_SEGMENTS) if len(p) > max_lag + 1]
-    totals = [float(np.sum(p * p)) for p in parts]
-    parts = [(p, t) for p, t in zip(parts, totals) if t > 0.0]
-    if not parts or max_lag < 2:
+    if max_lag < 2:
+        return 1
+    centred = [p - p.mean(axis=0) for p in np.array_split(np.asarray(z, dtype=np.float64), DEPENDENCE_SEGMENTS)
+               if len(p) > max_lag + 1]
+    parts = [(p, float(np.sum(p * p))) for p in centred]
+    parts = [(p, total) for p, total in parts if total > 0.0]
+    if not parts:
         return 1
     for lag in range(1, max_lag + 1):
         if np.median([float(np.sum(p[lag:] * p[:-lag])) / t for p, t in parts]) < DEPENDENCE_LEVEL:
@@ -461,13 +461,14 @@ def mmd_permutation_test(a: np.ndarray, b: np.ndarray, *, permutations: int = 20
     bandwidth = float(np.median(d2[np.triu_indices(len(pool), 1)])) or 1.0
     k = np.exp(-d2 / bandwidth)
     n, m = len(a), len(b)
-    blocks = np.arange(len(pool)) // block  # a's blocks, then b's
+    within = np.arange(block)  # a block's rows: a's blocks, then b's, each ``block`` consecutive rows of the pool
     rng = np.random.default_rng(seed)
     # Column 0 is the observed split, the others relabellings; every MMD^2 from one matrix product.
     first = np.zeros((len(pool), permutations + 1))
     first[:n, 0] = 1.0
     for j in range(1, permutations + 1):
-        first[np.isin(blocks, rng.permutation(len(pool) // block)[:n // block]), j] = 1.0
+        chosen = rng.permutation(len(pool) // block)[:n // block]
+        first[(chosen[:, None] * block + within).ravel(), j] = 1.0
     k_first = k @ first
     within_first = np.einsum("ij,ij->j", first, k_first)  # sum of k over pairs inside the first sample
     with_all = k_first.sum(axis=0)  # pairs (first, anyone)

@@ -305,7 +305,7 @@ class DriftLoop:
                 return Action.NONE  # still pending: asked for once the classes stop arriving in runs
             self.normalize_pending, self._interim_asked = False, True
             return Action.NORMALIZE
-        if ((self.serving_base and (self.monitor.drift_confirmed or self._interim_asked) or not self.serving_base)
+        if ((not self.serving_base or self.monitor.drift_confirmed or self._interim_asked)
                 and not self.source_check_pending
                 and self._since_confirmation - self._source_checked_at >= self.config.normalize_window):
             self._source_checked_at, self.source_check_pending = self._since_confirmation, True
