@@ -62,7 +62,7 @@ from driftwise.drift.corruptions import CLEAN, CORRUPTION_NAMES, Stream, StreamB
 from driftwise.drift.embedding_drift import reference_statistics
 from driftwise.drift.guardrails import GuardrailConfig, evaluate_candidate
 from driftwise.drift.loop import Action, DriftLoop, LoopConfig
-from driftwise.drift.normalize import back_to_source, check_interim, normalized_copy
+from driftwise.drift.normalize import back_to_source, check_interim, newest_domain, normalized_copy
 from driftwise.drift.worker import prewarm, run_adaptation_in_subprocess
 from driftwise.models.classifier import Classifier
 from driftwise.models.config import ModelConfig
@@ -311,9 +311,10 @@ class Loop:
 
     def _normalize(self, at: int, out: RunResult) -> None:
         """The interim, as the service makes it: the base with BatchNorm re-estimated on the latest inputs."""
-        window_x = self.loop.normalize_inputs()
+        recent_x = self.loop.normalize_inputs()
+        earlier_x, window_x, _ = newest_domain(self.base.model, recent_x)  # as the service: the newest domain only
         interim = normalized_copy(self.base.model, window_x)
-        report = check_interim(self.base.model, interim, window_x)  # as the service: against the base
+        report = check_interim(self.base.model, interim, window_x, earlier_x=earlier_x)  # as the service: against the base
         out.normalizations.append({"at": at, "passed": report.passed, "reasons": report.reasons})
         if report.passed:
             self.current = Served(interim, self.base.reference, self.next_version, True)

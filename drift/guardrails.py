@@ -74,7 +74,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -246,27 +246,39 @@ def chance_anchor_loss(discordant: int, alpha: float) -> int:
     return 2 * lost - discordant  # `lost` is the most lost anchors with a tail probability >= alpha
 
 
-def temporal_correlation(predictions: np.ndarray) -> float:
+def temporal_correlation(predictions: np.ndarray, starts: Sequence[int] = ()) -> float:
     """How much more often consecutive predictions agree than independent arrivals would.
 
     0 for arrivals in random order, near 1 for long runs of one class. Scaled so
     that an i.i.d. stream scores 0 whatever its class shares:
     ``(P(same as previous) - sum p_c^2) / (1 - sum p_c^2)``.
 
+    ``starts``: where a new domain begins in the window (`driftwise.drift.change_point`). Each
+    part is then judged against its own class shares and the pair across a start is not
+    counted (a domain whose every input the model put in one class, then the next domain,
+    is not a run of that class); the parts' excess agreements and their most possible are
+    summed. A part of one class adds no evidence; when no part has two, the window is judged whole.
+
     >>> same = np.array([0] * 50 + [1] * 50 + [2] * 50)  # classes in runs of 50
     >>> mixed = np.random.default_rng(0).integers(0, 3, size=150)
     >>> temporal_correlation(same) > 0.5, abs(temporal_correlation(mixed)) < 0.1
     (True, True)
+    >>> after_a_change = np.r_[[0] * 20, mixed]  # a domain all predicted 0, then the next
+    >>> temporal_correlation(after_a_change) > 0.1, abs(temporal_correlation(after_a_change, [20])) < 0.1
+    (True, True)
     """
     y = np.asarray(predictions)
-    if len(y) < 2:
-        return 0.0
-    shares = np.bincount(y) / len(y)
-    chance = float((shares ** 2).sum())
-    if chance >= 1.0:  # one class only: no evidence of order either way
-        return 0.0
-    same = float((y[1:] == y[:-1]).mean())
-    return (same - chance) / (1.0 - chance)
+    excess = possible = 0.0
+    for part in np.split(y, [s for s in starts if 0 < s < len(y)]):
+        if len(part) < 2:
+            continue
+        shares = np.bincount(part) / len(part)
+        chance = float((shares ** 2).sum())
+        excess += float((part[1:] == part[:-1]).sum()) - chance * (len(part) - 1)
+        possible += (1.0 - chance) * (len(part) - 1)
+    if possible <= 1e-12:  # one class in every part
+        return temporal_correlation(y) if len(starts) else 0.0  # whole: no evidence of order either way
+    return excess / possible
 
 
 def first_occurrences(inputs: np.ndarray) -> np.ndarray:
@@ -286,8 +298,10 @@ def first_occurrences(inputs: np.ndarray) -> np.ndarray:
     return np.sort(first)
 
 
-def correlation_check(predictions: np.ndarray, max_correlation: float, inputs: np.ndarray | None = None) -> Check:
-    """The ``temporal_correlation`` check of predictions in arrival order (candidates and interims alike).
+def correlation_check(predictions: np.ndarray, max_correlation: float, inputs: np.ndarray | None = None,
+                      starts: Sequence[int] = ()) -> Check:
+    """The ``temporal_correlation`` check of predictions in arrival order (candidates and interims alike), with
+    the domains' ``starts`` in it if any.
 
     With ``inputs`` (those predicted, in the same order), repeats of an input are left out
     (`first_occurrences`): in the soak, a client re-sending the latest event at 20/s beside
@@ -296,8 +310,10 @@ def correlation_check(predictions: np.ndarray, max_correlation: float, inputs: n
     """
     predictions = np.asarray(predictions)
     if inputs is not None:
-        predictions = predictions[first_occurrences(inputs)]
-    correlation = temporal_correlation(predictions)
+        kept = first_occurrences(inputs)
+        predictions = predictions[kept]
+        starts = [int(i) for i in np.searchsorted(kept, starts)]
+    correlation = temporal_correlation(predictions, starts)
     refused = correlation > max_correlation
     return Check("temporal_correlation", correlation, max_correlation, not refused, upper=True,
                  detail="classes arrive in runs" if refused else "")

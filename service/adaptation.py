@@ -37,7 +37,8 @@ from driftwise.drift.guardrails import (Check, GuardrailConfig, GuardrailReport,
                                        feedback_holdout)
 from driftwise.drift.label_shift import LabelShiftConfig, explain_by_label_shift, prior_corrected_copy
 from driftwise.drift.loop import Action, DriftLoop, LoopConfig, model_reference
-from driftwise.drift.normalize import NormalizeConfig, back_to_source, check_interim, normalized_copy
+from driftwise.drift.normalize import (NormalizeConfig, back_to_source, check_interim, newest_domain,
+                                       normalized_copy)
 from driftwise.drift.worker import AdaptationCancelled, AdaptationFailed, AdaptationJob, prewarm, start_adaptation
 from driftwise.models.classifier import Classifier
 from driftwise.models.registry import FencedError
@@ -287,8 +288,11 @@ class AdaptationController:
                 return
             base = self._base_snapshot(snapshot)  # an interim serves: its base, not it
             with self._lock:
-                window_x = self.loop.normalize_inputs()
+                recent_x = self.loop.normalize_inputs()
             base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
+            earlier_x, window_x, change = newest_domain(base_model, recent_x)  # the domain before must not count
+            record["window"] = {"inputs": len(recent_x), "newest_domain_from": change.start,
+                                "change_p": change.p_value}
             shift = None
             if base.anchors_x is not None and base.anchors_y is not None:
                 source_z = None if base.reference is None else base.reference.get("embedding_sample")
@@ -301,8 +305,8 @@ class AdaptationController:
             # (The BatchNorm interim's own checks include this one.)
             burst = None
             if shift is not None and shift.explains:
-                burst = correlation_check(predict_proba(base_model, window_x).argmax(1),
-                                          self.normalize_config.max_correlation, window_x)
+                burst = correlation_check(predict_proba(base_model, recent_x).argmax(1),
+                                          self.normalize_config.max_correlation, recent_x, starts=[change.start])
                 record["label_shift"]["temporal_correlation"] = burst.value
             if burst is not None and burst.passed:  # a new class prior: Bayes' rule, not BatchNorm
                 interim, extra, stats = prior_corrected_copy(base_model, shift), {"label_shift": shift.to_dict()}, {}
@@ -318,7 +322,7 @@ class AdaptationController:
                 interim = normalized_copy(base_model, window_x)
                 # Checked against the base, not the model serving: that may be the interim of a domain just left.
                 report = check_interim(base_model, interim, window_x, self.normalize_config,
-                                       reference_confidence=reference_confidence(base.reference))
+                                       reference_confidence=reference_confidence(base.reference), earlier_x=earlier_x)
                 record["checks"] = report.to_dict()
                 extra, stats = {"checks": report.to_dict()}, {k: float(v) for k, v in report.stats.items()}
                 passed, why = report.passed, "normalize"

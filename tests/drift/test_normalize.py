@@ -8,7 +8,7 @@ import torch
 
 from driftwise.drift.adapter import predict_proba
 from driftwise.drift.guardrails import correlation_check, temporal_correlation
-from driftwise.drift.normalize import NormalizeConfig, check_interim, normalized_copy
+from driftwise.drift.normalize import NormalizeConfig, check_interim, newest_domain, normalized_copy
 from driftwise.models.classifier import Classifier
 from driftwise.models.config import ModelConfig
 
@@ -127,3 +127,29 @@ def test_with_a_confidence_loss_set_an_interim_is_refused_when_the_base_is_as_su
     shaken = loss_check(shifted[:128], source)
     assert shaken.passed and shaken.value >= 0.05, shaken
     assert loss_check(shifted[:128], None) is None  # no reference statistics: nothing to compare with
+
+
+def test_an_interim_made_just_after_a_change_is_normalised_on_the_new_domain_alone(model: Classifier) -> None:
+    # The latest 128 inputs: 20 of a domain with a sensor reading thousands of units out, then 108 of the new one.
+    old, _ = _blobs(20, seed=5)
+    old[:, 0] += 5000.0
+    new, y = _blobs(2000, seed=6, shift=3.0, gain=0.5)
+    recent = np.concatenate([old, new[:108]])
+    earlier, window, found = newest_domain(model, recent)
+    assert found.start == 20 and len(earlier) == 20 and len(window) == 108
+    cut, whole = normalized_copy(model, window), normalized_copy(model, recent)
+    assert _accuracy(cut, new[108:], y[108:]) > _accuracy(whole, new[108:], y[108:]) + 0.2
+    # The base put every far-out reading in one class: judged whole, the window looks like a run of it; it is not.
+    assert not correlation_check(predict_proba(model, recent).argmax(1), 0.2, recent).passed
+    assert check_interim(model, cut, window, earlier_x=earlier).passed
+
+
+def test_a_window_cut_to_one_class_run_is_still_judged_on_the_whole_windows_arrival_order(model: Classifier) -> None:
+    x, y = _blobs(2000, seed=7)
+    runs = np.concatenate([np.flatnonzero(y == c)[:50] for c in (0, 1, 2)])[:128]  # 50, 50, then 28 of class 2
+    recent = x[runs]
+    last_run = recent[100:]  # one class alone: no evidence of order either way
+    interim = normalized_copy(model, last_run)
+    assert not any(r.startswith("temporal_correlation") for r in check_interim(model, interim, last_run).reasons)
+    refused = check_interim(model, interim, last_run, earlier_x=recent[:100])
+    assert any(r.startswith("temporal_correlation") for r in refused.reasons)
