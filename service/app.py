@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("http", "kafka")
 ADAPTATION_OUTCOMES = ("promoted", "rejected", "failed")
-NORMALIZATION_OUTCOMES = ("served", "label_shift", "refused", "failed", "source_again", "domain_moved")
+NORMALIZATION_OUTCOMES = ("served", "label_shift", "refused", "failed", "source_again", "domain_moved", "window_grown")
 PSEUDO_LABEL_OUTCOMES = ("accepted", "rejected")
 ROLLBACK_TRIGGERS = ("auto", "manual", "fallback", "source")
 HTTP_ERRORS = ("401", "413", "422", "503")
