@@ -101,6 +101,9 @@ class Action(str, Enum):
     CHECK_SOURCE = "check_source"
     """Ask whether the latest inputs (`normalize_inputs`) look like the source again, in the base's embeddings,
     then call `record_source_check` (which, if they do, ends the drift: if it returns True, serve the base)."""
+    CHECK_DOMAIN = "check_domain"
+    """While an interim serves: ask whether the latest inputs plainly differ from those it was made on (if so,
+    `domain_moved` and a new interim), then call `record_domain_check`."""
     ADAPT = "adapt"
     REFINE = "refine"
     """Adapt the base model again, on all of the domain's inputs kept (``LoopConfig.refine_after``); the
@@ -220,6 +223,10 @@ class DriftLoop:
         ``normalize_window`` inputs while the drift lasts."""
         self._served_confidence = [0.0, 0]  # sum and count of confidences since the drift or the latest swap
         self._source_checked_at = 0  # ``_since_confirmation`` at the last `Action.CHECK_SOURCE`
+        self.interim_serving = False
+        """An interim (`Action.NORMALIZE`) serves: the stream leaving its domain is checked for (`Action.CHECK_DOMAIN`)."""
+        self._domain_checked_at = 0  # ``_since_confirmation`` at the last `Action.CHECK_DOMAIN`
+        self.domain_check_pending = False
         self._interim_asked = False
         """An interim was asked for since the last model swap (after a fallback, before the drift is confirmed
         against the base again): it may be serving the source's return, so the source is checked for too."""
@@ -268,8 +275,18 @@ class DriftLoop:
         `candidate_wanted` before serving). Otherwise, unless an adaptation is
         running: adapt if the policy agrees, or refine the promoted model once enough
         of its domain has been seen. After `Action.ADAPT` or `Action.REFINE` call
-        `record_result`; after a swap, `serve`.
+        `record_result`; after a swap, `serve`. When nothing else is due and an interim serves, check
+        every ``domain_check_every`` inputs that its domain is still the stream's (`Action.CHECK_DOMAIN`).
         """
+        action = self._decide()
+        if (action is Action.NONE and self.interim_serving and self.config.domain_check_every > 0
+                and not self.domain_check_pending and not self.source_check_pending
+                and self._since_confirmation - self._domain_checked_at >= self.config.domain_check_every):
+            self._domain_checked_at, self.domain_check_pending = self._since_confirmation, True
+            return Action.CHECK_DOMAIN  # only when nothing else is due: it must hold back nothing
+        return action
+
+    def _decide(self) -> Action:
         if not self.policy.labels_needed_for_a_drift:
             self.alarm_inputs = None  # the alarm ended (labels came, or the drift did)
         if self.monitor.newly_confirmed and self._reconfirming and self.policy.labels_needed:
@@ -283,7 +300,7 @@ class DriftLoop:
             self.buffer.clear()  # what it holds predates the drift
             self.normalize_pending = self.adapt and self.config.normalize_after > 0
             self._normalize_at = self.config.normalize_after
-            self._since_confirmation = self._source_checked_at = 0
+            self._since_confirmation = self._source_checked_at = self._domain_checked_at = 0
             self._served_confidence = [0.0, 0]
             self.label_shift_since = None
             self._source_first = False
@@ -389,6 +406,10 @@ class DriftLoop:
         if fallback_check and not self.monitor.drift_confirmed and not self.policy.labels_needed:
             self.monitor.hold_confirmed("the stream left the adapted domain, not for the source")
         return False
+
+    def record_domain_check(self) -> None:
+        """`Action.CHECK_DOMAIN` was answered (a move is told by `domain_moved`): the next one may be asked."""
+        self.domain_check_pending = False
 
     def source_returned(self) -> None:
         """The stream is back at the source while the base's weights served: the base serves, the drift is over.
@@ -539,6 +560,7 @@ class DriftLoop:
         self._interim_asked = False
         self._source_checked_at, self._source_backs = self._since_confirmation, 0  # checked on its inputs only
         self.serving_base = base
+        self.interim_serving = False
         self.label_shift_since = None
         if not base:  # a candidate for the drift serves: no interim any more (after a fallback, one is welcome)
             self.normalize_pending = False
@@ -553,6 +575,7 @@ class DriftLoop:
         """
         self.serving_base = True
         self._served_confidence = [0.0, 0]  # its confidence, not the base's, says whether it collapsed
+        self.interim_serving, self._domain_checked_at = True, self._since_confirmation
 
     def inputs_since(self, since_event: int) -> np.ndarray:
         """The recent inputs that arrived after event ``since_event`` (at most the window's capacity)."""

@@ -45,6 +45,12 @@ class LoopConfig:
     """Inputs that must arrive after a drift is confirmed before the interim normalised model (0: never)."""
     normalize_window: int = 128
     """Latest inputs the interim's BatchNorm statistics are estimated on."""
+    domain_check_every: int = 32
+    """While an interim serves, inputs between checks that the stream has moved on from the domain it was made for
+    (`Action.CHECK_DOMAIN`, 0: only with the source check, every ``normalize_window``). As prompt as the interim
+    itself (``normalize_after``): the base's monitor, its drift latched, does not see the stream leave an interim's
+    domain, and on a fresh-data trial a register decoded unsigned kept its interim serving the next fault's first
+    75-165 events, 70 points under the frozen model."""
     collapse_confidence: float = 0.8
     """A rejected candidate raises "labels needed" at once when the served model's mean confidence over the
     monitor's rolling window is below this fraction of its reference's (0: only repeated rejections do).

@@ -177,6 +177,8 @@ class AdaptationController:
             self._actions.submit(self._normalize, reason)
         elif action is Action.CHECK_SOURCE:
             self._checks.submit(self._check_source)
+        elif action is Action.CHECK_DOMAIN:
+            self._checks.submit(self._check_domain)
         elif action is Action.ADAPT:
             self._actions.submit(self._adapt, reason)
         elif action is Action.REFINE:
@@ -393,11 +395,7 @@ class AdaptationController:
                 left = p if p < self.guardrail_config.min_same_domain_p else None
             made_on = self._interim_embeddings
             if not back and made_on is not None and made_on[0] == snapshot.version:
-                # Nor does anything notice the stream moving on to a third domain while the interim serves: ask
-                # as the candidates' same_domain guardrail does (on ImageSegments in 1,000-event phases the
-                # dead-sensor interim served the calibration-drift phase for 830 events, 40 points under frozen).
-                p = mmd_permutation_test(made_on[1], window_z)
-                moved = p if p < self.guardrail_config.min_same_domain_p else None
+                moved = self._interim_domain_gone(made_on[1], window_z)
                 # Made on the few inputs after a change (`newest_domain`)? Now more of its domain has come: on the
                 # development shifts an interim of 32-64 inputs gained 0.3-1.6 points less than one of 128.
                 grown = moved is None and len(made_on[1]) < len(window_x)
@@ -409,10 +407,7 @@ class AdaptationController:
             if _is_interim(snapshot):  # first: the monitor must not start afresh on the interim's embeddings
                 self._serve_base("source", "the stream is back at the source")
         elif moved is not None:
-            self.state.metrics.normalizations.labels("domain_moved").inc()
-            with self._lock:
-                self.loop.domain_moved()
-            self._normalize(f"the serving interim's domain has gone (MMD permutation p={moved:.3f})")
+            self._replace_interim(moved)
         elif grown and not back:
             self.state.metrics.normalizations.labels("window_grown").inc()
             self._normalize(f"more of the serving interim's domain has come (it was made on {len(made_on[1])} inputs)")
@@ -430,6 +425,41 @@ class AdaptationController:
             log.info("the stream has left the drift that asked for labels (MMD permutation p=%.3f): adapting resumes "
                      "for the next one", left)
             self.state.metrics.labels_needed.set(1 if labels_needed else 0)
+
+    def _interim_domain_gone(self, made_on_z: np.ndarray, window_z: np.ndarray) -> float | None:
+        """The MMD permutation p-value of the serving interim's window against the latest inputs (the base's
+        embeddings of both) when under the candidates' ``min_same_domain_p``, else None.
+
+        Nothing else notices the stream moving on to a third domain while an interim serves: asked as the
+        candidates' same_domain guardrail asks (on ImageSegments in 1,000-event phases the dead-sensor interim
+        served the calibration-drift phase for 830 events, 40 points under frozen)."""
+        p = mmd_permutation_test(made_on_z, window_z)
+        return p if p < self.guardrail_config.min_same_domain_p else None
+
+    def _replace_interim(self, p: float) -> None:
+        self.state.metrics.normalizations.labels("domain_moved").inc()
+        with self._lock:
+            self.loop.domain_moved()
+        self._normalize(f"the serving interim's domain has gone (MMD permutation p={p:.3f})")
+
+    def _check_domain(self) -> None:
+        """`Action.CHECK_DOMAIN`, between source checks while an interim serves: has the stream moved on from the
+        domain it was made for? If so a new interim is made for the new one (`_replace_interim`)."""
+        moved, snapshot = None, self.state.runtime.snapshot
+        try:
+            made_on = self._interim_embeddings
+            if made_on is not None and made_on[0] == snapshot.version:
+                base = self._base_snapshot(snapshot)
+                with self._lock:
+                    window_x = self.loop.normalize_inputs()
+                base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
+                moved = self._interim_domain_gone(made_on[1], embed(base_model, window_x))
+        except Exception:  # noqa: BLE001 - serving goes on with the model it has; the next check may answer
+            log.exception("checking whether the interim's domain has gone failed")
+        if moved is not None:
+            self._replace_interim(moved)
+        with self._lock:
+            self.loop.record_domain_check()
 
     def _base_snapshot(self, snapshot: ModelSnapshot) -> ModelSnapshot:
         """The labeled original ``snapshot`` descends from: itself when it is, else loaded once on the CPU."""

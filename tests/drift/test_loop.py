@@ -80,7 +80,8 @@ def _feed(loop: DriftLoop, model: Classifier, x: np.ndarray, until: Action | Non
     """Serve ``x`` batch by batch through the loop; the (event, action) pairs that were not NONE.
 
     An interim (`Action.NORMALIZE`) is served at once, and listed only with ``interims``; a source check
-    (`Action.CHECK_SOURCE`) is answered by `back_to_source`, unless it is ``until``: then it is left to the caller.
+    (`Action.CHECK_SOURCE`) is answered by `back_to_source` and a domain check (`Action.CHECK_DOMAIN`) by "not
+    moved", unless it is ``until``: then it is left to the caller.
     While an adapted model serves, the monitor's reference is its own, not the source's: the answer is "not
     back" (the tests of the source's return then answer themselves).
     """
@@ -93,6 +94,9 @@ def _feed(loop: DriftLoop, model: Classifier, x: np.ndarray, until: Action | Non
             loop.serve_interim()
             if not interims:
                 continue
+        if action is Action.CHECK_DOMAIN and until is not Action.CHECK_DOMAIN:  # the interim's domain stays
+            loop.record_domain_check()
+            continue
         if action is Action.CHECK_SOURCE and until is not Action.CHECK_SOURCE:  # answered as the service does
             loop.record_source_check(loop.serving_base and back_to_source(
                 embed(model, loop.normalize_inputs()), loop.monitor.reference).passed)
@@ -139,6 +143,9 @@ def test_a_confirmed_drift_asks_for_an_interim_normalised_model_once_before_the_
         if action is Action.CHECK_SOURCE:  # still drifted: the answer is no
             assert not back_to_source(embed(model, loop.normalize_inputs()), reference).passed
             loop.record_source_check(False)
+            continue
+        if action is Action.CHECK_DOMAIN:  # the interim's domain stays
+            loop.record_domain_check()
             continue
         if action is not Action.NONE:
             acted.append((loop.events, action))
@@ -390,6 +397,9 @@ def test_after_a_fallback_to_a_domain_other_than_the_source_a_candidate_follows_
             interim_serves = True  # its outputs: the shift undone
         elif action is Action.CHECK_SOURCE:
             loop.record_source_check(back_to_source(embed(model, loop.normalize_inputs()), reference).passed)
+        elif action is Action.CHECK_DOMAIN:
+            loop.record_domain_check()
+            continue
         if action is not Action.NONE:
             acted.append(action)
         if action is Action.ADAPT:
@@ -616,6 +626,8 @@ def _answer_checks_as_the_service_does(loop: DriftLoop, model: Classifier, x: np
         elif action is Action.NORMALIZE:
             loop.serve_interim()
             acted.append(action)
+        elif action is Action.CHECK_DOMAIN:  # the interim's domain stays
+            loop.record_domain_check()
         elif action is not Action.NONE:
             acted.append(action)
     return acted
@@ -736,3 +748,22 @@ def test_loop_config_refuses_settings_that_cannot_work() -> None:
         LoopConfig(feedback_window=10, min_feedback=20)
     with pytest.raises(ValueError, match="threshold"):
         LoopConfig(threshold=0.0)
+
+
+def test_while_an_interim_serves_its_domain_is_checked_every_domain_check_every_inputs_not_only_with_the_source(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=1024)  # no candidate for 1,024 inputs: the interim serves on
+    _feed(loop, model, _blobs(400, seed=2)[0])
+    acted = _feed(loop, model, _blobs(1200, seed=3, shift=2.5)[0], until=Action.CHECK_DOMAIN)
+    assert acted and acted[-1][1] is Action.CHECK_DOMAIN and loop.interim_serving
+    first = acted[-1][0]
+    assert loop.decide() is not Action.CHECK_DOMAIN  # one at a time: until answered, none more
+    loop.record_domain_check()
+    acted = _feed(loop, model, _blobs(200, seed=4, shift=2.5)[0], until=Action.CHECK_DOMAIN)
+    assert acted[-1][0] - first <= loop.config.domain_check_every + BATCH  # not a source check's 128 later
+    loop.record_domain_check()
+    loop.serve(None, base=False)  # a candidate serves: its own monitor watches, no domain check
+    assert not loop.interim_serving
+    batch = _blobs(2 * loop.config.domain_check_every, seed=5, shift=2.5)[0]
+    loop.update(batch, *_predict(model, batch))
+    assert loop.decide() is not Action.CHECK_DOMAIN

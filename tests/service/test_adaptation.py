@@ -392,6 +392,26 @@ def test_an_interim_made_on_the_few_inputs_after_a_change_is_made_again_once_mor
     controller.stop()
 
 
+def test_an_interim_whose_domain_has_gone_is_replaced_within_a_few_dozen_inputs_not_at_the_next_source_check(
+        tmp_path) -> None:
+    from tests.blobs import blobs
+
+    controller, registry, _ = _blobs_controller(tmp_path, reference=True, normalize=LENIENT, adaptation_window=1000)
+    state = controller.state
+    _stream(controller, blobs(400, seed=2)[0])
+    _stream(controller, blobs(400, seed=3, gain=1.5, shift=3.0)[0])
+    first = state.runtime.version
+    assert registry.get("blobs", int(first)).manifest["interim"]
+    third = blobs(256, seed=4, gain=0.5, shift=-4.0)[0]  # far from both
+    for arrived in range(16, len(third) + 1, 16):
+        _stream(controller, third[arrived - 16:arrived])
+        if "domain has gone" in registry.get("blobs", int(state.runtime.version)).manifest["reason"]:
+            break
+    assert "domain has gone" in registry.get("blobs", int(state.runtime.version)).manifest["reason"]
+    assert arrived <= 2 * controller.loop.config.domain_check_every  # the source check alone: up to 128 + 32
+    controller.stop()
+
+
 def test_when_the_stream_leaves_a_drift_that_asked_for_labels_the_next_drift_is_adapted_to(tmp_path) -> None:
     from tests.blobs import blobs
 
