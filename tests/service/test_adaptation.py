@@ -412,6 +412,27 @@ def test_an_interim_whose_domain_has_gone_is_replaced_within_a_few_dozen_inputs_
     controller.stop()
 
 
+def test_a_domain_check_between_source_checks_replaces_the_interim_only_when_two_in_a_row_say_it_has_gone(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.blobs import blobs
+
+    controller, registry, _ = _blobs_controller(tmp_path, reference=True, normalize=LENIENT, adaptation_window=1000)
+    state = controller.state
+    _stream(controller, blobs(400, seed=2)[0])
+    _stream(controller, blobs(400, seed=3, gain=1.5, shift=3.0)[0])
+    interim = state.runtime.version
+    assert registry.get("blobs", int(interim)).manifest["interim"]
+    answers = iter([0.005, None, 0.005, 0.005])  # gone, stayed, gone, gone: as a test that errs 1 time in 100
+    monkeypatch.setattr(controller, "_interim_domain_gone", lambda *_: next(answers))
+    for expected in (interim, interim, interim):
+        controller._check_domain()
+        assert state.runtime.version == expected
+    controller._check_domain()
+    assert state.runtime.version != interim
+    assert "domain has gone" in registry.get("blobs", int(state.runtime.version)).manifest["reason"]
+    controller.stop()
+
+
 def test_when_the_stream_leaves_a_drift_that_asked_for_labels_the_next_drift_is_adapted_to(tmp_path) -> None:
     from tests.blobs import blobs
 
