@@ -181,6 +181,8 @@ class DriftLoop:
     ...     if action is Action.NORMALIZE:  # the interim: the latest inputs' BatchNorm statistics, served at once
     ...         print(start, action.value, loop.normalize_inputs().shape)
     ...         loop.serve_interim()
+    ...     elif action is Action.CHECK_DOMAIN:  # has the stream left the interim's domain? (here: no)
+    ...         loop.record_domain_check()
     ...     elif action is not Action.NONE:
     ...         print(start, action.value, loop.monitor.last_confirmation_index)
     ...         break

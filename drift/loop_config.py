@@ -50,7 +50,8 @@ class LoopConfig:
     (`Action.CHECK_DOMAIN`, 0: only with the source check, every ``normalize_window``). As prompt as the interim
     itself (``normalize_after``): the base's monitor, its drift latched, does not see the stream leave an interim's
     domain, and on a fresh-data trial a register decoded unsigned kept its interim serving the next fault's first
-    75-165 events, 70 points under the frozen model."""
+    75-165 events, 70 points under the frozen model. Two answers in a row replace the interim
+    (`driftwise.service.adaptation.AdaptationController._check_domain`)."""
     collapse_confidence: float = 0.8
     """A rejected candidate raises "labels needed" at once when the served model's mean confidence over the
     monitor's rolling window is below this fraction of its reference's (0: only repeated rejections do).

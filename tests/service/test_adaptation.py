@@ -372,16 +372,26 @@ def test_when_the_stream_moves_on_to_another_domain_while_an_interim_serves_a_ne
     controller.stop()
 
 
+def _interim_serving(tmp_path, drifted: int = 400) -> tuple[AdaptationController, Registry, str]:
+    """A controller whose interim serves a drifted domain (no candidate for 1,000 inputs): (controller, registry,
+    the interim's version), after 400 clean inputs and ``drifted`` of the domain."""
+    from tests.blobs import blobs
+
+    controller, registry, _ = _blobs_controller(tmp_path, reference=True, normalize=LENIENT, adaptation_window=1000)
+    _stream(controller, blobs(400, seed=2)[0])
+    _stream(controller, blobs(drifted, seed=3, gain=1.5, shift=3.0)[0])
+    version = controller.state.runtime.version
+    assert registry.get("blobs", int(version)).manifest["interim"]
+    return controller, registry, version
+
+
 def test_an_interim_made_on_the_few_inputs_after_a_change_is_made_again_once_more_of_its_domain_has_come(
         tmp_path) -> None:
     from tests.blobs import blobs
 
-    controller, registry, _ = _blobs_controller(tmp_path, reference=True, normalize=LENIENT, adaptation_window=1000)
+    controller, registry, first = _interim_serving(tmp_path, drifted=96)  # drift confirmed a few dozen inputs in
     state = controller.state
-    _stream(controller, blobs(400, seed=2)[0])
-    _stream(controller, blobs(96, seed=3, gain=1.5, shift=3.0)[0])  # drift confirmed a few dozen inputs in
-    first = registry.get("blobs", int(state.runtime.version)).manifest
-    assert first["interim"] and first["metrics"]["n_window"] < 128  # the source's inputs were cut off its window
+    assert registry.get("blobs", int(first)).manifest["metrics"]["n_window"] < 128  # the source's inputs cut off
     _stream(controller, blobs(400, seed=4, gain=1.5, shift=3.0)[0])  # the same domain goes on
     now = registry.get("blobs", int(state.runtime.version)).manifest
     assert now["interim"] and "more of the serving interim's domain" in now["reason"], now["reason"]
@@ -396,12 +406,8 @@ def test_an_interim_whose_domain_has_gone_is_replaced_within_a_few_dozen_inputs_
         tmp_path) -> None:
     from tests.blobs import blobs
 
-    controller, registry, _ = _blobs_controller(tmp_path, reference=True, normalize=LENIENT, adaptation_window=1000)
+    controller, registry, _ = _interim_serving(tmp_path)
     state = controller.state
-    _stream(controller, blobs(400, seed=2)[0])
-    _stream(controller, blobs(400, seed=3, gain=1.5, shift=3.0)[0])
-    first = state.runtime.version
-    assert registry.get("blobs", int(first)).manifest["interim"]
     third = blobs(256, seed=4, gain=0.5, shift=-4.0)[0]  # far from both
     for arrived in range(16, len(third) + 1, 16):
         _stream(controller, third[arrived - 16:arrived])
@@ -414,14 +420,8 @@ def test_an_interim_whose_domain_has_gone_is_replaced_within_a_few_dozen_inputs_
 
 def test_a_domain_check_between_source_checks_replaces_the_interim_only_when_two_in_a_row_say_it_has_gone(
         tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.blobs import blobs
-
-    controller, registry, _ = _blobs_controller(tmp_path, reference=True, normalize=LENIENT, adaptation_window=1000)
+    controller, registry, interim = _interim_serving(tmp_path)
     state = controller.state
-    _stream(controller, blobs(400, seed=2)[0])
-    _stream(controller, blobs(400, seed=3, gain=1.5, shift=3.0)[0])
-    interim = state.runtime.version
-    assert registry.get("blobs", int(interim)).manifest["interim"]
     answers = iter([0.005, None, 0.005, 0.005])  # gone, stayed, gone, gone: as a test that errs 1 time in 100
     monkeypatch.setattr(controller, "_interim_domain_gone", lambda *_: next(answers))
     for expected in (interim, interim, interim):
