@@ -74,6 +74,10 @@ def loop_config(settings: Settings) -> LoopConfig:
                       refine_after=s.refine_after, normalize_after=s.normalize_after)
 
 
+MIN_INPUTS_SINCE_INTERIM = 32
+"""Inputs that must have come after an interim's window before its domain is checked (`_interim_domain_gone`)."""
+
+
 class AdaptationController:
     """Feeds the drift loop and, unless ``adapt`` is off, does what it decides."""
 
@@ -111,8 +115,9 @@ class AdaptationController:
         self._swapping = threading.RLock()
         self._job: AdaptationJob | None = None  # the adaptation running, so a fallback or rollback can cancel it
         self._base: ModelSnapshot | None = None  # the base model on the CPU, loaded once (see `_base_snapshot`)
-        self._interim_embeddings: tuple[str, np.ndarray] | None = None
-        """(version, the base's embeddings of the inputs it was normalised on) of the BatchNorm interim served."""
+        self._interim_embeddings: tuple[str, np.ndarray, int] | None = None
+        """(version, the base's embeddings of the inputs it was normalised on, the loop's event count when they were
+        taken) of the BatchNorm interim served."""
         self._moved_answers: tuple[str, int] = ("", 0)
         """(interim version, domain checks in a row that said its domain has gone): `_check_domain` acts on two."""
         state.metrics.labels_needed.set(0)
@@ -292,7 +297,7 @@ class AdaptationController:
                 return
             base = self._base_snapshot(snapshot)  # an interim serves: its base, not it
             with self._lock:
-                recent_x = self.loop.normalize_inputs()
+                recent_x, taken_at = self.loop.normalize_inputs(), self.loop.events
             base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
             earlier_x, window_x, change = newest_domain(base_model, recent_x)  # the domain before must not count
             record["window"] = {"inputs": len(recent_x), "newest_domain_from": change.start,
@@ -348,7 +353,7 @@ class AdaptationController:
                 record["version"] = published.version
                 self._serve(published.version, reason=why)
                 self._prune()
-                self._interim_embeddings = ((str(published.version), embed(base_model, window_x))
+                self._interim_embeddings = ((str(published.version), embed(base_model, window_x), taken_at)
                                             if why == "normalize" else None)
                 self.state.metrics.normalizations.labels("label_shift" if why == "label_shift" else "served").inc()
             else:
@@ -400,7 +405,7 @@ class AdaptationController:
                 left = p if p < self.guardrail_config.min_same_domain_p else None
             made_on = self._interim_embeddings
             if not back and made_on is not None and made_on[0] == snapshot.version:
-                moved = self._interim_domain_gone(made_on[1], window_z)
+                moved = self._interim_domain_gone(made_on, base_model)
                 # Made on the few inputs after a change (`newest_domain`)? Now more of its domain has come: on the
                 # development shifts an interim of 32-64 inputs gained 0.3-1.6 points less than one of 128.
                 grown = moved is None and len(made_on[1]) < len(window_x)
@@ -431,14 +436,23 @@ class AdaptationController:
                      "for the next one", left)
             self.state.metrics.labels_needed.set(1 if labels_needed else 0)
 
-    def _interim_domain_gone(self, made_on_z: np.ndarray, window_z: np.ndarray) -> float | None:
-        """The MMD permutation p-value of the serving interim's window against the latest inputs (the base's
-        embeddings of both) when under the candidates' ``min_same_domain_p``, else None.
+    def _interim_domain_gone(self, made_on: tuple[str, np.ndarray, int], base_model: Classifier) -> float | None:
+        """The MMD permutation p-value of the serving interim's window against the inputs that came after it (the
+        latest ``normalize_window`` at most; the base's embeddings of both) when under the candidates'
+        ``min_same_domain_p``; None when not, or with fewer than `MIN_INPUTS_SINCE_INTERIM` since.
 
         Nothing else notices the stream moving on to a third domain while an interim serves: asked as the
         candidates' same_domain guardrail asks (on ImageSegments in 1,000-event phases the dead-sensor interim
-        served the calibration-drift phase for 830 events, 40 points under frozen)."""
-        p = mmd_permutation_test(made_on_z, window_z)
+        served the calibration-drift phase for 830 events, 40 points under frozen). Only inputs since: the
+        latest window may still hold the domain before the interim's (cut off its window, `newest_domain`), and
+        would then say "moved" at once (replayed offline on the fourth trial's moons, the interim made 48
+        events into tempco was told so 32 events later)."""
+        _, made_on_z, taken_at = made_on
+        with self._lock:
+            since = self.loop.inputs_since(taken_at)[-self.config.normalize_window:]
+        if len(since) < MIN_INPUTS_SINCE_INTERIM:
+            return None
+        p = mmd_permutation_test(made_on_z, embed(base_model, since))
         return p if p < self.guardrail_config.min_same_domain_p else None
 
     def _replace_interim(self, p: float) -> None:
@@ -461,10 +475,8 @@ class AdaptationController:
             made_on = self._interim_embeddings
             if made_on is not None and made_on[0] == snapshot.version:
                 base = self._base_snapshot(snapshot)
-                with self._lock:
-                    window_x = self.loop.normalize_inputs()
                 base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
-                moved = self._interim_domain_gone(made_on[1], embed(base_model, window_x))
+                moved = self._interim_domain_gone(made_on, base_model)
         except Exception:  # noqa: BLE001 - serving goes on with the model it has; the next check may answer
             log.exception("checking whether the interim's domain has gone failed")
         version, answers = self._moved_answers

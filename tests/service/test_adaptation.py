@@ -418,6 +418,22 @@ def test_an_interim_whose_domain_has_gone_is_replaced_within_a_few_dozen_inputs_
     controller.stop()
 
 
+def test_an_interim_made_on_a_cut_window_is_checked_against_the_inputs_since_not_a_window_still_holding_the_old_domain(
+        tmp_path) -> None:
+    from driftwise.drift.adapter import embed
+    from driftwise.drift.embedding_drift import mmd_permutation_test
+    from tests.blobs import blobs
+
+    controller, _, version = _interim_serving(tmp_path)
+    base = controller.state.runtime.snapshot.model
+    third = blobs(200, seed=4, gain=0.5, shift=-4.0)[0]
+    made_on = (version, embed(base, third[:100]), controller.loop.events)  # an interim of the third domain alone
+    _stream(controller, third[100:164])  # 64 more of it; the latest 128 still hold 64 of the domain before
+    assert mmd_permutation_test(made_on[1], embed(base, controller.loop.normalize_inputs())) < 0.01  # the trap
+    assert controller._interim_domain_gone(made_on, base) is None  # the inputs since: the same domain
+    controller.stop()
+
+
 def test_a_domain_check_between_source_checks_replaces_the_interim_only_when_two_in_a_row_say_it_has_gone(
         tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     controller, registry, interim = _interim_serving(tmp_path)
