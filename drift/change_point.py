@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from driftwise.drift.embedding_drift import MIN_BLOCKS, _sq_dists, dependence_length
+from driftwise.drift.embedding_drift import _sq_dists, permutation_block
 
 MIN_SEGMENT = 16
 """Rows each side of a split must keep at least: the newest domain an interim is normalised on is never shorter."""
@@ -75,9 +75,7 @@ def latest_domain(z: np.ndarray, *, min_segment: int = MIN_SEGMENT, alpha: float
     n = len(z)
     if n < 2 * min_segment or min_segment < 1:
         return ChangePoint(0, 0, 1.0)
-    longest = max(1, n // MIN_BLOCKS)
-    dependence = dependence_length(z, longest)
-    block = 1 if dependence == 1 else min(2 * dependence, longest)
+    block = permutation_block(z)
     skip = n % block  # the oldest rows that do not fill a block stay in place, first
     d2 = _sq_dists(z, z)
     bandwidth = float(np.median(d2[np.triu_indices(n, 1)])) or 1.0

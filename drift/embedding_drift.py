@@ -422,6 +422,19 @@ def dependence_length(z: np.ndarray, max_lag: int) -> int:
     return max_lag
 
 
+def permutation_block(*samples: np.ndarray) -> int:
+    """Consecutive rows a permutation test exchanges together: 1 when every sample's rows are independent
+    (`dependence_length` 1), else twice the longest dependence, at most the shortest sample over `MIN_BLOCKS`.
+
+    >>> rng = np.random.default_rng(0)
+    >>> permutation_block(rng.normal(size=(128, 4)), rng.normal(size=(64, 4)))
+    1
+    """
+    longest = max(1, min(len(z) for z in samples) // MIN_BLOCKS)
+    together = max(dependence_length(z, longest) for z in samples)
+    return 1 if together == 1 else min(2 * together, longest)
+
+
 def mmd_permutation_test(a: np.ndarray, b: np.ndarray, *, permutations: int = 200, seed: int = 0,
                          block: int | None = None) -> float:
     """p-value that samples ``a`` ``(n, d)`` and ``b`` ``(m, d)`` come from one distribution (RBF-kernel MMD).
@@ -450,9 +463,7 @@ def mmd_permutation_test(a: np.ndarray, b: np.ndarray, *, permutations: int = 20
     if len(a) < 2 or len(b) < 2:
         raise ValueError(f"both samples need at least 2 rows, got {len(a)} and {len(b)}")
     if block is None:
-        longest = max(1, min(len(a), len(b)) // MIN_BLOCKS)
-        together = max(dependence_length(a, longest), dependence_length(b, longest))
-        block = 1 if together == 1 else min(2 * together, longest)
+        block = permutation_block(a, b)
     if block < 1 or block > min(len(a), len(b)):
         raise ValueError(f"block must be in [1, {min(len(a), len(b))}], got {block}")
     a, b = a[len(a) % block:], b[len(b) % block:]

@@ -418,7 +418,7 @@ class AdaptationController:
                 self._serve_base("source", "the stream is back at the source")
         elif moved is not None:
             self._replace_interim(moved)
-        elif grown and not back:
+        elif grown:  # asked only when not back
             self.state.metrics.normalizations.labels("window_grown").inc()
             self._normalize(f"more of the serving interim's domain has come (it was made on {len(made_on[1])} inputs)")
         with self._lock:
