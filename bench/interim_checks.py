@@ -8,12 +8,13 @@ only (digits: `driftwise.drift.corruptions.DEVELOPMENT_FAMILIES`; tabular:
 at here):
 
 1. per domain and seed, the source model exactly as ``driftwise pretrain`` makes
-   it with no flags (digits; river's ImageSegments and Phishing, the stream
+   it with no flags (digits; river's ImageSegments, Phishing and Waveform drawn 80/15/5, the stream
    bench's splits);
-2. per family (and clean) and shift seed, a 128-event window in three orders:
+2. per family (and clean) and shift seed, a 128-event window in four orders:
    ``iid`` (random), ``bursts`` (runs of 50 events of one class, the correlated
-   setting) and ``mixed`` (a third of the window still from the clean domain, as
-   when a drift is confirmed a few dozen events in);
+   setting), ``mixed`` (a third of the window still from the clean domain, as
+   when a drift is confirmed a few dozen events in) and ``short`` (48 events, as
+   `driftwise.drift.normalize.newest_domain` cuts a window soon after a change);
 3. the interim's gain: its accuracy minus the base's on the rest of the pool
    under the same shift (what it would score while serving);
 4. per set of checks (`RULES`, each a `driftwise.drift.normalize.NormalizeConfig`, run by
@@ -49,8 +50,9 @@ from driftwise.service.publishing import PretrainRequest, pretrain_and_publish
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-DOMAINS = (("digits", "digits"), ("tabular", "segments"), ("tabular", "phishing"))
-ORDERS = ("iid", "bursts", "mixed")
+DOMAINS = (("digits", "digits"), ("tabular", "segments"), ("tabular", "phishing"), ("tabular", "waveform-skewed"))
+ORDERS = ("iid", "bursts", "mixed", "short")
+SHORT = 48  # inputs of a window cut to its newest domain a few dozen events after a change
 WINDOW, RUN, OLD_SHARE, SHIFT_SEEDS, SEVERITY = 128, 50, 1 / 3, 4, 3
 FALSE_ACCEPT, FALSE_REJECT = -1.0, 1.0
 """Points of gain below which an accepted interim is a false accept, above which a refused one is a false reject."""
@@ -59,10 +61,12 @@ RULES: dict[str, NormalizeConfig] = {
     "default + confidence gain > 0": NormalizeConfig(min_confidence_gain=0.0),
     "correlation <= 0.1": NormalizeConfig(max_correlation=0.1),
     "correlation <= 0.3": NormalizeConfig(max_correlation=0.3),
-    "no checks": NormalizeConfig(max_correlation=1.0, min_entropy_ratio=0.0),
+    "no checks": NormalizeConfig(max_correlation=1.0, class_shift_z=1e9),
     "default + confidence loss >= 1%": NormalizeConfig(min_confidence_loss=0.01),
     "default + confidence loss >= 2%": NormalizeConfig(min_confidence_loss=0.02),
     "default + confidence loss >= 5%": NormalizeConfig(min_confidence_loss=0.05),
+    "default + entropy >= 0.8 of base's or prior's": NormalizeConfig(min_entropy_ratio=0.8),
+    "class shift z 2": NormalizeConfig(class_shift_z=2.0),
 }
 """Each set of checks scored; "default" is what the loop runs (`NormalizeConfig()`)."""
 
@@ -131,7 +135,7 @@ def measure_case(base: Classifier, x_clean: np.ndarray, x: np.ndarray, y: np.nda
     """One window: the interim's gain on the rest of the pool and every rule's decision (``reference``: the base's
     mean confidence on source data, as its reference statistics hold it)."""
     idx = window_order(y, order, rng)
-    win = x[idx[:WINDOW]].copy()
+    win = x[idx[:SHORT if order == "short" else WINDOW]].copy()
     if order == "mixed":
         n_old = int(round(OLD_SHARE * WINDOW))
         win[:n_old] = x_clean[idx[:n_old]]
@@ -164,6 +168,7 @@ def subsets(cases: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return {"shifted, iid": [c for c in shifted if c["order"] == "iid"],
             "shifted, mixed": [c for c in shifted if c["order"] == "mixed"],
             "shifted, bursts": [c for c in shifted if c["order"] == "bursts"],
+            f"shifted, {SHORT} iid": [c for c in shifted if c["order"] == "short"],
             "clean, any order": [c for c in cases if c["family"] == corruptions.CLEAN]}
 
 
@@ -207,7 +212,8 @@ def report(table: dict[str, dict[str, dict[str, float]]], cases: Sequence[dict[s
         f"wall time {wall_s:.0f} s  ",
         f"Source models: `driftwise pretrain` defaults on {', '.join(f'{d} seed {s}' for d, s in datasets)}. "
         f"Windows of {WINDOW} events, severity {SEVERITY}, {SHIFT_SEEDS} shift seeds per family; orders: iid, "
-        f"bursts (runs of {RUN} of one class), mixed (a third of the window from the clean domain). Gain: the "
+        f"bursts (runs of {RUN} of one class), mixed (a third of the window from the clean domain), short (the first "
+        f"{SHORT} of an iid window, as `newest_domain` cuts one a few dozen events after a change). Gain: the "
         "interim's accuracy minus the base's on the rest of the pool under the same shift, in points. False accept: "
         f"accepted with gain < {FALSE_ACCEPT:+.0f}; false reject: refused with gain > {FALSE_REJECT:+.0f}.", "",
         "| checks | cases | n | accepted | false accepts | false rejects | mean decided gain | worst accepted |",
@@ -218,10 +224,10 @@ def report(table: dict[str, dict[str, dict[str, float]]], cases: Sequence[dict[s
             lines.append(f"| {rule} | {name} | {s['n']} | {s['accepted']} | {s['false_accepts']} | "
                          f"{s['false_rejects']} | {s['mean_decided_gain']:+.2f} | {s['worst_accepted']:+.1f} |")
     lines += ["", "Gain of the interim by family and order (mean over seeds and shift seeds, points):", "",
-              "| dataset | family | iid | mixed | bursts |", "|---|---|---|---|---|"]
+              "| dataset | family | iid | mixed | bursts | short |", "|---|---|---|---|---|---|"]
     for dataset in dict.fromkeys(c["dataset"] for c in cases):
         for family in dict.fromkeys(c["family"] for c in cases if c["dataset"] == dataset):
             g = {o: np.mean([c["gain"] for c in cases if c["dataset"] == dataset and c["family"] == family
                              and c["order"] == o]) for o in ORDERS}
-            lines.append(f"| {dataset} | {family} | {g['iid']:+.1f} | {g['mixed']:+.1f} | {g['bursts']:+.1f} |")
+            lines.append(f"| {dataset} | {family} | {g['iid']:+.1f} | {g['mixed']:+.1f} | {g['bursts']:+.1f} | {g['short']:+.1f} |")
     return "\n".join(lines) + "\n"

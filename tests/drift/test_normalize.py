@@ -90,6 +90,54 @@ def test_an_interim_less_confident_than_the_base_may_serve_unless_a_confidence_g
     assert [c.name for c in strict.checks if not c.passed] == ["confidence_gain"]
 
 
+SKEWED = (0.8, 0.15, 0.05)
+
+
+def _skewed_blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.choice(K, n, p=SKEWED)
+    return (CENTERS[y] * 0.625 + rng.normal(0.0, 1.0, (n, D))).astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def skewed_model() -> Classifier:
+    """Trained under an 80/15/5 prior, as a user's fault classes are."""
+    torch.manual_seed(0)
+    x, y = _skewed_blobs(1500, seed=0)
+    model = Classifier(ModelConfig(encoder="mlp", input_shape=(D,), num_classes=K, hidden=32, embed_dim=16))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(150):
+        loss = torch.nn.functional.cross_entropy(model.raw_logits(torch.as_tensor(x)), torch.as_tensor(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.class_prior.copy_(torch.tensor(SKEWED))
+    return model.eval()
+
+
+def test_an_interim_that_puts_a_skewed_prior_back_is_not_a_collapse(skewed_model: Classifier) -> None:
+    x, y = _skewed_blobs(2000, seed=1)
+    x[:, 2] += 3.0  # a sensor offset towards the rarest class: the base spreads its predictions over it
+    interim = normalized_copy(skewed_model, x[:128])
+    assert _accuracy(interim, x[128:], y[128:]) > _accuracy(skewed_model, x[128:], y[128:]) + 0.2
+    report = check_interim(skewed_model, interim, x[:128])
+    assert report.passed, report.reasons
+    # Its predicted classes are far less even than the base's (0.59 against 0.91 of the most even): an entropy
+    # ratio to the base's took that for a collapse.
+    assert report.stats["class_entropy_interim"] < 0.7 * report.stats["class_entropy_current"]
+
+
+def test_an_interim_collapsed_onto_the_majority_class_is_refused(skewed_model: Classifier) -> None:
+    x, _ = _skewed_blobs(2000, seed=1)
+    x[:, 2] += 3.0
+    collapsed = normalized_copy(skewed_model, x[:128])
+    with torch.no_grad():
+        collapsed.head.bias[0] += 8.0  # nearly every prediction the majority class: more than its 80% prior
+    report = check_interim(skewed_model, collapsed, x[:128])
+    assert [c.name for c in report.checks if not c.passed] == ["class_shift"]
+
+
 @pytest.mark.parametrize("kwargs", [dict(max_correlation=1.5), dict(min_entropy_ratio=-0.1),
                                     dict(min_confidence_gain=2.0)])
 def test_normalize_config_refuses_values_out_of_range(kwargs: dict[str, float]) -> None:
