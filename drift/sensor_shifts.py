@@ -17,6 +17,11 @@ dead set only grows).
 
 * ``offset``: a third of the features read a constant too high or too low
   (random sign per feature), 0.25-1.5 feature stds.
+* ``intermittent_offset``: the same offset, on and off: a load switching on a
+  shared common, or a ground loop. On from the first row, then each state lasts a
+  random number of rows (geometric, mean `INTERMITTENT_DWELL`). The one shift that
+  depends on the order of the rows, which is the events' order in a stream: a
+  domain that does not stand still.
 * ``noise``: every feature gets additive gaussian noise of 0.2-1 feature stds.
 * ``gain``: a third of the features are multiplied by a factor 1.5-4 or divided
   by it (random per feature): a sensor's gain is off.
@@ -26,7 +31,7 @@ dead set only grows).
   the same third of the features (a sensor off in both slope and zero point).
 
 Families are split as in `driftwise.drift.corruptions`. `DEVELOPMENT_FAMILIES` (offset,
-noise) may choose methods and defaults; `HELD_OUT_FAMILIES` (gain, dead_sensor,
+noise, intermittent_offset) may choose methods and defaults; `HELD_OUT_FAMILIES` (gain, dead_sensor,
 calibration_drift) are only reported, never tuned on. The severities were set
 from the frozen model's accuracy drop alone, never from adaptation results:
 `driftwise pretrain` with its defaults on the source half of river's
@@ -61,11 +66,12 @@ import numpy as np
 
 from driftwise.drift.corruptions import CLEAN, Stream, StreamBuilder
 
-DEVELOPMENT_FAMILIES = ("offset", "noise")
+DEVELOPMENT_FAMILIES = ("offset", "noise", "intermittent_offset")
 # Only reported, never tuned on: no method or default may be chosen by results on these.
 HELD_OUT_FAMILIES = ("gain", "dead_sensor", "calibration_drift")
 SHIFT_NAMES = DEVELOPMENT_FAMILIES + HELD_OUT_FAMILIES
 SUBSET_FRACTION = 1 / 3  # of the features offset, gain and calibration_drift hit
+INTERMITTENT_DWELL = 100  # mean rows (events) an intermittent offset stays on, or off
 
 # One row per shift: the parameter at severities 1..5.
 _SEVERITY = {
@@ -107,6 +113,15 @@ def offset(x: np.ndarray, severity: int, rng: np.random.Generator, scale: np.nda
     return x + hit * sign * _SEVERITY["offset"][severity - 1] * scale
 
 
+def intermittent_offset(x: np.ndarray, severity: int, rng: np.random.Generator, scale: np.ndarray) -> np.ndarray:
+    shifted = offset(x, severity, rng, scale)
+    on, row, state = np.zeros(len(x), dtype=bool), 0, True
+    while row < len(x):
+        dwell = int(rng.geometric(1.0 / INTERMITTENT_DWELL))
+        on[row:row + dwell], row, state = state, row + dwell, not state
+    return np.where(on[:, None], shifted, x)
+
+
 def noise(x: np.ndarray, severity: int, rng: np.random.Generator, scale: np.ndarray) -> np.ndarray:
     return x + rng.standard_normal(x.shape) * _SEVERITY["noise"][severity - 1] * scale
 
@@ -133,7 +148,7 @@ def calibration_drift(x: np.ndarray, severity: int, rng: np.random.Generator, sc
 
 
 SHIFTS: dict[str, Callable[[np.ndarray, int, np.random.Generator, np.ndarray], np.ndarray]] = {
-    "offset": offset, "noise": noise, "gain": gain, "dead_sensor": dead_sensor,
+    "offset": offset, "intermittent_offset": intermittent_offset, "noise": noise, "gain": gain, "dead_sensor": dead_sensor,
     "calibration_drift": calibration_drift,
 }
 

@@ -57,6 +57,17 @@ def test_a_higher_severity_moves_the_features_further(data, name):
     assert all(b > a for a, b in zip(moved, moved[1:])), f"{name}: {moved}"
 
 
+def test_an_intermittent_offset_comes_and_goes_in_event_order() -> None:
+    rng = np.random.default_rng(0)
+    ref, x = rng.normal(0.0, 1.0, (500, 6)), rng.normal(0.0, 1.0, (2000, 6))
+    out = shift(x, "intermittent_offset", ref, 3, seed=4)
+    on = np.abs(out - x).max(axis=1) > 1e-6
+    assert on[0] and 0.3 < on.mean() < 0.7  # on first, then about half the time
+    switches = int(np.abs(np.diff(on.astype(int))).sum())
+    assert 8 <= switches <= 40  # dwells of about 100 events, not a coin flip per event
+    np.testing.assert_allclose(out[on], shift(x, "offset", ref, 3, seed=4)[on], rtol=1e-6)  # while on, `offset`
+
+
 def test_dead_sensors_read_their_last_value_and_the_dead_set_only_grows(data):
     ref, x = data
     dead = []
