@@ -206,7 +206,10 @@ class AdaptationController:
         base = self._base_version(snapshot)
         serving_base = base is None or str(base) == snapshot.version
         if self.loop is not None and (interim or (self._monitored_interim and serving_base)):
-            self.loop.serve_interim()  # the base's weights either way: nothing resets
+            if interim:  # the base's weights either way: nothing resets
+                self.loop.serve_interim()
+            else:
+                self.loop.interim_withdrawn()
             self.monitored_version, self._monitored_interim = snapshot.version, interim
             return
         self._monitored_interim = False

@@ -571,6 +571,33 @@ def test_an_interim_refused_on_a_window_from_before_the_drift_is_asked_for_once_
     assert 32 <= asked[0] < 128 <= asked[1] < 128 + BATCH
 
 
+def test_a_replacement_interim_refused_after_the_drift_moved_is_asked_for_once_more_on_the_new_domain_alone(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference, window=1024, normalize_after=32, normalize_window=128)  # no candidate meanwhile
+    _feed(loop, model, _blobs(400, seed=2)[0])
+    _feed(loop, model, _blobs(400, seed=3, shift=2.5)[0])
+    assert loop.interim_serving
+    # The controller saw the stream leave the interim's domain, and the new domain's interim was refused.
+    loop.domain_moved()
+    moved_at = loop._since_confirmation
+    loop.interim_refused()
+    loop.interim_withdrawn()
+    assert loop.serving_base and not loop.interim_serving and loop.monitor.drift_confirmed
+    third = _blobs(1200, seed=4, shift=-2.5)[0]
+    asked = []
+    for start in range(0, len(third), BATCH):
+        batch = third[start:start + BATCH]
+        loop.update(batch, *_predict(model, batch))
+        action = loop.decide()
+        assert action is not Action.CHECK_DOMAIN  # no interim serves, so no interim's domain can go
+        if action is Action.NORMALIZE:
+            asked.append(loop._since_confirmation - moved_at)
+            loop.interim_refused()  # refused again: a burst would be
+        elif action is Action.CHECK_SOURCE:
+            loop.record_source_check(False)
+    assert len(asked) == 1 and 128 <= asked[0] < 128 + BATCH, asked  # once, on 128 inputs of the new domain
+
+
 def test_while_labels_are_needed_the_source_is_still_checked_for_as_the_stream_moves_on(
         model: Classifier, reference: dict[str, np.ndarray]) -> None:
     loop = _loop(reference, window=200, normalize_window=128)

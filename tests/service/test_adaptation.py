@@ -217,6 +217,7 @@ def test_a_refused_interim_while_another_domains_interim_serves_puts_the_base_ba
     assert state.runtime.version == "1" and registry.current(NAME).version == 1
     _traffic(state, batches=1, seed=2)
     assert controller.loop is loop and loop.serving_base and len(loop.buffer) >= held  # followed without a reset
+    assert not loop.interim_serving  # no interim serves whose domain could go: no domain checks
 
 
 def test_the_next_interim_is_checked_against_the_base_even_while_an_interim_serves(
