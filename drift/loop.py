@@ -202,6 +202,9 @@ class DriftLoop:
         self.clock = clock
         c = self.config
         self.monitor = DriftMonitor(reference, seed=c.seed)
+        self.returns_to_source = 0
+        """How many drifts ended with the stream back at the source (`source_returned`): an interim asked for before
+        the latest return was asked for a drift that is over."""
         self.buffer = PseudoLabelBuffer(num_classes, capacity_per_class=c.capacity_per_class, threshold=c.threshold)
         self.window = RecentWindow(c.window_capacity)
         self.policy = AdaptationPolicy(
@@ -425,6 +428,7 @@ class DriftLoop:
         self.serve(None, base=True)
         self.normalize_pending = False
         self._interim_asked = False
+        self.returns_to_source += 1
         self.policy.drift_left()  # a drift that asked for labels is over too
         self.alarm_inputs = None
 

@@ -181,7 +181,7 @@ class AdaptationController:
             if not loop.candidate_wanted() and self._job is not None:
                 self._job.cancel()  # a refinement for a domain just left: what is queued behind it goes now
         if action is Action.NORMALIZE:
-            self._actions.submit(self._normalize, reason)
+            self._actions.submit(self._normalize, reason, loop.returns_to_source)
         elif action is Action.CHECK_SOURCE:
             self._checks.submit(self._check_source)
         elif action is Action.CHECK_DOMAIN:
@@ -282,14 +282,26 @@ class AdaptationController:
         return {"started": True}
 
     @_swaps
-    def _normalize(self, reason: str) -> None:
+    def _normalize(self, reason: str, asked_after_returns: int | None = None) -> None:
         """The fast first response: the base's weights with BatchNorm re-estimated on the latest inputs.
 
         Made here, in milliseconds (no worker process); served if its cheap checks against
         the base pass (`driftwise.drift.normalize`) until the self-trained candidate replaces it. Published like
         any version, marked ``interim``, with the base as parent and the base's reference,
         so the drift it was made for stays confirmed against the base.
+
+        ``asked_after_returns``: `DriftLoop.returns_to_source` when the loop asked for it. If the stream has
+        come back to the source since (a source check runs beside this thread), its drift is over and none is
+        made: served after the return, an interim of clean inputs would serve on with no drift confirmed, so
+        nothing would check for the source again (on the fifth trial's RLC table one served the last clean
+        phase's final 1,840 events, 2.6 points under the frozen model).
         """
+        if asked_after_returns is not None:
+            with self._lock:
+                over = self.loop.returns_to_source != asked_after_returns
+            if over:
+                log.info("no interim: the stream came back to the source after it was asked for")
+                return
         started = time.perf_counter()
         record: dict[str, Any] = {"reason": reason}
         try:
@@ -414,21 +426,25 @@ class AdaptationController:
                 grown = moved is None and len(made_on[1]) < len(window_x)
         except Exception:  # noqa: BLE001 - serving goes on with the model it has; the next check may answer
             log.exception("checking for a return to the source failed")
-        if back and not adapted:
-            log.info("the latest inputs look like the source again (p=%.3f): the drift is over", check.value)
-            self.state.metrics.normalizations.labels("source_again").inc()
-            if _is_interim(snapshot):  # first: the monitor must not start afresh on the interim's embeddings
-                self._serve_base("source", "the stream is back at the source")
-        elif moved is not None:
-            self._replace_interim(moved)
-        elif grown:  # asked only when not back
-            self.state.metrics.normalizations.labels("window_grown").inc()
-            self._normalize(f"more of the serving interim's domain has come (it was made on {len(made_on[1])} inputs)")
-        with self._lock:
-            if left is not None:
-                self.loop.drift_left()
-            returned = self.loop.record_source_check(back)
-            labels_needed = self.loop.policy.labels_needed
+        # Decided holding the swap lock: an interim the action thread served while the test ran (`_normalize`) must
+        # go with the drift it was made for, and none may be served between this swap and the loop's reset.
+        with self._swapping:
+            if back and not adapted:
+                log.info("the latest inputs look like the source again (p=%.3f): the drift is over", check.value)
+                self.state.metrics.normalizations.labels("source_again").inc()
+                if _is_interim(self.state.runtime.snapshot):  # first: the monitor must not restart on its embeddings
+                    self._serve_base("source", "the stream is back at the source")
+            elif moved is not None:
+                self._replace_interim(moved)
+            elif grown:  # asked only when not back
+                self.state.metrics.normalizations.labels("window_grown").inc()
+                self._normalize(f"more of the serving interim's domain has come (it was made on {len(made_on[1])} "
+                                "inputs)")
+            with self._lock:
+                if left is not None:
+                    self.loop.drift_left()
+                returned = self.loop.record_source_check(back)
+                labels_needed = self.loop.policy.labels_needed
         if adapted and returned:
             log.info("the latest inputs look like the source again (p=%.3f), check after check: the drift is over",
                      check.value)

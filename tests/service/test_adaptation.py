@@ -332,6 +332,47 @@ def test_when_the_stream_is_back_at_the_source_while_an_interim_serves_the_base_
     controller.stop()
 
 
+def test_an_interim_asked_for_before_the_source_came_back_is_not_served_after_it(tmp_path) -> None:
+    from tests.blobs import blobs
+
+    controller, registry, _ = _blobs_controller(tmp_path, reference=True, normalize=LENIENT, adaptation_window=1000)
+    state = controller.state
+    _stream(controller, blobs(400, seed=2)[0])
+    _stream(controller, blobs(800, seed=3, gain=1.5, shift=1.0)[0])
+    loop = controller.loop
+    asked_after = loop.returns_to_source  # the loop asks for an interim (the action thread is busy) ...
+    _stream(controller, blobs(400, seed=4)[0])  # ... and the source check finds the source back meanwhile
+    assert not loop.monitor.drift_confirmed and state.runtime.version == "1"
+    versions = [v.version for v in registry.versions("blobs")]
+    controller._normalize("drift confirmed", asked_after)  # its turn comes after the drift ended
+    assert state.runtime.version == "1" and [v.version for v in registry.versions("blobs")] == versions
+    controller.stop()
+
+
+def test_an_interim_served_while_the_source_check_ran_goes_with_the_drift(tmp_path, monkeypatch) -> None:
+    from driftwise.service import adaptation
+    from tests.blobs import blobs
+
+    controller, registry, _ = _blobs_controller(tmp_path, reference=True, normalize=LENIENT, adaptation_window=1000)
+    state = controller.state
+    _stream(controller, blobs(400, seed=2)[0])
+    _stream(controller, blobs(800, seed=3, gain=1.5, shift=1.0)[0])
+    controller._serve_base("fallback", "the next domain's interim was refused")  # the base serves the drift
+    _stream(controller, blobs(16, seed=5, gain=1.5, shift=1.0)[0])
+    assert state.runtime.version == "1" and controller.loop.monitor.drift_confirmed
+
+    def source_back_and_meanwhile_an_interim(*args: Any, **kwargs: Any) -> Any:
+        controller._normalize("drift confirmed")  # the action thread serves one while the check runs
+        assert registry.get("blobs", int(state.runtime.version)).manifest.get("interim")
+        return adaptation.Check("back_to_source", 0.5, 0.05, True)
+
+    monkeypatch.setattr(adaptation, "back_to_source", source_back_and_meanwhile_an_interim)
+    controller._check_source()
+    assert not controller.loop.monitor.drift_confirmed  # the drift is over ...
+    assert state.runtime.version == "1"  # ... and so is the interim made for it
+    controller.stop()
+
+
 def test_when_the_stream_is_back_at_the_source_while_an_adapted_model_serves_the_base_serves_again(tmp_path) -> None:
     from driftwise.drift.loop import model_reference
     from tests.blobs import blobs, trained_model
