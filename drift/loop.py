@@ -233,6 +233,7 @@ class DriftLoop:
         self._domain_checked_at = 0  # ``_since_confirmation`` at the last `Action.CHECK_DOMAIN`
         self._moved_at: int | None = None
         """``_since_confirmation`` when the drift last moved on to another domain (`domain_moved`), if it did."""
+        self._moved_at_event: int | None = None  # ``events`` then: see `moved_since`
         self.domain_check_pending = False
         self._interim_asked = False
         """An interim was asked for since the last model swap (after a fallback, before the drift is confirmed
@@ -458,7 +459,7 @@ class DriftLoop:
         """
         self.buffer.clear()
         self.policy.domain_moved()
-        self._moved_at = self._since_confirmation
+        self._moved_at, self._moved_at_event = self._since_confirmation, self.events
 
     def note_label_shift(self, corrected: bool) -> None:
         """`Action.NORMALIZE` served a label-shift correction (``corrected``) or the usual interim (not)."""
@@ -468,6 +469,17 @@ class DriftLoop:
         """Whether a candidate that passed its guardrails may be served (not a refinement cancelled by a fallback
         or a rollback)."""
         return not self.policy.refinement_cancelled
+
+    def moved_since(self, event: int) -> bool:
+        """Whether the drift moved on to another domain (`domain_moved`) after the loop's event ``event``: a
+        candidate whose window was taken then (`AdaptationInputs.taken_at`) was made for a domain that has gone.
+
+        Its ``same_domain`` guardrail cannot always tell: promoted 28 events into the next phase, when the inputs
+        since its window were still mostly its own domain, a candidate for a wandering leak served a totalizer's
+        sawtooth for 1,438 events, 15 points under the frozen model (sixth fresh-data trial, heat exchanger),
+        though the domain check had already replaced the interim for the new domain.
+        """
+        return self._moved_at_event is not None and self._moved_at_event > event
 
     def force_adaptation(self) -> None:
         """An operator's override: adapt now, whatever the monitor says (the guardrails still apply)."""

@@ -62,6 +62,7 @@ FEEDBACK_CAPACITY = 2000
 LABELS_TO_RESUME = 200  # feedback labels that must arrive before a "labels needed" service adapts again
 ADAPT_TIMEOUT_S = 120.0
 CANCELLED = "a new drift or a rollback came while the refinement ran"
+MOVED = "the drift moved on to another domain while it was made: its own has gone"
 DEPOSED = "this process stopped being the adapter: its successor decides afresh"
 
 
@@ -563,13 +564,15 @@ class AdaptationController:
                                         pseudo_x=inputs.holdout_x, pseudo_y=inputs.holdout_y,
                                         config=self.guardrail_config, feedback_x=hold_x, feedback_y=hold_y,
                                         recent_x=recent_x)
-            window_unfit = report.window_unfit
+            window_unfit = report.window_unfit  # (or its domain moved on, below: either way not the drift's fault)
             record.update(guardrails=report.to_dict(), adapt_log=result.log)
             with self._lock:
-                wanted = loop.candidate_wanted()
+                moved = loop.moved_since(inputs.taken_at)
+                wanted = loop.candidate_wanted() and not moved
             passed = report.passed and wanted
             if not wanted:
-                record["cancelled"] = CANCELLED
+                record["cancelled"] = MOVED if moved else CANCELLED
+                window_unfit = window_unfit or moved
             reference = None
             if passed:  # from recent inputs the candidate was not adapted on (see `DriftLoop`)
                 with self._lock:

@@ -569,6 +569,45 @@ def test_an_adapter_deposed_without_hearing_of_it_writes_nothing_once_its_succes
     assert state.runtime.version == served and registry.current(NAME).version == int(served)
 
 
+@pytest.mark.parametrize("moved", [True, False])
+def test_a_candidate_whose_domain_moved_on_while_it_was_made_is_not_served(
+        make_settings: Callable[..., Settings], registry: Registry, monkeypatch: pytest.MonkeyPatch,
+        moved: bool) -> None:
+    from driftwise.drift import guardrails
+    from driftwise.service import adaptation
+
+    state = ServiceState.build(make_settings(confidence_threshold=0.1))
+    load_current_model(state)
+    controller = build_controller(state)
+    _traffic(state, batches=20)
+    real_start = adaptation.start_adaptation
+
+    def meanwhile(*args: Any, **kwargs: Any) -> Any:  # while it trains, the stream goes on (and may move)
+        job = real_start(*args, **kwargs)
+        _traffic(state, batches=1, seed=3)
+        if moved:
+            with controller._lock:  # as `_replace_interim` does when the domain check says so
+                controller.loop.domain_moved()
+        return job
+
+    def passed(*args: Any, **kwargs: Any) -> guardrails.GuardrailReport:  # whatever the checks, it would pass
+        return guardrails.GuardrailReport([guardrails.Check("agreement", 1.0, 0.9, True)])
+
+    monkeypatch.setattr(adaptation, "start_adaptation", meanwhile)
+    monkeypatch.setattr(adaptation, "evaluate_candidate", passed)
+    try:
+        controller._adapt("drift confirmed")
+    finally:
+        controller.stop()
+    done = controller.last_adaptation
+    if moved:
+        assert done["outcome"] == "rejected" and "moved on to another domain" in done["cancelled"], done
+        assert state.runtime.version == "1" and registry.get(NAME, done["version"]).status == "rejected"
+        assert controller.loop.policy.consecutive_rejections == 0  # its window's fault, not the drift's
+    else:
+        assert done["outcome"] == "promoted" and state.runtime.version == str(done["version"]), done
+
+
 def test_a_new_prior_whose_majority_inputs_also_moved_gets_no_interim(tmp_path) -> None:
     from tests.blobs import blobs
 
