@@ -39,6 +39,16 @@ def test_log_config_keeps_the_readiness_line_and_silences_the_rest() -> None:
     assert re.search(r"^logger\.\w+\.level\s*=\s*INFO$", text, re.M)
 
 
+def test_a_port_pair_for_a_broker_is_below_the_ephemeral_ports_and_free_of_connections_too() -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname())
+    with server, client:  # nothing listens on the client's local port, yet no broker could bind it
+        taken = client.getsockname()[1]
+        assert free_port_pair(taken, taken + 4, offsets=(0,)) != taken
+        port = free_port_pair()
+        assert 20000 <= port < 32000  # outgoing connections take their local ports from 32768 up
+
+
 def test_status_of_a_broker_that_is_not_running_exits_3() -> None:
     port = free_port_pair()
     result = kafka_sh("status", "--port", str(port))
