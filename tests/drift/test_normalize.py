@@ -23,10 +23,8 @@ def _blobs(n: int, seed: int, shift: float = 0.0, gain: float = 1.0) -> tuple[np
     return x.astype(np.float32), y
 
 
-@pytest.fixture(scope="module")
-def model() -> Classifier:
+def _trained(x: np.ndarray, y: np.ndarray) -> Classifier:
     torch.manual_seed(0)
-    x, y = _blobs(600, seed=0)
     model = Classifier(ModelConfig(encoder="mlp", input_shape=(D,), num_classes=K, hidden=32, embed_dim=16))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
@@ -36,6 +34,11 @@ def model() -> Classifier:
         loss.backward()
         opt.step()
     return model.eval()
+
+
+@pytest.fixture(scope="module")
+def model() -> Classifier:
+    return _trained(*_blobs(600, seed=0))
 
 
 def _accuracy(model: Classifier, x: np.ndarray, y: np.ndarray) -> float:
@@ -102,18 +105,9 @@ def _skewed_blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def skewed_model() -> Classifier:
     """Trained under an 80/15/5 prior, as a user's fault classes are."""
-    torch.manual_seed(0)
-    x, y = _skewed_blobs(1500, seed=0)
-    model = Classifier(ModelConfig(encoder="mlp", input_shape=(D,), num_classes=K, hidden=32, embed_dim=16))
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(150):
-        loss = torch.nn.functional.cross_entropy(model.raw_logits(torch.as_tensor(x)), torch.as_tensor(y))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    model = _trained(*_skewed_blobs(1500, seed=0))
     model.class_prior.copy_(torch.tensor(SKEWED))
-    return model.eval()
+    return model
 
 
 def test_an_interim_that_puts_a_skewed_prior_back_is_not_a_collapse(skewed_model: Classifier) -> None:
