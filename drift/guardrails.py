@@ -353,6 +353,18 @@ def class_shift(candidate: np.ndarray, current: np.ndarray, prior: np.ndarray | 
     return candidate - reference, allowed
 
 
+def class_shift_check(candidate: np.ndarray, current: np.ndarray, prior: np.ndarray, n: int, *, z: float,
+                      slack: float, current_name: str = "current") -> Check:
+    """``class_shift`` as a `Check`, judged on the class closest to (or furthest past) its limit (`class_shift`);
+    ``current_name`` names the model compared with in its detail (candidates: the current model; interims: the
+    base)."""
+    gain, allowed = class_shift(candidate, current, prior, n, z=z, slack=slack)
+    c = int(np.argmax(gain - allowed))
+    return Check("class_shift", float(gain[c]), float(allowed[c]), bool(gain[c] <= allowed[c]), upper=True,
+                 detail=f"class {c}: {candidate[c]:.1%} of {n} predictions; {current_name} {current[c]:.1%}, "
+                        f"prior {prior[c]:.1%}")
+
+
 def normalized_entropy(distribution: np.ndarray) -> float:
     """Entropy divided by ``log(k)``: 1 for uniform, 0 when one class takes everything."""
     p = distribution[distribution > 0]
@@ -444,12 +456,8 @@ def evaluate_candidate(
     floor = cfg.min_class_entropy_ratio * min(h_cur, h_prior)
     add(Check("class_entropy", h_cand, floor, h_cand >= floor,
               detail="relative to the prior's" if h_prior < h_cur else ""))
-    gain, allowed = class_shift(dist_cand, dist_cur, prior, len(window_x), z=cfg.class_shift_z,
-                                slack=cfg.class_shift_slack)
-    c = int(np.argmax(gain - allowed))  # the class closest to (or furthest past) its limit
-    add(Check("class_shift", float(gain[c]), float(allowed[c]), bool(gain[c] <= allowed[c]), upper=True,
-              detail=f"class {c}: {dist_cand[c]:.1%} of {len(window_x)} predictions; current {dist_cur[c]:.1%}, "
-                     f"prior {prior[c]:.1%}"))
+    add(class_shift_check(dist_cand, dist_cur, prior, len(window_x), z=cfg.class_shift_z,
+                          slack=cfg.class_shift_slack))
 
     add(correlation_check(p_cur.argmax(1), cfg.max_temporal_correlation, window_x))
     add(same_domain_check(current, window_x, recent_x, cfg))
