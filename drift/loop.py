@@ -232,8 +232,7 @@ class DriftLoop:
         """An interim (`Action.NORMALIZE`) serves: the stream leaving its domain is checked for (`Action.CHECK_DOMAIN`)."""
         self._domain_checked_at = 0  # ``_since_confirmation`` at the last `Action.CHECK_DOMAIN`
         self._moved_at: int | None = None
-        """``_since_confirmation`` when the drift last moved on to another domain (`domain_moved`), if it did."""
-        self._moved_at_event: int | None = None  # ``events`` then: see `moved_since`
+        """``events`` when the drift last moved on to another domain (`domain_moved`), if it ever did."""
         self.domain_check_pending = False
         self._interim_asked = False
         """An interim was asked for since the last model swap (after a fallback, before the drift is confirmed
@@ -309,7 +308,6 @@ class DriftLoop:
             self.normalize_pending = self.adapt and self.config.normalize_after > 0
             self._normalize_at = self.config.normalize_after
             self._since_confirmation = self._source_checked_at = self._domain_checked_at = 0
-            self._moved_at = None
             self._served_confidence = [0.0, 0]
             self.label_shift_since = None
             self._source_first = False
@@ -444,9 +442,12 @@ class DriftLoop:
         fifth fresh-data trial's RLC table, the base served 1,276 events of a phase that BatchNorm re-estimation
         lifts by 10 points, after one replacement was refused by the burst check).
         """
-        start = self._moved_at or 0
-        if self.monitor.drift_confirmed and self._since_confirmation - start < self.config.normalize_window:
-            self.normalize_pending, self._normalize_at = True, start + self.config.normalize_window
+        since = self._since_confirmation  # inputs since the drift was confirmed, or since its latest move
+        if self._moved_at is not None:
+            since = min(since, self.events - self._moved_at)
+        if self.monitor.drift_confirmed and since < self.config.normalize_window:
+            self.normalize_pending = True
+            self._normalize_at = self._since_confirmation - since + self.config.normalize_window
 
     def domain_moved(self) -> None:
         """The interim serving the drift was made for inputs the latest plainly differ from (the caller compared
@@ -459,7 +460,7 @@ class DriftLoop:
         """
         self.buffer.clear()
         self.policy.domain_moved()
-        self._moved_at, self._moved_at_event = self._since_confirmation, self.events
+        self._moved_at = self.events
 
     def note_label_shift(self, corrected: bool) -> None:
         """`Action.NORMALIZE` served a label-shift correction (``corrected``) or the usual interim (not)."""
@@ -479,7 +480,7 @@ class DriftLoop:
         sawtooth for 1,438 events, 15 points under the frozen model (sixth fresh-data trial, heat exchanger),
         though the domain check had already replaced the interim for the new domain.
         """
-        return self._moved_at_event is not None and self._moved_at_event > event
+        return self._moved_at is not None and self._moved_at > event
 
     def force_adaptation(self) -> None:
         """An operator's override: adapt now, whatever the monitor says (the guardrails still apply)."""
