@@ -408,9 +408,11 @@ class AdaptationController:
             adapted = not self.loop.serving_base  # a candidate serves: the base makes way back only if asked twice
         try:
             base = self._base_snapshot(snapshot)
+            made_on = self._interim_embeddings
             with self._lock:
                 window_x = self.loop.normalize_inputs()
                 alarm_x = self.loop.alarm_inputs
+                since = None if made_on is None else min(len(window_x), self.loop.events - made_on[2])
             base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
             window_z = embed(base_model, window_x)
             check = back_to_source(window_z, base.reference or None, self.normalize_config)
@@ -419,9 +421,8 @@ class AdaptationController:
                 # Self-training asked for labels on a drift: is this still that drift, or another one it may learn?
                 p = mmd_permutation_test(embed(base_model, alarm_x), window_z)
                 left = p if p < self.guardrail_config.min_same_domain_p else None
-            made_on = self._interim_embeddings
-            if not back and made_on is not None and made_on[0] == snapshot.version:
-                moved = self._interim_domain_gone(made_on, base_model)
+            if not back and made_on is not None and since is not None and made_on[0] == snapshot.version:
+                moved = self._interim_domain_gone(made_on[1], window_z[len(window_z) - since:])
                 # Made on the few inputs after a change (`newest_domain`)? Now more of its domain has come: on the
                 # development shifts an interim of 32-64 inputs gained 0.3-1.6 points less than one of 128.
                 grown = moved is None and len(made_on[1]) < len(window_x)
@@ -456,10 +457,11 @@ class AdaptationController:
                      "for the next one", left)
             self.state.metrics.labels_needed.set(1 if labels_needed else 0)
 
-    def _interim_domain_gone(self, made_on: tuple[str, np.ndarray, int], base_model: Classifier) -> float | None:
+    def _interim_domain_gone(self, made_on_z: np.ndarray, since_z: np.ndarray) -> float | None:
         """The MMD permutation p-value of the serving interim's window against the inputs that came after it (the
-        latest ``normalize_window`` at most; the base's embeddings of both) when under the candidates'
-        ``min_same_domain_p``; None when not, or with fewer than `MIN_INPUTS_SINCE_INTERIM` since.
+        latest ``normalize_window`` at most; the base's embeddings of both, ``made_on_z`` and ``since_z``) when
+        under the candidates' ``min_same_domain_p``; None when not, or with fewer than `MIN_INPUTS_SINCE_INTERIM`
+        since.
 
         Nothing else notices the stream moving on to a third domain while an interim serves: asked as the
         candidates' same_domain guardrail asks (on ImageSegments in 1,000-event phases the dead-sensor interim
@@ -467,12 +469,9 @@ class AdaptationController:
         latest window may still hold the domain before the interim's (cut off its window, `newest_domain`), and
         would then say "moved" at once (replayed offline on the fourth trial's moons, the interim made 48
         events into tempco was told so 32 events later)."""
-        _, made_on_z, taken_at = made_on
-        with self._lock:
-            since = self.loop.inputs_since(taken_at)[-self.config.normalize_window:]
-        if len(since) < MIN_INPUTS_SINCE_INTERIM:
+        if len(since_z) < MIN_INPUTS_SINCE_INTERIM:
             return None
-        p = mmd_permutation_test(made_on_z, embed(base_model, since))
+        p = mmd_permutation_test(made_on_z, since_z)
         return p if p < self.guardrail_config.min_same_domain_p else None
 
     def _replace_interim(self, p: float) -> None:
@@ -496,7 +495,9 @@ class AdaptationController:
             if made_on is not None and made_on[0] == snapshot.version:
                 base = self._base_snapshot(snapshot)
                 base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
-                moved = self._interim_domain_gone(made_on, base_model)
+                with self._lock:
+                    since_x = self.loop.inputs_since(made_on[2])[-self.config.normalize_window:]
+                moved = self._interim_domain_gone(made_on[1], embed(base_model, since_x))
         except Exception:  # noqa: BLE001 - serving goes on with the model it has; the next check may answer
             log.exception("checking whether the interim's domain has gone failed")
         version, answers = self._moved_answers

@@ -467,12 +467,18 @@ def test_an_interim_made_on_a_cut_window_is_checked_against_the_inputs_since_not
     from tests.blobs import blobs
 
     controller, _, version = _interim_serving(tmp_path)
-    base = controller.state.runtime.snapshot.model
+    base = controller._base_snapshot(controller.state.runtime.snapshot).model  # what the checks embed with
     third = blobs(200, seed=4, gain=0.5, shift=-4.0)[0]
     made_on = (version, embed(base, third[:100]), controller.loop.events)  # an interim of the third domain alone
     _stream(controller, third[100:164])  # 64 more of it; the latest 128 still hold 64 of the domain before
     assert mmd_permutation_test(made_on[1], embed(base, controller.loop.normalize_inputs())) < 0.01  # the trap
-    assert controller._interim_domain_gone(made_on, base) is None  # the inputs since: the same domain
+    controller._interim_embeddings = (controller.state.runtime.version, *made_on[1:])  # as if it were the one serving
+    moved = controller.state.metrics.normalizations.labels("domain_moved")
+    before = moved._value.get()
+    controller._check_domain()  # the inputs since: the same domain ...
+    assert controller._moved_answers[1] == 0
+    controller._check_source()  # ... whichever check asks
+    assert moved._value.get() == before
     controller.stop()
 
 
