@@ -490,10 +490,32 @@ class DriftLoop:
             raise ValueError(f"not enough recent traffic to adapt on (need {MIN_WINDOW} inputs)")
         self.policy.adaptation_started()
 
-    def normalize_inputs(self) -> np.ndarray:
-        """The latest ``normalize_window`` inputs: the interim's BatchNorm statistics (`Action.NORMALIZE`)."""
+    def normalize_inputs(self, n: int | None = None) -> np.ndarray:
+        """The latest ``n`` inputs (default ``normalize_window``, at most ``normalize_window_max``): the interim's
+        BatchNorm statistics (`Action.NORMALIZE`)."""
+        n = self.config.normalize_window if n is None else min(n, self._largest_interim)
         recent = self.window.array()
-        return recent[max(0, len(recent) - self.config.normalize_window):]
+        return recent[max(0, len(recent) - n):]
+
+    def interim_growth(self, made_on: int, taken_at: int) -> int | None:
+        """The inputs to make the serving interim again on, when its domain has grown: it was made on ``made_on``
+        inputs when `events` was ``taken_at``, and they and all since are of its domain (the caller has checked).
+        None until they are twice as many, or ``normalize_window_max`` (see `LoopConfig.normalize_window_max`).
+
+        >>> loop = DriftLoop(None, 3, LoopConfig())
+        >>> loop.events = 1000
+        >>> loop.interim_growth(128, 900), loop.interim_growth(128, 872), loop.interim_growth(300, 700)
+        (None, 256, 512)
+        >>> loop.interim_growth(512, 0) is None
+        True
+        """
+        largest = self._largest_interim
+        domain = min(made_on + max(0, self.events - taken_at), largest)
+        return domain if domain > made_on and domain >= min(2 * made_on, largest) else None
+
+    @property
+    def _largest_interim(self) -> int:
+        return min(self.config.normalize_window_max, self.config.window_capacity)
 
     def adaptation_inputs(self) -> AdaptationInputs:
         """The latest ``window`` inputs since drift was confirmed (for a refinement, all the domain's inputs kept;

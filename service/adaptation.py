@@ -283,7 +283,8 @@ class AdaptationController:
         return {"started": True}
 
     @_swaps
-    def _normalize(self, reason: str, asked_after_returns: int | None = None) -> None:
+    def _normalize(self, reason: str, asked_after_returns: int | None = None, *, window: int | None = None,
+                   grow_from: int | None = None) -> None:
         """The fast first response: the base's weights with BatchNorm re-estimated on the latest inputs.
 
         Made here, in milliseconds (no worker process); served if its cheap checks against
@@ -296,6 +297,11 @@ class AdaptationController:
         made: served after the return, an interim of clean inputs would serve on with no drift confirmed, so
         nothing would check for the source again (on the fifth trial's RLC table one served the last clean
         phase's final 1,840 events, 2.6 points under the frozen model).
+
+        ``window``: the latest inputs to make it on (default ``normalize_window``). ``grow_from``: the serving
+        interim was made on that many inputs of the same domain and this one grows it
+        (`driftwise.drift.loop.DriftLoop.interim_growth`): it is made only on more inputs than that, and if its
+        checks refuse it the serving interim stays (its own passed, on fewer inputs).
         """
         if asked_after_returns is not None:
             with self._lock:
@@ -313,11 +319,15 @@ class AdaptationController:
                 return
             base = self._base_snapshot(snapshot)  # an interim serves: its base, not it
             with self._lock:
-                recent_x, taken_at = self.loop.normalize_inputs(), self.loop.events
+                recent_x, taken_at = self.loop.normalize_inputs(window), self.loop.events
             base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
             earlier_x, window_x, change = newest_domain(base_model, recent_x)  # the domain before must not count
             record["window"] = {"inputs": len(recent_x), "newest_domain_from": change.start,
                                 "change_p": change.p_value}
+            if grow_from is not None and len(window_x) <= grow_from:
+                log.info("the serving interim stays: its domain's inputs, cut at a change, are no more than its %d",
+                         grow_from)
+                return
             shift = None
             if base.anchors_x is not None and base.anchors_y is not None:
                 source_z = None if base.reference is None else base.reference.get("embedding_sample")
@@ -372,6 +382,9 @@ class AdaptationController:
                 self._interim_embeddings = ((str(published.version), embed(base_model, window_x), taken_at)
                                             if why == "normalize" else None)
                 self.state.metrics.normalizations.labels("label_shift" if why == "label_shift" else "served").inc()
+            elif grow_from is not None:  # the serving interim passed on fewer inputs of this domain: it stays
+                self.state.metrics.normalizations.labels("refused").inc()
+                log.warning("grown interim not served, the serving one stays: %s", "; ".join(report.reasons))
             else:
                 with self._lock:
                     self.loop.interim_refused()
@@ -403,7 +416,7 @@ class AdaptationController:
         a running adaptation (whose candidate is then judged stale by ``same_domain``). Only its
         swaps take the swap lock: the tests need none, and an interim must not wait for them.
         """
-        back, moved, left, grown, snapshot = False, None, None, False, self.state.runtime.snapshot
+        back, moved, left, growth, snapshot = False, None, None, None, self.state.runtime.snapshot
         with self._lock:
             adapted = not self.loop.serving_base  # a candidate serves: the base makes way back only if asked twice
         try:
@@ -413,6 +426,7 @@ class AdaptationController:
                 window_x = self.loop.normalize_inputs()
                 alarm_x = self.loop.alarm_inputs
                 since = None if made_on is None else min(len(window_x), self.loop.events - made_on[2])
+                growable = None if made_on is None else self.loop.interim_growth(len(made_on[1]), made_on[2])
             base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
             window_z = embed(base_model, window_x)
             check = back_to_source(window_z, base.reference or None, self.normalize_config)
@@ -423,9 +437,11 @@ class AdaptationController:
                 left = p if p < self.guardrail_config.min_same_domain_p else None
             if not back and made_on is not None and since is not None and made_on[0] == snapshot.version:
                 moved = self._interim_domain_gone(made_on[1], window_z[len(window_z) - since:])
-                # Made on the few inputs after a change (`newest_domain`)? Now more of its domain has come: on the
-                # development shifts an interim of 32-64 inputs gained 0.3-1.6 points less than one of 128.
-                grown = moved is None and len(made_on[1]) < len(window_x)
+                # Made on fewer inputs than its domain has now (the few after a change, `newest_domain`, or the first
+                # `normalize_window`)? Made again on them: on the development shifts an interim of 32-64 inputs
+                # gained 0.3-1.6 points less than one of 128, and one of 128 less than one of 512
+                # (`LoopConfig.normalize_window_max`).
+                growth = growable if moved is None else None
         except Exception:  # noqa: BLE001 - serving goes on with the model it has; the next check may answer
             log.exception("checking for a return to the source failed")
         # Decided holding the swap lock: an interim the action thread served while the test ran (`_normalize`) must
@@ -438,10 +454,10 @@ class AdaptationController:
                     self._serve_base("source", "the stream is back at the source")
             elif moved is not None:
                 self._replace_interim(moved)
-            elif grown:  # asked only when not back
+            elif growth is not None:  # asked only when not back
                 self.state.metrics.normalizations.labels("window_grown").inc()
                 self._normalize(f"more of the serving interim's domain has come (it was made on {len(made_on[1])} "
-                                "inputs)")
+                                f"inputs, now {growth})", window=growth, grow_from=len(made_on[1]))
             with self._lock:
                 if left is not None:
                     self.loop.drift_left()
