@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -283,8 +284,8 @@ class AdaptationController:
         return {"started": True}
 
     @_swaps
-    def _normalize(self, reason: str, asked_after_returns: int | None = None, *, window: int | None = None,
-                   grow_from: int | None = None) -> None:
+    def _normalize(self, reason: str, asked_after_returns: int | None = None, *,
+                   grow: InterimGrowth | None = None) -> None:
         """The fast first response: the base's weights with BatchNorm re-estimated on the latest inputs.
 
         Made here, in milliseconds (no worker process); served if its cheap checks against
@@ -298,10 +299,10 @@ class AdaptationController:
         nothing would check for the source again (on the fifth trial's RLC table one served the last clean
         phase's final 1,840 events, 2.6 points under the frozen model).
 
-        ``window``: the latest inputs to make it on (default ``normalize_window``). ``grow_from``: the serving
-        interim was made on that many inputs of the same domain and this one grows it
-        (`driftwise.drift.loop.DriftLoop.interim_growth`): it is made only on more inputs than that, and if its
-        checks refuse it the serving interim stays (its own passed, on fewer inputs).
+        ``grow``: made again on more inputs of the serving interim's domain
+        (`driftwise.drift.loop.DriftLoop.interim_growth`), only while that interim still serves and the latest
+        ``normalize_window`` inputs show no change (the domain checks decide moves); if its checks refuse it, the
+        serving interim stays (its own passed, on fewer inputs).
         """
         if asked_after_returns is not None:
             with self._lock:
@@ -317,17 +318,25 @@ class AdaptationController:
             if base_version is not None and str(base_version) != snapshot.version and not _is_interim(snapshot):
                 log.info("no interim: v%s, an adapted candidate, serves already", snapshot.version)
                 return
+            if grow is not None and grow.version != snapshot.version:
+                log.info("no grown interim: v%s, not the interim v%s, serves now", snapshot.version, grow.version)
+                return
             base = self._base_snapshot(snapshot)  # an interim serves: its base, not it
             with self._lock:
-                recent_x, taken_at = self.loop.normalize_inputs(window), self.loop.events
+                recent_x, taken_at = self.loop.normalize_inputs(None if grow is None else grow.inputs), self.loop.events
             base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
-            earlier_x, window_x, change = newest_domain(base_model, recent_x)  # the domain before must not count
+            if grow is None:
+                earlier_x, window_x, change = newest_domain(base_model, recent_x)  # the domain before must not count
+            else:  # its domain's inputs by construction; a change among the latest is the domain checks' to decide
+                # (the cut costs seconds on 512 inputs: 5.1 s on the sixth trial's pump table, against 0.2 on 128)
+                latest = recent_x[len(recent_x) - self.config.normalize_window:]
+                change = newest_domain(base_model, latest)[2]
+                if change.start > 0:
+                    log.info("no grown interim: the latest inputs changed domain (p=%.3f)", change.p_value)
+                    return
+                earlier_x, window_x = recent_x[:0], recent_x
             record["window"] = {"inputs": len(recent_x), "newest_domain_from": change.start,
                                 "change_p": change.p_value}
-            if grow_from is not None and len(window_x) <= grow_from:
-                log.info("the serving interim stays: its domain's inputs, cut at a change, are no more than its %d",
-                         grow_from)
-                return
             shift = None
             if base.anchors_x is not None and base.anchors_y is not None:
                 source_z = None if base.reference is None else base.reference.get("embedding_sample")
@@ -382,7 +391,7 @@ class AdaptationController:
                 self._interim_embeddings = ((str(published.version), embed(base_model, window_x), taken_at)
                                             if why == "normalize" else None)
                 self.state.metrics.normalizations.labels("label_shift" if why == "label_shift" else "served").inc()
-            elif grow_from is not None:  # the serving interim passed on fewer inputs of this domain: it stays
+            elif grow is not None:  # the serving interim passed on fewer inputs of this domain: it stays
                 self.state.metrics.normalizations.labels("refused").inc()
                 log.warning("grown interim not served, the serving one stays: %s", "; ".join(report.reasons))
             else:
@@ -457,7 +466,7 @@ class AdaptationController:
             elif growth is not None:  # asked only when not back
                 self.state.metrics.normalizations.labels("window_grown").inc()
                 self._normalize(f"more of the serving interim's domain has come (it was made on {len(made_on[1])} "
-                                f"inputs, now {growth})", window=growth, grow_from=len(made_on[1]))
+                                f"inputs, now {growth})", grow=InterimGrowth(made_on[0], growth))
             with self._lock:
                 if left is not None:
                     self.loop.drift_left()
@@ -611,7 +620,8 @@ class AdaptationController:
             record["version"] = published.version
             outcome = "promoted" if passed else "rejected"
             if passed:
-                self._serve(published.version, reason="adapt")
+                with self._swapping:  # not in the middle of an interim's swap: it would replace the candidate
+                    self._serve(published.version, reason="adapt")
             else:
                 log.warning("candidate v%s not served: %s", published.version,
                             record.get("cancelled") or "; ".join(report.reasons))
@@ -753,6 +763,14 @@ class AdaptationController:
         """Wait for a running action (at most an adaptation's timeout); drop those not started."""
         self._checks.shutdown(wait=True, cancel_futures=True)
         self._actions.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class InterimGrowth:
+    """Make the serving interim ``version`` again on the latest ``inputs`` of its domain (`_normalize`)."""
+
+    version: str
+    inputs: int
 
 
 def _is_interim(snapshot: ModelSnapshot) -> bool:

@@ -697,3 +697,18 @@ def test_a_refinement_refused_as_stale_takes_the_model_it_refines_off_too(
         assert state.runtime.version == ("1" if stale else "2"), "a stale refinement: its domain has gone"
     finally:
         controller.stop()
+
+
+def test_an_interim_is_not_grown_once_another_model_serves(tmp_path) -> None:
+    from driftwise.service.adaptation import InterimGrowth
+
+    controller, registry, interim = _interim_serving(tmp_path, drifted=300)
+    controller._serve(1, reason="rollback")  # say a candidate or the base replaced it while the growth was asked
+    published = len(registry.versions("blobs"))
+    controller._normalize("more of the serving interim's domain has come", grow=InterimGrowth(interim, 256))
+    assert len(registry.versions("blobs")) == published and controller.state.runtime.version == "1"
+    controller._serve(int(interim), reason="normalize")  # while it serves, the same request grows it
+    controller._normalize("more of the serving interim's domain has come", grow=InterimGrowth(interim, 256))
+    grown = registry.get("blobs", int(controller.state.runtime.version)).manifest
+    assert grown["interim"] and grown["metrics"]["n_window"] == 256
+    controller.stop()
