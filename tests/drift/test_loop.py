@@ -775,6 +775,21 @@ def test_loop_config_refuses_settings_that_cannot_work() -> None:
         LoopConfig(feedback_window=10, min_feedback=20)
     with pytest.raises(ValueError, match="threshold"):
         LoopConfig(threshold=0.0)
+    with pytest.raises(ValueError, match="normalize_window_max"):
+        LoopConfig(normalize_window=256, normalize_window_max=128)
+
+
+def test_an_interim_grows_to_twice_its_inputs_then_to_its_largest_window_never_past_what_is_kept() -> None:
+    loop = DriftLoop(None, 3, LoopConfig(window=100, window_capacity=300))
+    loop.events = 1000
+    assert loop.interim_growth(128, loop.events - 100) is None  # 228 of its domain: not yet twice 128
+    assert loop.interim_growth(128, loop.events - 128) == 256
+    assert loop.interim_growth(256, loop.events - 256) == 300  # capped by the inputs kept (window_capacity)
+    assert loop.interim_growth(300, 0) is None  # as large as it gets
+    loop.window.add(np.arange(1000, dtype=np.float32).reshape(500, 2))
+    assert len(loop.normalize_inputs()) == loop.config.normalize_window == 128
+    grown = loop.normalize_inputs(1000)
+    assert len(grown) == 300 and grown[-1].tolist() == [998.0, 999.0]  # the latest, at most what is kept
 
 
 def test_while_an_interim_serves_its_domain_is_checked_every_domain_check_every_inputs_not_only_with_the_source(
