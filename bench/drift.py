@@ -105,7 +105,7 @@ class Settings:
     loop: LoopConfig = field(default_factory=LoopConfig)
     """The service's loop settings at their defaults (the buffer threshold is taken from ``guardrails``)."""
     adapt: AdaptConfig = field(default_factory=lambda: AdaptConfig(
-        steps=100, rounds=3, self_label_threshold=0.9, augment=True, trainable="all"))
+        steps=100, rounds=1, self_label_threshold=0.9, augment=True, trainable="all"))
     guardrails: GuardrailConfig = field(default_factory=lambda: GuardrailConfig(confidence_threshold=0.9))
 
     @classmethod
