@@ -683,10 +683,13 @@ def test_labels_asked_for_by_feedback_wait_for_labels_whatever_drift_comes_next(
     assert loop.policy.labels_needed
 
 
-def _fallen_back(loop: DriftLoop, model: Classifier, reference: dict[str, np.ndarray]) -> None:
+def _fallen_back(loop: DriftLoop, model: Classifier, reference: dict[str, np.ndarray],
+                 stale_candidate: bool = False) -> None:
     loop.serve(reference, base=False)  # as if an adapted model served, watched against the clean domain
     _feed(loop, model, _blobs(400, seed=2)[0])
     _feed(loop, model, _blobs(2000, seed=3, shift=2.5)[0], until=Action.FALL_BACK)
+    if stale_candidate:  # a refinement that passed just before the fallback was decided, served just after
+        loop.serve(reference, base=False)
     loop.serve(reference, base=True)  # the drift that made the fallback is to be confirmed against the base
 
 
@@ -701,10 +704,11 @@ def test_after_a_fallback_the_source_is_asked_for_before_an_interim_is_made(
     assert _feed(loop, model, _blobs(1000, seed=7)[0], interims=True) == []
 
 
+@pytest.mark.parametrize("stale_candidate", [False, True], ids=["fallback", "candidate-served-before-the-fallback"])
 def test_after_a_fallback_to_another_domain_its_interim_follows_the_source_check(
-        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+        model: Classifier, reference: dict[str, np.ndarray], stale_candidate: bool) -> None:
     loop = _loop(reference)
-    _fallen_back(loop, model, reference)
+    _fallen_back(loop, model, reference, stale_candidate)
     acted = _feed(loop, model, _blobs(1000, seed=8, shift=2.5)[0], interims=True, until=Action.CHECK_SOURCE)
     assert [a for _, a in acted] == [Action.CHECK_SOURCE]
     loop.record_source_check(False)
