@@ -329,8 +329,7 @@ class AdaptationController:
                 earlier_x, window_x, change = newest_domain(base_model, recent_x)  # the domain before must not count
             else:  # its domain's inputs by construction; a change among the latest is the domain checks' to decide
                 # (the cut costs seconds on 512 inputs: 5.1 s on the sixth trial's pump table, against 0.2 on 128)
-                latest = recent_x[len(recent_x) - self.config.normalize_window:]
-                change = newest_domain(base_model, latest)[2]
+                change = newest_domain(base_model, recent_x[-self.config.normalize_window:])[2]
                 if change.start > 0:
                     log.info("no grown interim: the latest inputs changed domain (p=%.3f)", change.p_value)
                     return
