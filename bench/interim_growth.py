@@ -59,9 +59,7 @@ def prepare(run_dir: Path, **options: object) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     x_src, y_src, x_held, y_held = bench.splits(config)
     bench.pretrain_registry(run_dir, run_dir / "registry", x_src, y_src, config.model_name, config.input_shape)
-    stream = config.your_files.stream if config.files else bench.build_stream(
-        x_held, y_held, config.phases, int(config.phase_events or 0), seed=config.seed, bursts=config.bursts,
-        reference=x_src if config.tabular else None)
+    stream = bench.replayed_stream(config, x_src, x_held, y_held)
     np.savez(run_dir / "stream.npz", X=stream.x, y=stream.y)
     n = int(config.phase_events or 0)
     phases = [{"phase": p, "start": i * n, "stop": (i + 1) * n} for i, p in enumerate(config.phases)]

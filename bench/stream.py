@@ -307,6 +307,14 @@ def build_stream(pool_x: np.ndarray, pool_y: np.ndarray, phases: Sequence[str], 
     return builder.concat(parts)
 
 
+def replayed_stream(config: StreamBenchConfig, x_src: np.ndarray, x_pool: np.ndarray, y_pool: np.ndarray) -> Stream:
+    """The events a run of ``config`` replays: your stream file as it is, or `build_stream` on the pool (`splits`)."""
+    if config.files:
+        return config.your_files.stream
+    return build_stream(x_pool, y_pool, config.phases, int(config.phase_events or 0), seed=config.seed,
+                        bursts=config.bursts, reference=x_src if config.tabular else None)
+
+
 # -- the twins: exactly what a user types, plus where things are -------------------------------------------------------
 def pretrain_command(data: Path, registry: Path, name: str = MODEL_NAME,
                      input_shape: str | None = "1,8,8") -> list[str]:
@@ -607,11 +615,7 @@ def run(config: StreamBenchConfig, out_dir: Path | None = None, console: Console
                              log=workdir / f"serve-{t.label}.log")
 
         console.rule(f"[bold]replay {' -> '.join(config.phases)} at {config.rate:g} events/s")
-        if config.files:
-            stream = config.your_files.stream
-        else:
-            stream = build_stream(x_held, y_held, config.phases, config.phase_events, seed=config.seed,
-                                  bursts=config.bursts, reference=x_src if config.tabular else None)
+        stream = replayed_stream(config, x_src, x_held, y_held)
         np.savez(workdir / "stream.npz", X=stream.x, y=stream.y)
         for t in twins:
             readers.append(threading.Thread(target=_consume_predictions, daemon=True,
