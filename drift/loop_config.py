@@ -47,11 +47,11 @@ class LoopConfig:
     """Latest inputs the interim's BatchNorm statistics are estimated on."""
     normalize_window_max: int = 512
     """Inputs of its domain a serving interim grows to: it is made again on all of them each time they are twice
-    as many as it was made on, up to this or ``window_capacity`` (``normalize_window``: never). 128 inputs are enough to respond fast,
-    not to estimate statistics well: offline, on the development streams' phases (bench/results/interim-growth),
-    an interim of the latest 512 inputs gained +6.5 / +3.0 / +1.8 points on digits / ImageSegments / Waveform
-    against +6.1 / +2.4 / +1.9 with 128, and on clean phases (a false alarm's interim) +0.4 / +0.6 / +0.1 against
-    +0.1 / +0.0 / -0.1."""
+    as many as it was made on, up to this or ``window_capacity`` (``normalize_window``: never). 128 inputs are
+    enough to respond fast, not to estimate statistics well: offline, on the development streams' phases
+    (bench/results/interim-growth), an interim of the latest 512 inputs gained +6.5 / +3.0 / +1.8 points on digits /
+    ImageSegments / Waveform against +6.1 / +2.4 / +1.9 with 128, and on clean phases (a false alarm's interim)
+    +0.4 / +0.6 / +0.1 against +0.1 / +0.0 / -0.1."""
     domain_check_every: int = 32
     """While an interim serves, inputs between checks that the stream has moved on from the domain it was made for
     (`Action.CHECK_DOMAIN`, 0: only with the source check, every ``normalize_window``). As prompt as the interim

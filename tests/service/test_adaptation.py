@@ -462,7 +462,7 @@ def test_a_grown_interim_that_its_checks_refuse_leaves_the_serving_interim_in_pl
     from tests.blobs import blobs
 
     import driftwise.service.adaptation as adaptation
-    from driftwise.drift.guardrails import Check, GuardrailReport
+    from driftwise.drift.guardrails import Check
 
     checked = adaptation.check_interim
 
