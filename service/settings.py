@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     torch_threads: int = Field(default_factory=_default_torch_threads, ge=1, le=256)
     access_log: bool = False
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info",
+        description="DRIFTWISE_LOG_LEVEL: what the service says of its own decisions (drift confirmed, interims and "
+                    "candidates served or refused and why, checks, elections), with a time and the deciding module")
     workers: int = Field(
         1, ge=1, le=64,
         description="DRIFTWISE_WORKERS: HTTP server processes on the one port; each is a replica (its share of the "

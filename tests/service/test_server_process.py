@@ -55,6 +55,32 @@ def test_a_threshold_the_operator_set_is_left_alone(monkeypatch: pytest.MonkeyPa
     assert fix_mmap_threshold() is False
 
 
+LOGS = """
+import logging, logging.config, sys
+from driftwise.service.server import log_config
+logging.config.dictConfig(log_config(sys.argv[1]))
+log = logging.getLogger("driftwise.service.adaptation")
+log.debug("a debug line")
+log.info("interim normalisation served in 0.05s")
+log.warning("candidate v3 not served: agreement")
+"""
+
+
+@pytest.mark.parametrize("level, shown, hidden", [
+    ("info", ["INFO driftwise.service.adaptation: interim normalisation served", "WARNING", "candidate v3"],
+     ["a debug line"]),
+    ("warning", ["WARNING driftwise.service.adaptation: candidate v3 not served"], ["interim", "a debug line"]),
+])
+def test_the_service_s_own_decisions_are_logged_at_the_level_set(level: str, shown: list[str],
+                                                                  hidden: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-c", LOGS, level], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    for text in shown:
+        assert text in done.stderr
+    for text in hidden:
+        assert text not in done.stderr
+
+
 def test_several_workers_without_a_broker_to_elect_an_adapter_are_refused(tmp_path) -> None:
     from pydantic import ValidationError
 
