@@ -6,14 +6,17 @@ import numpy as np
 
 from driftwise.bench.detector_value import confirmations, variants
 from driftwise.drift.embedding_drift import reference_statistics
-from driftwise.drift.monitor import DEFAULT_DETECTORS, DriftMonitor
+from driftwise.drift.monitor import DEFAULT_DETECTORS, KSWIN_ON_CONFIDENCE, DriftMonitor
 
 
-def test_every_scalar_detector_is_left_out_once_beside_the_defaults() -> None:
+def test_the_defaults_are_compared_with_kswin_added_and_with_kswin_for_each_default() -> None:
     found = variants()
-    assert found["defaults"] == DEFAULT_DETECTORS
+    assert found["defaults"] == DEFAULT_DETECTORS and "kswin" not in DEFAULT_DETECTORS
+    assert found["with kswin"] == {**DEFAULT_DETECTORS, "kswin": KSWIN_ON_CONFIDENCE}
     for name in DEFAULT_DETECTORS:
-        assert set(found[f"without {name}"]) == set(DEFAULT_DETECTORS) - {name}
+        assert set(found[f"with kswin, without {name}"]) == set(DEFAULT_DETECTORS) - {name} | {"kswin"}
+    for detectors in found.values():  # each can confirm by the defaults' two votes
+        DriftMonitor(None, detectors=detectors)
 
 
 def _predictions(n: int, shifted: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
