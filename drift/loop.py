@@ -369,6 +369,9 @@ class DriftLoop:
         runs of 50 can score under 0.2 by chance; asked again at every re-confirmation, some passed (on the
         held-out stream in class runs of 50: three interims and a label-shift correction, worst window -7.6).
         Five hundred predictions do not leave it to chance, so nothing is asked for while this holds.
+
+        Too few to judge counts as runs: nothing is asked for until enough has come (a service that confirms a
+        drift within its first `MIN_ORDER_EVENTS` predictions waits until as many have come since).
         """
         classes, inputs = self.window.classes(), self.window.array()
         n, since = len(classes), min(self._since_confirmation, len(classes))
@@ -379,7 +382,10 @@ class DriftLoop:
         else:
             start, end = max(0, n - since - self.config.order_events), n - since
         if end - start < MIN_ORDER_EVENTS:
-            return False
+            # Judged on nothing, a burst passed: on the held-out stream bench in class runs of 50 (seed 0) the
+            # drift was confirmed 61 events in, and an interim made on them by event 122 passed its own
+            # correlation check by chance and served the first clean phase 3.8 points under the frozen model.
+            return True
         return not correlation_check(classes[start:end], self.config.max_stream_correlation,
                                      inputs[start:end]).passed
 
