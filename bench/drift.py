@@ -293,6 +293,8 @@ class Loop:
                 self._check_source(end, out)
             elif action is Action.CHECK_DOMAIN:  # the service's domain check (an interim's domain gone) is not
                 self.loop.record_domain_check()  # simulated here: its benchmark is the real-time stream bench
+            elif action is Action.CHECK_ALARM:  # neither is the service's check of an alarm against a candidate:
+                self.loop.record_alarm_check(True)  # every alarm falls back, as before that check
             elif action is Action.FALL_BACK:
                 self._serve(self.base, end, "fallback", out)
             elif action is Action.ROLLBACK:

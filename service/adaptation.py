@@ -120,6 +120,9 @@ class AdaptationController:
         self._interim_embeddings: tuple[str, np.ndarray, int] | None = None
         """(version, the base's embeddings of the inputs it was normalised on, the loop's event count when they were
         taken) of the BatchNorm interim served."""
+        self._candidate_domain: tuple[str, np.ndarray, int] | None = None
+        """(version, the base's embeddings of its adaptation window, the loop's event count when that was taken) of
+        the candidate served (`_check_alarm`)."""
         self._moved_answers: tuple[str, int] = ("", 0)
         """(interim version, domain checks in a row that said its domain has gone): `_check_domain` acts on two."""
         state.metrics.labels_needed.set(0)
@@ -188,6 +191,8 @@ class AdaptationController:
             self._checks.submit(self._check_source)
         elif action is Action.CHECK_DOMAIN:
             self._checks.submit(self._check_domain)
+        elif action is Action.CHECK_ALARM:
+            self._checks.submit(self._check_alarm)
         elif action is Action.ADAPT:
             self._actions.submit(self._adapt, reason)
         elif action is Action.REFINE:
@@ -532,6 +537,46 @@ class AdaptationController:
         with self._lock:
             self.loop.record_domain_check()
 
+    def _check_alarm(self) -> None:
+        """`Action.CHECK_ALARM`: a drift was confirmed against the adapted model serving. Have the latest inputs left
+        the domain it was adapted on (the candidates' ``same_domain`` test, in the base's embeddings)?
+
+        If so, or if it cannot be told (no window kept for that model), the base serves again (`_fall_back`, as
+        every such alarm did before this check). If not, the alarm was false: the model serves on, and its monitor
+        starts afresh on its statistics on the inputs of its domain it was not trained on, when there are enough
+        of them. Its first reference, taken at promotion, may be on few of them or on the whole recent window (the
+        domain before, too): on the held-out images each run had one to three such alarms mid-phase, and the base
+        and its interims served the rest of the phase 3-11 points under the candidate.
+        """
+        moved, p, reference, snapshot = True, None, None, self.state.runtime.snapshot
+        try:
+            domain = self._candidate_domain
+            if domain is not None and domain[0] == snapshot.version:
+                base = self._base_snapshot(snapshot)
+                base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
+                with self._lock:
+                    latest_x = self.loop.normalize_inputs()
+                    held_out_x = self.loop.held_out_inputs(domain[2])
+                p = mmd_permutation_test(domain[1], embed(base_model, latest_x))
+                moved = p < self.guardrail_config.min_same_domain_p
+                if not moved and held_out_x is not None:
+                    current = snapshot.model if snapshot.device.type == "cpu" else _cpu_copy(snapshot.model)
+                    reference = model_reference(current, held_out_x,
+                                                false_alarm_rate=self.config.reference_false_alarm_rate)
+        except Exception:  # noqa: BLE001 - as before the check: the alarm stands
+            log.exception("checking a drift alarm against v%s failed; falling back", snapshot.version)
+            moved, reference = True, None
+        with self._lock:
+            self.loop.record_alarm_check(moved, reference)
+        if moved:
+            log.info("drift confirmed against v%s: its domain has gone (MMD permutation p=%s)", snapshot.version,
+                     "n/a" if p is None else f"{p:.3f}")
+        else:
+            self.state.metrics.false_alarms.inc()
+            log.info("drift confirmed against v%s, but the latest inputs are still its domain's (MMD permutation "
+                     "p=%.3f): it serves on, watched afresh%s", snapshot.version, p,
+                     "" if reference is not None else " (on its first reference)")
+
     def _base_snapshot(self, snapshot: ModelSnapshot) -> ModelSnapshot:
         """The labeled original ``snapshot`` descends from: itself when it is, else loaded once on the CPU."""
         version = self._base_version(snapshot)
@@ -621,6 +666,11 @@ class AdaptationController:
             if passed:
                 with self._swapping:  # not in the middle of an interim's swap: it would replace the candidate
                     self._serve(published.version, reason="adapt")
+                # What an alarm against it is checked against (`_check_alarm`): its window, in the base's embeddings.
+                base = self._base_snapshot(snapshot)
+                self._candidate_domain = (str(published.version), embed(
+                    base.model if base.device.type == "cpu" else _cpu_copy(base.model), inputs.window_x),
+                    inputs.taken_at)
             else:
                 log.warning("candidate v%s not served: %s", published.version,
                             record.get("cancelled") or "; ".join(report.reasons))

@@ -79,6 +79,10 @@ class Metrics:
             "driftwise_drift_detections", "Drift detections, by detector", ["detector"], registry=r
         )
         self.drift_confirmed = Counter("driftwise_drift_confirmed", "Drifts confirmed by the voting rule", registry=r)
+        self.false_alarms = Counter(
+            "driftwise_drift_false_alarms",
+            "Drifts confirmed against an adapted model while the inputs had not left its domain: it served on",
+            registry=r)
         self.signal_mean = Gauge(
             "driftwise_signal_mean", "Rolling mean of a label-free signal (confidence|entropy|margin)", ["signal"],
             registry=r,

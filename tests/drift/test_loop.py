@@ -80,8 +80,9 @@ def _feed(loop: DriftLoop, model: Classifier, x: np.ndarray, until: Action | Non
     """Serve ``x`` batch by batch through the loop; the (event, action) pairs that were not NONE.
 
     An interim (`Action.NORMALIZE`) is served at once, and listed only with ``interims``; a source check
-    (`Action.CHECK_SOURCE`) is answered by `back_to_source` and a domain check (`Action.CHECK_DOMAIN`) by "not
-    moved", unless it is ``until``: then it is left to the caller.
+    (`Action.CHECK_SOURCE`) is answered by `back_to_source`, a domain check (`Action.CHECK_DOMAIN`) by "not
+    moved" and an alarm check (`Action.CHECK_ALARM`) by "moved", unless it is ``until``: then it is left to the
+    caller.
     While an adapted model serves, the monitor's reference is its own, not the source's: the answer is "not
     back" (the tests of the source's return then answer themselves).
     """
@@ -96,6 +97,9 @@ def _feed(loop: DriftLoop, model: Classifier, x: np.ndarray, until: Action | Non
                 continue
         if action is Action.CHECK_DOMAIN and until is not Action.CHECK_DOMAIN:  # the interim's domain stays
             loop.record_domain_check()
+            continue
+        if action is Action.CHECK_ALARM and until is not Action.CHECK_ALARM:  # "moved": the fallback follows
+            loop.record_alarm_check(True)
             continue
         if action is Action.CHECK_SOURCE and until is not Action.CHECK_SOURCE:  # answered as the service does
             loop.record_source_check(loop.serving_base and back_to_source(
@@ -373,6 +377,48 @@ def test_a_new_drift_while_an_adapted_model_serves_falls_back_to_the_base(
     assert acted == [(acted[0][0], Action.FALL_BACK)] and loop.policy.counts["fallbacks"] == 1
     loop.serve(reference, base=True)
     assert _feed(loop, model, _blobs(40, seed=4, shift=2.5)[0]) == []  # re-confirmed against the base first
+
+
+def test_a_drift_confirmed_against_an_adapted_model_is_checked_before_the_base_serves_again(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference)
+    loop.serve(reference, base=False)  # an adapted model serves, watched against the clean domain
+    _feed(loop, model, _blobs(400, seed=2)[0])
+    drifted = _blobs(2000, seed=3, shift=2.5)[0]
+    acted = _feed(loop, model, drifted, until=Action.CHECK_ALARM)
+    assert acted == [(acted[0][0], Action.CHECK_ALARM)] and loop.alarm_check_pending
+    more = drifted[:4 * BATCH]
+    assert _feed(loop, model, more, until=Action.CHECK_ALARM) == []  # nothing else until it is answered
+
+    loop.record_alarm_check(True)  # the stream left its domain: the base serves again, as without the check
+    assert loop.decide() is Action.FALL_BACK and loop.policy.counts["fallbacks"] == 1 and loop.normalize_pending
+
+
+def test_a_false_alarm_against_an_adapted_model_leaves_it_serving_watched_afresh(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference)
+    loop.serve(reference, base=False)
+    _feed(loop, model, _blobs(400, seed=2)[0])
+    drifted = _blobs(2000, seed=3, shift=2.5)[0]
+    _feed(loop, model, drifted, until=Action.CHECK_ALARM)
+    own = model_reference(model, _blobs(400, seed=31, shift=2.5)[0], false_alarm_rate=1e-4)  # on its own domain
+    loop.record_alarm_check(False, own)
+    assert not loop.alarm_check_pending and loop.false_alarms == 1 and loop.policy.counts["fallbacks"] == 0
+    assert not loop.monitor.drift_confirmed and not loop.serving_base
+    np.testing.assert_array_equal(loop.monitor.reference["embedding_sample"], own["embedding_sample"])
+    acted = _feed(loop, model, drifted[:800])  # the same domain goes on: no alarm on the fresh reference
+    assert not {a for _, a in acted} & {Action.CHECK_ALARM, Action.FALL_BACK}, acted
+
+
+def test_an_alarm_check_answered_after_another_model_was_served_is_moot(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference)
+    loop.serve(reference, base=False)
+    _feed(loop, model, _blobs(400, seed=2)[0])
+    _feed(loop, model, _blobs(2000, seed=3, shift=2.5)[0], until=Action.CHECK_ALARM)
+    loop.serve(reference, base=True)  # a rollback came first
+    loop.record_alarm_check(True)
+    assert loop.decide() is not Action.FALL_BACK and loop.policy.counts["fallbacks"] == 0
 
 
 def test_after_a_fallback_to_a_domain_other_than_the_source_a_candidate_follows_its_interim(

@@ -393,6 +393,32 @@ def test_when_the_stream_is_back_at_the_source_while_an_adapted_model_serves_the
     controller.stop()
 
 
+def test_an_alarm_against_a_candidate_on_its_own_domain_leaves_it_serving_and_one_on_another_domain_does_not(
+        tmp_path) -> None:
+    from driftwise.drift.adapter import embed
+    from driftwise.drift.loop import model_reference
+    from tests.blobs import blobs, trained_model
+
+    controller, registry, model = _blobs_controller(tmp_path, reference=True, adaptation_window=1000)
+    state = controller.state
+    _, ax, ay = trained_model()
+    drifted = blobs(1600, seed=3, gain=1.5, shift=3.0)[0]
+    # Adapted to the shift, but watched against the wrong inputs (the source's), as a reference taken on a
+    # window still holding the domain before can be: its monitor confirms a "drift" on its own domain.
+    registry.publish("blobs", model, reason="adapt", parent=1, anchors=(ax, ay),
+                     reference=model_reference(model, blobs(600, seed=5)[0], false_alarm_rate=1e-4))
+    controller._serve(2, reason="adapt")
+    controller._candidate_domain = ("2", embed(model, drifted[:256]), controller.loop.events)  # as `_adapt` keeps
+    _stream(controller, drifted[256:])
+    assert state.runtime.version == "2" and controller.loop.false_alarms >= 1
+    assert state.metrics.false_alarms._value.get() == controller.loop.false_alarms
+    assert not controller.loop.monitor.drift_confirmed  # watched afresh, on its own domain's statistics
+
+    _stream(controller, blobs(400, seed=4, gain=0.5, shift=-4.0)[0])  # far from it: the base serves again
+    assert state.runtime.version != "2" and controller.loop.policy.counts["fallbacks"] == 1
+    controller.stop()
+
+
 def test_when_the_stream_moves_on_to_another_domain_while_an_interim_serves_a_new_interim_is_made_for_it(
         tmp_path) -> None:
     from tests.blobs import blobs
