@@ -329,7 +329,7 @@ class AdaptationController:
             base = self._base_snapshot(snapshot)  # an interim serves: its base, not it
             with self._lock:
                 recent_x, taken_at = self.loop.normalize_inputs(None if grow is None else grow.inputs), self.loop.events
-            base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
+            base_model = _cpu_model(base)
             if grow is None:
                 earlier_x, window_x, change = newest_domain(base_model, recent_x)  # the domain before must not count
             else:  # its domain's inputs by construction; a change among the latest is the domain checks' to decide
@@ -440,7 +440,7 @@ class AdaptationController:
                 alarm_x = self.loop.alarm_inputs
                 since = None if made_on is None else min(len(window_x), self.loop.events - made_on[2])
                 growable = None if made_on is None else self.loop.interim_growth(len(made_on[1]), made_on[2])
-            base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
+            base_model = _cpu_model(base)
             window_z = embed(base_model, window_x)
             check = back_to_source(window_z, base.reference or None, self.normalize_config)
             back = check.passed
@@ -523,7 +523,7 @@ class AdaptationController:
             made_on = self._interim_embeddings
             if made_on is not None and made_on[0] == snapshot.version:
                 base = self._base_snapshot(snapshot)
-                base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
+                base_model = _cpu_model(base)
                 with self._lock:
                     since_x = self.loop.inputs_since(made_on[2])[-self.config.normalize_window:]
                 moved = self._interim_domain_gone(made_on[1], embed(base_model, since_x))
@@ -553,14 +553,14 @@ class AdaptationController:
             domain = self._candidate_domain
             if domain is not None and domain[0] == snapshot.version:
                 base = self._base_snapshot(snapshot)
-                base_model = base.model if base.device.type == "cpu" else _cpu_copy(base.model)
+                base_model = _cpu_model(base)
                 with self._lock:
                     latest_x = self.loop.normalize_inputs()
                     held_out_x = self.loop.held_out_inputs(domain[2])
                 p = mmd_permutation_test(domain[1], embed(base_model, latest_x))
                 moved = p < self.guardrail_config.min_same_domain_p
                 if not moved and held_out_x is not None:
-                    current = snapshot.model if snapshot.device.type == "cpu" else _cpu_copy(snapshot.model)
+                    current = _cpu_model(snapshot)
                     reference = model_reference(current, held_out_x,
                                                 false_alarm_rate=self.config.reference_false_alarm_rate)
         except Exception:  # noqa: BLE001 - as before the check: the alarm stands
@@ -597,7 +597,7 @@ class AdaptationController:
         loop = self.loop  # this term's: a successor's loop (`take_lead`) never hears of this adaptation
         try:
             snapshot = self.state.runtime.snapshot
-            current = snapshot.model if snapshot.device.type == "cpu" else _cpu_copy(snapshot.model)
+            current = _cpu_model(snapshot)
             start_from, parent = current, snapshot.version
             if _is_interim(snapshot):  # the base's weights with other statistics: the candidate descends from the base
                 parent = str(self._base_version(snapshot))
@@ -667,10 +667,8 @@ class AdaptationController:
                 with self._swapping:  # not in the middle of an interim's swap: it would replace the candidate
                     self._serve(published.version, reason="adapt")
                 # What an alarm against it is checked against (`_check_alarm`): its window, in the base's embeddings.
-                base = self._base_snapshot(snapshot)
-                self._candidate_domain = (str(published.version), embed(
-                    base.model if base.device.type == "cpu" else _cpu_copy(base.model), inputs.window_x),
-                    inputs.taken_at)
+                base_model = _cpu_model(self._base_snapshot(snapshot))
+                self._candidate_domain = (str(published.version), embed(base_model, inputs.window_x), inputs.taken_at)
             else:
                 log.warning("candidate v%s not served: %s", published.version,
                             record.get("cancelled") or "; ".join(report.reasons))
@@ -825,6 +823,11 @@ class InterimGrowth:
 def _is_interim(snapshot: ModelSnapshot) -> bool:
     """Whether ``snapshot`` is an interim normalised model (see `AdaptationController._normalize`)."""
     return bool(snapshot.info is not None and snapshot.info.manifest.get("interim"))
+
+
+def _cpu_model(snapshot: ModelSnapshot) -> Classifier:
+    """``snapshot``'s model where the controller's checks and embeddings run: itself on the CPU, else a copy."""
+    return snapshot.model if snapshot.device.type == "cpu" else _cpu_copy(snapshot.model)
 
 
 def _cpu_copy(model: Classifier) -> Classifier:
