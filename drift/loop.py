@@ -392,11 +392,8 @@ class DriftLoop:
         decided next, as without the check. If not, the alarm was false: the adapted model serves on and its
         monitor starts afresh, on ``reference`` when given (its statistics on more of its own domain).
 
-        Replayed on twelve stream runs, 15 alarms raised against a candidate in the middle of its own domain's
-        phase all had the latest 128 inputs like its window (MMD permutation p >= 0.01; 14 of 15 p >= 0.05), and
-        falling back cost the rest of the phase 3-11 points (the base and its interims instead of the
-        candidate); of 48 at a change of phase, 25 had p < 0.01. A change the test misses leaves the candidate
-        serving until its monitor, started afresh, confirms again.
+        A change the caller's test misses leaves the candidate serving until its monitor, started afresh,
+        confirms again (see `driftwise.service.adaptation.AdaptationController._check_alarm` for the test).
         """
         if not self.alarm_check_pending:
             return
@@ -701,10 +698,12 @@ class DriftLoop:
         held_out = self.held_out_inputs(since_event)
         return distinct_rows(self.window.array()) if held_out is None else held_out
 
-    def held_out_inputs(self, since_event: int) -> np.ndarray | None:
-        """The distinct inputs that arrived after ``since_event``, if there are `MIN_REFERENCE_EVENTS` of them."""
+    def held_out_inputs(self, since_event: int, skip_latest: int = 0) -> np.ndarray | None:
+        """The distinct inputs that arrived after ``since_event``, less the latest ``skip_latest``, if there are
+        `MIN_REFERENCE_EVENTS` of them."""
         recent = self.window.array()
-        held_out = distinct_rows(recent[len(recent) - min(len(recent), self.events - since_event):])
+        since = recent[len(recent) - min(len(recent), self.events - since_event):]
+        held_out = distinct_rows(since[:max(0, len(since) - skip_latest)])
         return held_out if len(held_out) >= MIN_REFERENCE_EVENTS else None
 
     def candidate_reference(self, candidate: Classifier, since_event: int) -> dict[str, np.ndarray]:
