@@ -187,11 +187,13 @@ class DriftLoop:
     ...         loop.serve_interim()
     ...     elif action is Action.CHECK_DOMAIN:  # has the stream left the interim's domain? (here: no)
     ...         loop.record_domain_check()
+    ...     elif action is Action.CHECK_SOURCE:  # are the latest inputs the source's again? (here: no)
+    ...         _ = loop.record_source_check(False)
     ...     elif action is not Action.NONE:
     ...         print(start, action.value, loop.monitor.last_confirmation_index)
     ...         break
     1060 normalize (128, 4)
-    1120 adapt 1023
+    1180 adapt 1023
     >>> inputs = loop.adaptation_inputs()  # the 100 inputs since confirmation; every pseudo-label held out
     >>> inputs.window_x.shape, len(inputs.train_y), len(inputs.holdout_y)
     ((100, 4), 0, 5)
