@@ -51,7 +51,8 @@ phases sooner, by 8-16 events, with no false confirmation in 20,000 clean events
 """
 
 KSWIN_ON_CONFIDENCE = DetectorSpec("confidence", "kswin", {"window_size": 100, "stat_size": 30, "subsample": 4})
-"""KSWIN as the defaults ran it until they dropped it: ``detectors={**DEFAULT_DETECTORS, "kswin": KSWIN_ON_CONFIDENCE}``."""
+"""KSWIN as the defaults ran it until they dropped it; to run it again:
+``DriftMonitor(reference, detectors={**DEFAULT_DETECTORS, "kswin": KSWIN_ON_CONFIDENCE})``."""
 
 
 class DriftMonitor:

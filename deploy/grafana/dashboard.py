@@ -149,7 +149,8 @@ def _drift() -> list[Any]:
     return [
         score,
         _timeseries("Detections", "Per-detector detections, drifts confirmed by the voting rule, and confirmations "
-                    "against an adapted model whose inputs had not left its domain (false alarms: it served on) (5m).", [
+                    "against an adapted model whose inputs had not left its domain (false alarms: it served on) "
+                    "(5m).", [
             ("sum by (detector) (increase(driftwise_drift_detections_total[5m]))", "{{detector}}"),
             ("sum(increase(driftwise_drift_confirmed_total[5m]))", "confirmed"),
             ("sum(increase(driftwise_drift_false_alarms_total[5m]))", "false alarms"),

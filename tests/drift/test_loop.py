@@ -12,7 +12,8 @@ from threadpoolctl import threadpool_limits
 from driftwise.drift.adapter import embed
 from driftwise.drift.embedding_drift import mmd_permutation_test
 from driftwise.drift.normalize import back_to_source
-from driftwise.drift.loop import MIN_ORDER_EVENTS, MIN_REFERENCE_EVENTS, MIN_WINDOW, Action, DriftLoop, LoopConfig, model_reference
+from driftwise.drift.loop import (MIN_ORDER_EVENTS, MIN_REFERENCE_EVENTS, MIN_WINDOW, Action, DriftLoop, LoopConfig,
+                                  model_reference)
 from driftwise.models.classifier import Classifier
 from driftwise.models.config import ModelConfig
 
