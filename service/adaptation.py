@@ -77,11 +77,11 @@ def loop_config(settings: Settings) -> LoopConfig:
 
 
 MIN_INPUTS_SINCE_INTERIM = 32
+"""Inputs that must have come after an interim's window before its domain is checked (`_interim_domain_gone`)."""
 ALARM_LATEST = 64
 """Latest inputs an alarm against a candidate is checked on (`_check_alarm`)."""
 ALARM_MOVED_P = 0.05
 """MMD permutation p-value under which those inputs have left the candidate's domain (`_check_alarm`)."""
-"""Inputs that must have come after an interim's window before its domain is checked (`_interim_domain_gone`)."""
 
 
 class AdaptationController:
@@ -526,11 +526,9 @@ class AdaptationController:
         try:
             made_on = self._interim_embeddings
             if made_on is not None and made_on[0] == snapshot.version:
-                base = self._base_snapshot(snapshot)
-                base_model = _cpu_model(base)
                 with self._lock:
                     since_x = self.loop.inputs_since(made_on[2])[-self.config.normalize_window:]
-                moved = self._interim_domain_gone(made_on[1], embed(base_model, since_x))
+                moved = self._interim_domain_gone(made_on[1], self._base_embeddings(snapshot, since_x))
         except Exception:  # noqa: BLE001 - serving goes on with the model it has; the next check may answer
             log.exception("checking whether the interim's domain has gone failed")
         version, answers = self._moved_answers
@@ -565,12 +563,10 @@ class AdaptationController:
         try:
             domain = self._candidate_domain
             if domain is not None and domain[0] == snapshot.version:
-                base = self._base_snapshot(snapshot)
-                base_model = _cpu_model(base)
                 with self._lock:
                     latest_x = self.loop.normalize_inputs(ALARM_LATEST)
                     held_out_x = self.loop.held_out_inputs(domain[2], skip_latest=ALARM_LATEST)
-                p = mmd_permutation_test(domain[1], embed(base_model, latest_x))
+                p = mmd_permutation_test(domain[1], self._base_embeddings(snapshot, latest_x))
                 moved = p < ALARM_MOVED_P
                 if not moved and held_out_x is not None:
                     current = _cpu_model(snapshot)
@@ -589,6 +585,10 @@ class AdaptationController:
             log.info("drift confirmed against v%s, but the latest inputs are still its domain's (MMD permutation "
                      "p=%.3f): it serves on, watched afresh%s", snapshot.version, p,
                      "" if reference is not None else " (on its first reference)")
+
+    def _base_embeddings(self, snapshot: ModelSnapshot, x: np.ndarray) -> np.ndarray:
+        """``x`` embedded by the labeled original ``snapshot`` descends from: where the domain checks compare."""
+        return embed(_cpu_model(self._base_snapshot(snapshot)), x)
 
     def _base_snapshot(self, snapshot: ModelSnapshot) -> ModelSnapshot:
         """The labeled original ``snapshot`` descends from: itself when it is, else loaded once on the CPU."""
@@ -680,8 +680,8 @@ class AdaptationController:
                 with self._swapping:  # not in the middle of an interim's swap: it would replace the candidate
                     self._serve(published.version, reason="adapt")
                 # What an alarm against it is checked against (`_check_alarm`): its window, in the base's embeddings.
-                base_model = _cpu_model(self._base_snapshot(snapshot))
-                self._candidate_domain = (str(published.version), embed(base_model, inputs.window_x), inputs.taken_at)
+                self._candidate_domain = (str(published.version), self._base_embeddings(snapshot, inputs.window_x),
+                                          inputs.taken_at)
             else:
                 log.warning("candidate v%s not served: %s", published.version,
                             record.get("cancelled") or "; ".join(report.reasons))
