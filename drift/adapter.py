@@ -186,6 +186,13 @@ def embed(model: Classifier, x: np.ndarray, batch_size: int = 1024) -> np.ndarra
     return torch.cat(out).cpu().numpy() if out else np.zeros((0, model.config.embed_dim), np.float32)
 
 
+@torch.no_grad()
+def classes_of(model: Classifier, z: np.ndarray) -> np.ndarray:
+    """The classes ``model`` predicts from its own embeddings ``z`` (`embed`): its head alone, no second pass."""
+    z_t = torch.as_tensor(np.asarray(z, dtype=np.float32), device=next(model.parameters()).device)
+    return model.logits_of(z_t).argmax(1).cpu().numpy()
+
+
 def self_label(model: Classifier, window_x: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """The window inputs ``model`` predicts with confidence >= ``threshold``, and those predictions."""
     p = predict_proba(model, window_x)

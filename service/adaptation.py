@@ -40,6 +40,7 @@ from driftwise.drift.label_shift import LabelShiftConfig, explain_by_label_shift
 from driftwise.drift.loop import Action, DriftLoop, LoopConfig, model_reference
 from driftwise.drift.normalize import (NormalizeConfig, back_to_source, check_interim, newest_domain,
                                        normalized_copy)
+from driftwise.drift.same_domain import model_moved_p
 from driftwise.drift.worker import AdaptationCancelled, AdaptationFailed, AdaptationJob, prewarm, start_adaptation
 from driftwise.models.classifier import Classifier
 from driftwise.models.registry import FencedError
@@ -453,7 +454,7 @@ class AdaptationController:
                 p = mmd_permutation_test(embed(base_model, alarm_x), window_z)
                 left = p if p < self.guardrail_config.min_same_domain_p else None
             if not back and made_on is not None and since is not None and made_on[0] == snapshot.version:
-                moved = self._interim_domain_gone(made_on[1], window_z[len(window_z) - since:])
+                moved = self._interim_domain_gone(base_model, made_on[1], window_z[len(window_z) - since:])
                 # Made on fewer inputs than its domain has now (the few after a change, `newest_domain`, or the first
                 # `normalize_window`)? Made again on them: on the development shifts an interim of 32-64 inputs
                 # gained 0.3-1.6 points less than one of 128, and one of 128 less than one of 512
@@ -490,11 +491,11 @@ class AdaptationController:
                      "for the next one", left)
             self.state.metrics.labels_needed.set(1 if labels_needed else 0)
 
-    def _interim_domain_gone(self, made_on_z: np.ndarray, since_z: np.ndarray) -> float | None:
-        """The MMD permutation p-value of the serving interim's window against the inputs that came after it (the
-        latest ``normalize_window`` at most; the base's embeddings of both, ``made_on_z`` and ``since_z``) when
-        under the candidates' ``min_same_domain_p``; None when not, or with fewer than `MIN_INPUTS_SINCE_INTERIM`
-        since.
+    def _interim_domain_gone(self, base: Classifier, made_on_z: np.ndarray, since_z: np.ndarray) -> float | None:
+        """The p-value that the inputs after the serving interim's window (the latest ``normalize_window`` at most)
+        are of its domain (`driftwise.drift.same_domain`, in the ``base``'s embeddings of both, ``made_on_z`` and
+        ``since_z``) when under the candidates' ``min_same_domain_p``; None when not, or with fewer than
+        `MIN_INPUTS_SINCE_INTERIM` since.
 
         Nothing else notices the stream moving on to a third domain while an interim serves: asked as the
         candidates' same_domain guardrail asks (on ImageSegments in 1,000-event phases the dead-sensor interim
@@ -504,7 +505,7 @@ class AdaptationController:
         events into tempco was told so 32 events later)."""
         if len(since_z) < MIN_INPUTS_SINCE_INTERIM:
             return None
-        p = mmd_permutation_test(made_on_z, since_z)
+        p = model_moved_p(base, made_on_z, since_z)
         return p if p < self.guardrail_config.min_same_domain_p else None
 
     def _replace_interim(self, p: float) -> None:
@@ -528,7 +529,8 @@ class AdaptationController:
             if made_on is not None and made_on[0] == snapshot.version:
                 with self._lock:
                     since_x = self.loop.inputs_since(made_on[2])[-self.config.normalize_window:]
-                moved = self._interim_domain_gone(made_on[1], self._base_embeddings(snapshot, since_x))
+                base = _cpu_model(self._base_snapshot(snapshot))
+                moved = self._interim_domain_gone(base, made_on[1], embed(base, since_x))
         except Exception:  # noqa: BLE001 - serving goes on with the model it has; the next check may answer
             log.exception("checking whether the interim's domain has gone failed")
         version, answers = self._moved_answers
@@ -558,6 +560,8 @@ class AdaptationController:
         57 at a change of phase, 52 fell back. On the latest 128 and p < 0.01 all 15 were kept but 25 of the 57
         changes were missed; on the development digits one such miss served the shift candidate, then its
         refinement, 278 events into salt-and-pepper noise (+2.7 points there against +7.5 without the check).
+        The test is the plain one, not the class-matched one of the other domain checks
+        (`driftwise.drift.same_domain`, where the replay's numbers against it are).
         """
         moved, p, reference, snapshot = True, None, None, self.state.runtime.snapshot
         try:
@@ -646,7 +650,7 @@ class AdaptationController:
             report = evaluate_candidate(current, candidate, window_x=inputs.window_x, anchors_x=ax, anchors_y=ay,
                                         pseudo_x=inputs.holdout_x, pseudo_y=inputs.holdout_y,
                                         config=self.guardrail_config, feedback_x=hold_x, feedback_y=hold_y,
-                                        recent_x=recent_x)
+                                        recent_x=recent_x, refinement=refinement)
             window_unfit = report.window_unfit  # (or its domain moved on, below: either way not the drift's fault)
             record.update(guardrails=report.to_dict(), adapt_log=result.log)
             with self._lock:

@@ -110,6 +110,21 @@ def test_many_small_drops_cannot_add_up_past_the_baseline(setup):
     assert base.threshold == 1.0 and base.passed == (base.value >= 1.0)
 
 
+def test_a_refinement_need_not_be_more_confident_than_the_candidate_it_would_replace(setup):
+    model, ax, ay, window, _, (hx, hy) = setup
+    softer = copy.deepcopy(model)  # the same answers, a little less sure of them
+    with torch.no_grad():
+        softer.temperature.mul_(1.015)
+    common = dict(window_x=window, anchors_x=ax, anchors_y=ay, pseudo_x=hx, pseudo_y=hy, config=CONFIG)
+
+    first = check(evaluate_candidate(model, softer, **common), "confidence_gain")
+    refinement = check(evaluate_candidate(model, softer, refinement=True, **common), "confidence_gain")
+
+    assert CONFIG.min_refinement_confidence_gain < first.value < CONFIG.min_confidence_gain
+    assert not first.passed
+    assert refinement.passed and refinement.threshold == CONFIG.min_refinement_confidence_gain
+
+
 def test_the_report_is_plain_json_for_the_manifest(setup):
     model, ax, ay, window, _, (hx, hy) = setup
     report = evaluate_candidate(model, model, window_x=window, anchors_x=ax, anchors_y=ay, pseudo_x=hx, pseudo_y=hy,
