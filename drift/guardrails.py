@@ -202,6 +202,10 @@ class GuardrailReport:
         says nothing of whether the drift can be learnt, so it does not count towards "labels needed"."""
         return self.stale or {c.name for c in self.checks if not c.passed} == {"temporal_correlation"}
 
+    def replace(self, check: Check) -> None:
+        """Put ``check`` in the place of the check of its name: the same question asked again on newer evidence."""
+        self.checks = [check if c.name == check.name else c for c in self.checks]
+
     @property
     def reasons(self) -> list[str]:
         """One line per failed check, for logs, metrics and the manifest."""

@@ -677,6 +677,41 @@ def test_a_candidate_whose_domain_moved_on_while_it_was_made_is_not_served(
         assert done["outcome"] == "promoted" and state.runtime.version == str(done["version"]), done
 
 
+@pytest.mark.parametrize("moved", [True, False])
+def test_a_candidate_is_not_served_if_the_inputs_that_came_while_it_was_judged_left_its_domain(
+        make_settings: Callable[..., Settings], registry: Registry, monkeypatch: pytest.MonkeyPatch,
+        moved: bool) -> None:
+    from driftwise.drift import guardrails
+    from driftwise.service import adaptation
+
+    state = ServiceState.build(make_settings(confidence_threshold=0.1, prewarm_adapter=False))
+    load_current_model(state)
+    controller = build_controller(state)
+    controller.adapt_config = AdaptConfig(steps=2, rounds=1, max_seconds=30.0)
+    _traffic(state, batches=20)
+
+    def judged(*args: Any, **kwargs: Any) -> guardrails.GuardrailReport:  # passes on what it saw; more comes
+        rng = np.random.default_rng(5)
+        for _ in range(8):
+            X = rng.uniform(0, 16, size=(16, *SHAPE)).astype(np.float32)
+            X = np.full_like(X, 16.0) - X / 4 if moved else X  # another domain, or more of the same
+            state.notify(X, state.runtime.predict(X), "http")
+        return guardrails.GuardrailReport([guardrails.Check("agreement", 1.0, 0.9, True),
+                                           guardrails.Check("same_domain", 0.5, 0.01, True)])
+
+    monkeypatch.setattr(adaptation, "evaluate_candidate", judged)
+    try:
+        controller._adapt("drift confirmed")
+    finally:
+        controller.stop()
+    done = controller.last_adaptation
+    if moved:
+        assert done["outcome"] == "rejected" and state.runtime.version == "1", done
+        assert any(r.startswith("same_domain") for r in done["guardrails"]["reasons"]), done["guardrails"]
+    else:
+        assert done["outcome"] == "promoted" and state.runtime.version == str(done["version"]), done
+
+
 def test_a_new_prior_whose_majority_inputs_also_moved_gets_no_interim(tmp_path) -> None:
     from tests.blobs import blobs
 
