@@ -35,7 +35,7 @@ import numpy as np
 from driftwise.drift.adapter import AdaptConfig, embed, predict_proba
 from driftwise.drift.embedding_drift import mmd_permutation_test, reference_confidence
 from driftwise.drift.guardrails import (Check, GuardrailConfig, GuardrailReport, correlation_check, evaluate_candidate,
-                                       feedback_holdout, same_domain_check)
+                                       feedback_holdout, latest_domain_check, same_domain_check)
 from driftwise.drift.label_shift import LabelShiftConfig, explain_by_label_shift, prior_corrected_copy
 from driftwise.drift.loop import Action, AdaptationInputs, DriftLoop, LoopConfig, model_reference
 from driftwise.drift.normalize import (NormalizeConfig, back_to_source, check_interim, newest_domain,
@@ -542,17 +542,20 @@ class AdaptationController:
             self.loop.record_domain_check()
 
     def _same_domain_again(self, report: GuardrailReport, current: Classifier, inputs: AdaptationInputs,
-                           judged_on: int) -> None:
+                           judged_on: int, refinement: bool) -> None:
         """Ask ``same_domain`` again on every input since the candidate's window, if more came while its checks ran
         (they had ``judged_on``): the checks take a second or two, thousands of events at high rates, and a phase
         may end meanwhile. On the development digits (5539640) a refinement for contrast, judged on inputs of
         contrast only, was served 81 events into the next phase and served 45 of them before a drift was
         confirmed against it (the phase's first 500 events 2.0 points under the frozen model). Offline, on the
-        inputs from a window's end 150-250 events before it was served up to then, the test says moved (p = 0.005)."""
+        inputs from a window's end 150-250 events before it was served up to then, the test says moved (p = 0.005).
+        A ``refinement`` is also asked whether the latest inputs are still its window's (`latest_domain_check`)."""
         with self._lock:
             latest_x = self.loop.inputs_since(inputs.taken_at)
         if len(latest_x) > judged_on:
             report.replace(same_domain_check(current, inputs.window_x, latest_x, self.guardrail_config))
+        if refinement:  # and has a change just begun? (`latest_domain_check`)
+            report.checks.append(latest_domain_check(current, inputs.window_x, latest_x))
 
     def _check_alarm(self) -> None:
         """`Action.CHECK_ALARM`: a drift was confirmed against the adapted model serving. Have the latest inputs left
@@ -665,7 +668,7 @@ class AdaptationController:
                                         config=self.guardrail_config, feedback_x=hold_x, feedback_y=hold_y,
                                         recent_x=recent_x, refinement=refinement)
             if report.passed:  # judged on the inputs up to its start: those that came while it was, too
-                self._same_domain_again(report, current, inputs, len(recent_x))
+                self._same_domain_again(report, current, inputs, len(recent_x), refinement)
             window_unfit = report.window_unfit  # (or its domain moved on, below: either way not the drift's fault)
             record.update(guardrails=report.to_dict(), adapt_log=result.log)
             with self._lock:

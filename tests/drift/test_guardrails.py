@@ -11,7 +11,8 @@ import torch
 
 from driftwise.drift.adapter import AdaptConfig, adapt, predict_proba
 from driftwise.drift.corruptions import corrupt
-from driftwise.drift.guardrails import Check, GuardrailConfig, GuardrailReport, anchor_accuracy, evaluate_candidate
+from driftwise.drift.guardrails import (LATEST_DOMAIN_INPUTS, LATEST_DOMAIN_P, Check, GuardrailConfig, GuardrailReport,
+                                       anchor_accuracy, evaluate_candidate, latest_domain_check)
 from driftwise.models.digits import load_digits_images
 from tests.tiny_cnn import train_tiny
 
@@ -190,6 +191,20 @@ def test_a_candidate_is_stale_when_the_inputs_since_its_window_come_from_another
     assert same.passed and same.value > 0.01
     assert not moved.passed and "moved on" in moved.detail
     assert too_few.passed and "too few" in too_few.detail
+
+
+def test_a_change_that_began_among_the_latest_inputs_is_seen_on_them_alone(setup):
+    model, *_, window, _, _ = setup
+    x, _ = load_digits_images()
+    later = np.random.default_rng(1).permutation(len(x))[1100:1400]
+    same = corrupt(x[later], "gaussian_noise", 3, seed=2)
+    began = np.concatenate([same[:200], corrupt(x[later[200:]], "contrast", 3, seed=2)])  # the last 100 moved
+
+    assert latest_domain_check(model, window, same).passed
+    moved = latest_domain_check(model, window, began)
+    assert not moved.passed and moved.value < LATEST_DOMAIN_P
+    assert latest_domain_check(model, window, began[-LATEST_DOMAIN_INPUTS + 1:]).passed  # too few to tell
+    assert GuardrailReport([moved]).window_unfit  # its window's fault: the drift may still be learnt
 
 
 def test_a_refusal_is_for_the_window_when_the_domain_moved_on_or_only_the_class_order_failed():

@@ -712,6 +712,35 @@ def test_a_candidate_is_not_served_if_the_inputs_that_came_while_it_was_judged_l
         assert done["outcome"] == "promoted" and state.runtime.version == str(done["version"]), done
 
 
+@pytest.mark.parametrize("refinement", [True, False])
+def test_only_a_refinement_is_also_asked_whether_the_latest_inputs_are_still_its_domains(
+        make_settings: Callable[..., Settings], registry: Registry, monkeypatch: pytest.MonkeyPatch,
+        refinement: bool) -> None:
+    from driftwise.drift import guardrails
+    from driftwise.service import adaptation
+
+    def judged(*args: Any, **kwargs: Any) -> guardrails.GuardrailReport:  # passes; the same domain comes on
+        _traffic(state, batches=6, seed=4)
+        return guardrails.GuardrailReport([guardrails.Check("agreement", 1.0, 0.9, True)])
+
+    monkeypatch.setattr(adaptation, "evaluate_candidate", judged)
+    registry.activate(NAME, 2)  # the fixture's v2, adapted from v1: the model a refinement refines
+    state = ServiceState.build(make_settings(prewarm_adapter=False))
+    load_current_model(state)
+    controller = build_controller(state)
+    controller.adapt_config = AdaptConfig(steps=2, rounds=1, max_seconds=30.0)
+    try:
+        _traffic(state, batches=10)
+        with controller._lock:
+            controller.loop.policy.adaptation_started(refinement=refinement)
+        controller._actions.submit(controller._adapt, "adapt", refinement=refinement).result(timeout=120)
+    finally:
+        controller.stop()
+    checks = {c["name"]: c for c in controller.last_adaptation["guardrails"]["checks"]}
+    assert ("latest_domain" in checks) == refinement
+    assert refinement is False or checks["latest_domain"]["passed"], checks
+
+
 def test_a_new_prior_whose_majority_inputs_also_moved_gets_no_interim(tmp_path) -> None:
     from tests.blobs import blobs
 
