@@ -35,7 +35,9 @@ frozen model):
   event and the decision lie in different phases. What the check claims is true;
   scoring the candidate on the next phase judges something it never claimed (that
   a model made for one corruption beats what serves at the start of another). A
-  stale refusal inside one phase is a guardrail's mistake and is counted as usual.
+  stale refusal inside one phase is a guardrail's mistake and is counted as usual. A refinement refused by
+  ``latest_domain`` alone ("the latest 64 inputs differ from its window") counts the same way when those inputs
+  lie in another phase than the candidate it refines.
 
 >>> rows = [{"version": 2, "kind": "adapt", "status": "approved", "at_event": 0},
 ...         {"version": 3, "kind": "adapt", "status": "rejected", "at_event": 0}]
@@ -87,6 +89,7 @@ def score_decisions(versions: Sequence[dict[str, Any]], served: np.ndarray, adap
     """
     rows = []
     base = str(served[0]) if len(served) else None
+    promoted_at = {str(v["version"]): int(v["at_event"]) for v in versions}
     for v in versions:
         if v.get("kind") not in JUDGED:
             continue
@@ -106,7 +109,7 @@ def score_decisions(versions: Sequence[dict[str, Any]], served: np.ndarray, adap
         gain = float(candidate.mean() - frozen_correct[idx].mean()) if len(idx) else float("nan")
         gain_alt = float(candidate.mean() - alternative.mean()) if len(idx) else float("nan")
         rows.append({"version": version, "kind": v["kind"], "status": v["status"], "events": int(len(idx)),
-                     "apart": None if approved else _apart(v, domain),
+                     "apart": None if approved else _apart(v, domain, promoted_at),
                      "gain_points": 100.0 * gain, "verdict": _verdict(approved, gain, len(idx), min_events, margin),
                      "alternative": replaced if approved else "served", "gain_vs_alternative_points": 100.0 * gain_alt,
                      "verdict_vs_alternative": _verdict(approved, gain_alt, len(idx), min_events, margin),
@@ -115,17 +118,25 @@ def score_decisions(versions: Sequence[dict[str, Any]], served: np.ndarray, adap
 
 
 _SINCE_WINDOW = re.compile(r"^same_domain: .*the (\d+) inputs since the window differ")
+_LATEST = re.compile(r"^latest_domain: ")
 
 
-def _apart(version: dict[str, Any], domain: np.ndarray) -> str | None:
-    """Why a refusal is not counted among the guardrails' rejections (see the module docstring), or None."""
+def _apart(version: dict[str, Any], domain: np.ndarray, promoted_at: dict[str, int]) -> str | None:
+    """Why a refusal is not counted among the guardrails' rejections (see the module docstring), or None.
+
+    A refinement refused by ``latest_domain`` alone counts as stale when the latest inputs lie in another phase
+    than the candidate it refines was promoted in (its window's domain: the reason does not say where the window
+    ended)."""
     if version.get("cancelled"):
         return "cancelled"
     reasons = version.get("guardrail_reasons") or []
+    at = min(int(version["at_event"]), len(domain) - 1)
+    if len(reasons) == 1 and _LATEST.match(reasons[0]) and str(version.get("refines")) in promoted_at:
+        made_for = domain[min(promoted_at[str(version["refines"])], len(domain) - 1)]
+        return "stale, its domain gone" if made_for != domain[at] else None
     stale = _SINCE_WINDOW.match(reasons[0]) if len(reasons) == 1 else None
     if stale is None:
         return None
-    at = min(int(version["at_event"]), len(domain) - 1)
     window_end = at - int(stale.group(1)) - 1
     return "stale, its domain gone" if 0 <= window_end and domain[window_end] != domain[at] else None
 

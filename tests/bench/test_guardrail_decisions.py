@@ -67,6 +67,20 @@ def test_a_stale_refusal_counts_apart_only_when_its_window_lay_in_another_phase(
     assert counted["rejections_judged"] == 1 and counted["false_rejects"] == 1 and counted["apart_judged"] == 1
 
 
+def test_a_refinement_refused_as_its_latest_inputs_left_counts_apart_only_if_they_are_another_phases() -> None:
+    frozen = np.zeros(N, bool)
+    reason = "latest_domain: 0.004975 < 0.05 (the latest 64 inputs differ from its window)"
+    versions = [{"version": 2, "kind": "adapt", "status": "approved", "at_event": 100},  # in the clean phase
+                {"version": 3, "kind": "refine", "status": "rejected", "at_event": 300, "refines": "2",
+                 "guardrail_reasons": [reason]},  # the latest inputs are the next phase's
+                {"version": 4, "kind": "adapt", "status": "approved", "at_event": 250},
+                {"version": 5, "kind": "refine", "status": "rejected", "at_event": 400, "refines": "4",
+                 "guardrail_reasons": [reason]}]  # the same phase: the check's mistake
+    rows = score_decisions(versions, np.full(N, "1", dtype=object), frozen, frozen, DOMAIN, offline_correct=_always)
+    assert {r["version"]: r["apart"] for r in rows if r["status"] == "rejected"} == {3: "stale, its domain gone",
+                                                                                  5: None}
+
+
 def test_a_rejection_at_the_end_of_a_domain_is_too_few_to_judge() -> None:
     rows = score_decisions([{"version": 3, "kind": "adapt", "status": "rejected", "at_event": 150}],
                            np.full(N, "1", dtype=object), np.zeros(N, bool), np.zeros(N, bool), DOMAIN,
