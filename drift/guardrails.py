@@ -32,9 +32,8 @@ disagree with them.
 Why ``same_domain``: a candidate takes seconds to make, and the stream may move
 on meanwhile. The inputs that arrived after its window closed (``recent_x``) are
 compared with the window in the current model's embedding space (an MMD
-permutation test, the window resampled to the later inputs' shares of predicted classes,
-`driftwise.drift.same_domain`); if they plainly differ, the domain the candidate was made for
-has gone, and serving it would put a specialised model on a domain it never saw
+permutation test that a burst of one class cannot fool, `driftwise.drift.same_domain`);
+if they plainly differ, the domain the candidate was made for has gone, and serving it would put a specialised model on a domain it never saw
 (on the held-out stream bench, seed 1, such a candidate served the next domain
 18 points under the frozen model for 500 events). It is refused as stale.
 

@@ -60,3 +60,11 @@ def test_the_whole_window_is_used_when_matching_would_leave_too_few():
     later_classes = np.array([0] * 10 + [1] * 30)  # class 1 scarce in the window: 1 + 3 rows would remain
 
     assert len(class_matched(window_classes, later_classes)) == len(window_classes) > MIN_MATCHED
+
+
+def test_unless_the_classes_held_equal_look_alike_the_plain_answer_stands():
+    window_classes = np.random.default_rng(0).integers(0, 3, 450)
+    later_classes = shuffled([0] * 10 + [1] * 10 + [2] * 44)  # few inputs, new shares, and a real move
+    window, later = sample(window_classes, 1), sample(later_classes, 2, shift=0.6)
+
+    assert moved_p(window, window_classes, later, later_classes) == mmd_permutation_test(window, later)
