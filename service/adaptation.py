@@ -509,10 +509,13 @@ class AdaptationController:
         return p if p < self.guardrail_config.min_same_domain_p else None
 
     def _replace_interim(self, p: float) -> None:
+        """The serving interim's domain has gone: the loop hears of it and the next interim serves, under the swap
+        lock, so that no candidate is served in between (`_adapt`)."""
         self.state.metrics.normalizations.labels("domain_moved").inc()
-        with self._lock:
-            self.loop.domain_moved()
-        self._normalize(f"the serving interim's domain has gone (MMD permutation p={p:.3f})")
+        with self._swapping:
+            with self._lock:
+                self.loop.domain_moved()
+            self._normalize(f"the serving interim's domain has gone (MMD permutation p={p:.3f})")
 
     def _check_domain(self) -> None:
         """`Action.CHECK_DOMAIN`, between source checks while an interim serves: has the stream moved on from the
@@ -671,36 +674,43 @@ class AdaptationController:
                 self._same_domain_again(report, current, inputs, len(recent_x), refinement)
             window_unfit = report.window_unfit  # (or its domain moved on, below: either way not the drift's fault)
             record.update(guardrails=report.to_dict(), adapt_log=result.log)
-            with self._lock:
-                moved = loop.moved_since(inputs.taken_at)
-                wanted = loop.candidate_wanted() and not moved
-            passed = report.passed and wanted
-            if not wanted:
-                record["cancelled"] = MOVED if moved else CANCELLED
-                window_unfit = window_unfit or moved
             reference = None
-            if passed:  # from recent inputs the candidate was not adapted on (see `DriftLoop`)
-                with self._lock:
+            if report.passed:  # from recent inputs the candidate was not adapted on (see `DriftLoop`); made before
+                with self._lock:  # the loop is asked, below: it takes a while
                     reference_x = loop.reference_inputs(inputs.taken_at)
                 reference = model_reference(candidate, reference_x,
                                             false_alarm_rate=self.config.reference_false_alarm_rate)
             if not self.leading:
                 raise AdaptationCancelled(DEPOSED)
-            published = self.state.registry.publish(
-                self.state.settings.name, candidate, reason=f"adapt: {reason}",
-                parent=int(parent) if parent.isdigit() else None,
-                metrics={k: float(v) for k, v in report.stats.items()}, reference=reference,
-                anchors=(ax, ay), objective=snapshot.info.manifest.get("objective") if snapshot.info else None,
-                extra={"guardrails": report.to_dict(), "adaptation": result.log, "drift": reason,
-                       **({"refines": snapshot.version} if refinement else {}),
-                       **({"cancelled": record["cancelled"]} if not wanted else {})},
-                status="approved" if passed else "rejected", activate=passed, lease=self.lease,
-            )
-            record["version"] = published.version
-            outcome = "promoted" if passed else "rejected"
-            if passed:
-                with self._swapping:  # not in the middle of an interim's swap: it would replace the candidate
+            # The loop's last word, the publication and the swap under the swap lock, which a domain check holds
+            # from seeing the interim's domain gone to serving the next interim (`_replace_interim`): a move comes
+            # wholly before (and the candidate is not served) or after. Asked before the reference was made, the
+            # loop said "not moved", the domain check then replaced the interim, and the candidate, made for the
+            # domain just left, was served 50 events later (ImageSegments, 1,000-event phases, seed 0, 2600b53:
+            # the dead-sensor candidate into calibration drift, the phase 5.8 points under the frozen model).
+            with self._swapping:
+                with self._lock:
+                    moved = loop.moved_since(inputs.taken_at)
+                    wanted = loop.candidate_wanted() and not moved
+                passed = report.passed and wanted
+                if not wanted:
+                    record["cancelled"] = MOVED if moved else CANCELLED
+                    window_unfit = window_unfit or moved
+                published = self.state.registry.publish(
+                    self.state.settings.name, candidate, reason=f"adapt: {reason}",
+                    parent=int(parent) if parent.isdigit() else None,
+                    metrics={k: float(v) for k, v in report.stats.items()}, reference=reference if passed else None,
+                    anchors=(ax, ay), objective=snapshot.info.manifest.get("objective") if snapshot.info else None,
+                    extra={"guardrails": report.to_dict(), "adaptation": result.log, "drift": reason,
+                           **({"refines": snapshot.version} if refinement else {}),
+                           **({"cancelled": record["cancelled"]} if not wanted else {})},
+                    status="approved" if passed else "rejected", activate=passed, lease=self.lease,
+                )
+                record["version"] = published.version
+                outcome = "promoted" if passed else "rejected"
+                if passed:
                     self._serve(published.version, reason="adapt")
+            if passed:
                 # What an alarm against it is checked against (`_check_alarm`): its window, in the base's embeddings.
                 self._candidate_domain = (str(published.version), self._base_embeddings(snapshot, inputs.window_x),
                                           inputs.taken_at)

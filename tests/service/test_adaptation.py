@@ -741,6 +741,36 @@ def test_only_a_refinement_is_also_asked_whether_the_latest_inputs_are_still_its
     assert refinement is False or checks["latest_domain"]["passed"], checks
 
 
+def test_a_domain_move_seen_while_a_passed_candidate_is_readied_keeps_it_from_serving(
+        make_settings: Callable[..., Settings], registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    from driftwise.drift import guardrails
+    from driftwise.service import adaptation
+
+    state = ServiceState.build(make_settings(confidence_threshold=0.1, prewarm_adapter=False))
+    load_current_model(state)
+    controller = build_controller(state)
+    controller.adapt_config = AdaptConfig(steps=2, rounds=1, max_seconds=30.0)
+    _traffic(state, batches=20)
+    real_reference = adaptation.model_reference
+
+    def meanwhile(*args: Any, **kwargs: Any) -> Any:  # its checks passed; while its reference is made, a move
+        _traffic(state, batches=1, seed=3)
+        with controller._lock:  # as `_replace_interim` does when the domain check says the interim's has gone
+            controller.loop.domain_moved()
+        return real_reference(*args, **kwargs)
+
+    monkeypatch.setattr(adaptation, "evaluate_candidate",
+                        lambda *a, **k: guardrails.GuardrailReport([guardrails.Check("agreement", 1.0, 0.9, True)]))
+    monkeypatch.setattr(adaptation, "model_reference", meanwhile)
+    try:
+        controller._adapt("drift confirmed")
+    finally:
+        controller.stop()
+    done = controller.last_adaptation
+    assert done["outcome"] == "rejected" and "moved on to another domain" in done["cancelled"], done
+    assert state.runtime.version == "1"
+
+
 def test_a_new_prior_whose_majority_inputs_also_moved_gets_no_interim(tmp_path) -> None:
     from tests.blobs import blobs
 
