@@ -18,9 +18,9 @@ Why not the class-matched test alone (5539640, 8c322c3, 0cb6e72): it is slower t
 change. Offline on the development streams (an interim's window of 448 inputs against the
 latest 128 since, one test every 16 inputs after a change, p < 0.01), the plain test said
 moved 16-128 inputs after the eight changes of domain, the matched one 16-48 inputs later on
-seven of them; with this rule, one change was seen 32 inputs later, the others as soon. Held
-out, on ImageSegments in 1,000-event phases (seeds 0 and 2) the dead-sensor interim served 165
-and 234 events of the calibration-drift phase. The false "moved" above has a matched p of
+seven of them; with this rule, one change was seen 32 inputs later, the others as soon (held
+out, on ImageSegments's change from a dead sensor to calibration drift, offline: plain 16-32
+inputs, matched alone 64-80). The false "moved" above has a matched p of
 0.53-0.88 (64-128 inputs), and in 60 random in-phase windows per development stream the
 share of plain p under 0.01 is 1.7% (digits, ImageSegments) and 5% (Waveform 80/15/5).
 

@@ -28,6 +28,17 @@ def _traffic(state: ServiceState, batches: int, seed: int = 0) -> None:
         state.notify(X, state.runtime.predict(X), "http")  # observers run at once: no observer thread here
 
 
+def _quick_controller(make_settings: Callable[..., Settings]) -> tuple[ServiceState, AdaptationController]:
+    """A controller on the tiny model that keeps every pseudo-label, adapts in two steps and starts no worker
+    ahead, after 20 batches of traffic."""
+    state = ServiceState.build(make_settings(confidence_threshold=0.1, prewarm_adapter=False))
+    load_current_model(state)
+    controller = build_controller(state)
+    controller.adapt_config = AdaptConfig(steps=2, rounds=1, max_seconds=30.0)
+    _traffic(state, batches=20)
+    return state, controller
+
+
 def _adaptation_ended(controller: AdaptationController, timeout: float = 120.0) -> dict[str, Any] | None:
     """The controller's record of its adaptation once one has ended (None if none did within ``timeout`` s)."""
     deadline = time.monotonic() + timeout
@@ -684,11 +695,7 @@ def test_a_candidate_is_not_served_if_the_inputs_that_came_while_it_was_judged_l
     from driftwise.drift import guardrails
     from driftwise.service import adaptation
 
-    state = ServiceState.build(make_settings(confidence_threshold=0.1, prewarm_adapter=False))
-    load_current_model(state)
-    controller = build_controller(state)
-    controller.adapt_config = AdaptConfig(steps=2, rounds=1, max_seconds=30.0)
-    _traffic(state, batches=20)
+    state, controller = _quick_controller(make_settings)
 
     def judged(*args: Any, **kwargs: Any) -> guardrails.GuardrailReport:  # passes on what it saw; more comes
         rng = np.random.default_rng(5)
@@ -746,11 +753,7 @@ def test_a_domain_move_seen_while_a_passed_candidate_is_readied_keeps_it_from_se
     from driftwise.drift import guardrails
     from driftwise.service import adaptation
 
-    state = ServiceState.build(make_settings(confidence_threshold=0.1, prewarm_adapter=False))
-    load_current_model(state)
-    controller = build_controller(state)
-    controller.adapt_config = AdaptConfig(steps=2, rounds=1, max_seconds=30.0)
-    _traffic(state, batches=20)
+    state, controller = _quick_controller(make_settings)
     real_reference = adaptation.model_reference
 
     def meanwhile(*args: Any, **kwargs: Any) -> Any:  # its checks passed; while its reference is made, a move
