@@ -33,9 +33,10 @@ Why ``same_domain``: a candidate takes seconds to make, and the stream may move
 on meanwhile. The inputs that arrived after its window closed (``recent_x``) are
 compared with the window in the current model's embedding space (an MMD
 permutation test that a burst of one class cannot fool, `driftwise.drift.same_domain`);
-if they plainly differ, the domain the candidate was made for has gone, and serving it would put a specialised model on a domain it never saw
-(on the held-out stream bench, seed 1, such a candidate served the next domain
-18 points under the frozen model for 500 events). It is refused as stale.
+if they plainly differ, the domain the candidate was made for has gone, and serving
+it would put a specialised model on a domain it never saw (on the held-out stream
+bench, seed 1, such a candidate served the next domain 18 points under the frozen
+model for 500 events). It is refused as stale.
 
 Why the anchors are scored "in their own domain": the candidate's BatchNorm
 statistics describe the drifted inputs, and the anchors are clean. Scoring clean
@@ -198,8 +199,9 @@ class GuardrailReport:
     @property
     def window_unfit(self) -> bool:
         """Refused for its window rather than its model: the stream moved on while it was made (`stale`,
-        ``latest_domain``), or nothing failed but the order of the window's classes (``temporal_correlation``, a burst). Such a refusal
-        says nothing of whether the drift can be learnt, so it does not count towards "labels needed"."""
+        ``latest_domain``), or nothing failed but the order of the window's classes (``temporal_correlation``, a
+        burst). Such a refusal says nothing of whether the drift can be learnt, so it does not count towards
+        "labels needed"."""
         failed = {c.name for c in self.checks if not c.passed}
         return self.stale or "latest_domain" in failed or failed == {"temporal_correlation"}
 
@@ -386,9 +388,11 @@ def normalized_entropy(distribution: np.ndarray) -> float:
 
 SAME_DOMAIN_SAMPLE = 256  # inputs of each side the permutation test compares at most (the latest ones)
 LATEST_DOMAIN_INPUTS = 64
-"""The latest inputs `latest_domain_check` tests (the alarm check's number, `driftwise.service.adaptation`)."""
+"""The latest inputs tested for a change that has just begun: by `latest_domain_check` and by the service's alarm
+check against a serving candidate, where they were chosen (`driftwise.service.adaptation`)."""
 LATEST_DOMAIN_P = 0.05
-"""p-value under which they have left the window's domain: read leniently, as the alarm check reads it."""
+"""p-value under which those inputs have left the window's domain: read leniently, a missed change costing more
+than a false alarm."""
 
 
 def latest_domain_check(current: Classifier, window_x: np.ndarray, latest_x: np.ndarray) -> Check:

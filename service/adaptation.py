@@ -34,8 +34,9 @@ import numpy as np
 
 from driftwise.drift.adapter import AdaptConfig, embed, predict_proba
 from driftwise.drift.embedding_drift import mmd_permutation_test, reference_confidence
-from driftwise.drift.guardrails import (Check, GuardrailConfig, GuardrailReport, correlation_check, evaluate_candidate,
-                                       feedback_holdout, latest_domain_check, same_domain_check)
+from driftwise.drift.guardrails import (LATEST_DOMAIN_INPUTS, LATEST_DOMAIN_P, Check, GuardrailConfig, GuardrailReport,
+                                       correlation_check, evaluate_candidate, feedback_holdout, latest_domain_check,
+                                       same_domain_check)
 from driftwise.drift.label_shift import LabelShiftConfig, explain_by_label_shift, prior_corrected_copy
 from driftwise.drift.loop import Action, AdaptationInputs, DriftLoop, LoopConfig, model_reference
 from driftwise.drift.normalize import (NormalizeConfig, back_to_source, check_interim, newest_domain,
@@ -79,10 +80,6 @@ def loop_config(settings: Settings) -> LoopConfig:
 
 MIN_INPUTS_SINCE_INTERIM = 32
 """Inputs that must have come after an interim's window before its domain is checked (`_interim_domain_gone`)."""
-ALARM_LATEST = 64
-"""Latest inputs an alarm against a candidate is checked on (`_check_alarm`)."""
-ALARM_MOVED_P = 0.05
-"""MMD permutation p-value under which those inputs have left the candidate's domain (`_check_alarm`)."""
 
 
 class AdaptationController:
@@ -572,7 +569,7 @@ class AdaptationController:
         one to three such alarms mid-phase, and the base and its interims served the rest of the phase 3-11
         points under the candidate.
 
-        Only the latest `ALARM_LATEST` inputs are tested, and "moved" is read leniently (`ALARM_MOVED_P`): an
+        Only the latest `LATEST_DOMAIN_INPUTS` inputs are tested, and "moved" is read leniently (`LATEST_DOMAIN_P`): an
         alarm comes a few dozen inputs after a change, and a missed change costs more than a false alarm's
         fallback. Replayed on fourteen stream runs (the held-out images and tables, the concept stream, three fresh
         trials, the development digits): of 15 alarms in the middle of the candidate's own phase, 12 kept it; of
@@ -587,10 +584,10 @@ class AdaptationController:
             domain = self._candidate_domain
             if domain is not None and domain[0] == snapshot.version:
                 with self._lock:
-                    latest_x = self.loop.normalize_inputs(ALARM_LATEST)
-                    held_out_x = self.loop.held_out_inputs(domain[2], skip_latest=ALARM_LATEST)
+                    latest_x = self.loop.normalize_inputs(LATEST_DOMAIN_INPUTS)
+                    held_out_x = self.loop.held_out_inputs(domain[2], skip_latest=LATEST_DOMAIN_INPUTS)
                 p = mmd_permutation_test(domain[1], self._base_embeddings(snapshot, latest_x))
-                moved = p < ALARM_MOVED_P
+                moved = p < LATEST_DOMAIN_P
                 if not moved and held_out_x is not None:
                     current = _cpu_model(snapshot)
                     reference = model_reference(current, held_out_x,
