@@ -28,15 +28,23 @@ def _traffic(state: ServiceState, batches: int, seed: int = 0) -> None:
         state.notify(X, state.runtime.predict(X), "http")  # observers run at once: no observer thread here
 
 
-def _quick_controller(make_settings: Callable[..., Settings]) -> tuple[ServiceState, AdaptationController]:
-    """A controller on the tiny model that keeps every pseudo-label, adapts in two steps and starts no worker
-    ahead, after 20 batches of traffic."""
-    state = ServiceState.build(make_settings(confidence_threshold=0.1, prewarm_adapter=False))
+def _quick_controller(make_settings: Callable[..., Settings], batches: int = 20,
+                      **settings: Any) -> tuple[ServiceState, AdaptationController]:
+    """A controller on the tiny model that adapts in two steps and starts no worker ahead, after ``batches`` of
+    traffic."""
+    state = ServiceState.build(make_settings(prewarm_adapter=False, **settings))
     load_current_model(state)
     controller = build_controller(state)
     controller.adapt_config = AdaptConfig(steps=2, rounds=1, max_seconds=30.0)
-    _traffic(state, batches=20)
+    _traffic(state, batches=batches)
     return state, controller
+
+
+def _adapt_as_asked(controller: AdaptationController, refinement: bool) -> None:
+    """Adapt (or refine) on the controller's action thread, as when `DriftLoop.decide` says ADAPT (or REFINE)."""
+    with controller._lock:
+        controller.loop.policy.adaptation_started(refinement=refinement)
+    controller._actions.submit(controller._adapt, "adapt", refinement=refinement).result(timeout=120)
 
 
 def _adaptation_ended(controller: AdaptationController, timeout: float = 120.0) -> dict[str, Any] | None:
@@ -695,7 +703,7 @@ def test_a_candidate_is_not_served_if_the_inputs_that_came_while_it_was_judged_l
     from driftwise.drift import guardrails
     from driftwise.service import adaptation
 
-    state, controller = _quick_controller(make_settings)
+    state, controller = _quick_controller(make_settings, confidence_threshold=0.1)
 
     def judged(*args: Any, **kwargs: Any) -> guardrails.GuardrailReport:  # passes on what it saw; more comes
         rng = np.random.default_rng(5)
@@ -732,15 +740,9 @@ def test_only_a_refinement_is_also_asked_whether_the_latest_inputs_are_still_its
 
     monkeypatch.setattr(adaptation, "evaluate_candidate", judged)
     registry.activate(NAME, 2)  # the fixture's v2, adapted from v1: the model a refinement refines
-    state = ServiceState.build(make_settings(prewarm_adapter=False))
-    load_current_model(state)
-    controller = build_controller(state)
-    controller.adapt_config = AdaptConfig(steps=2, rounds=1, max_seconds=30.0)
+    state, controller = _quick_controller(make_settings, batches=10)
     try:
-        _traffic(state, batches=10)
-        with controller._lock:
-            controller.loop.policy.adaptation_started(refinement=refinement)
-        controller._actions.submit(controller._adapt, "adapt", refinement=refinement).result(timeout=120)
+        _adapt_as_asked(controller, refinement)
     finally:
         controller.stop()
     checks = {c["name"]: c for c in controller.last_adaptation["guardrails"]["checks"]}
@@ -753,7 +755,7 @@ def test_a_domain_move_seen_while_a_passed_candidate_is_readied_keeps_it_from_se
     from driftwise.drift import guardrails
     from driftwise.service import adaptation
 
-    state, controller = _quick_controller(make_settings)
+    state, controller = _quick_controller(make_settings, confidence_threshold=0.1)
     real_reference = adaptation.model_reference
 
     def meanwhile(*args: Any, **kwargs: Any) -> Any:  # its checks passed; while its reference is made, a move
@@ -806,15 +808,9 @@ def test_a_refinement_refused_as_stale_takes_the_model_it_refines_off_too(
 
     monkeypatch.setattr(adaptation, "evaluate_candidate", judged)
     registry.activate(NAME, 2)  # the fixture's v2, adapted from v1: the model a refinement refines
-    state = ServiceState.build(make_settings(prewarm_adapter=False))
-    load_current_model(state)
-    controller = build_controller(state)
-    controller.adapt_config = AdaptConfig(steps=2, rounds=1, max_seconds=30.0)
+    state, controller = _quick_controller(make_settings, batches=10)
     try:
-        _traffic(state, batches=10)
-        with controller._lock:  # as `DriftLoop.decide` does when it says REFINE
-            controller.loop.policy.adaptation_started(refinement=True)
-        controller._actions.submit(controller._adapt, "refinement", refinement=True).result(timeout=120)
+        _adapt_as_asked(controller, refinement=True)
         done = controller.last_adaptation
         assert done is not None and done["outcome"] == "rejected", done
         assert state.runtime.version == ("1" if stale else "2"), "a stale refinement: its domain has gone"
