@@ -20,6 +20,13 @@ once it says labels are needed, sends the true labels of its next
 answering the alarm would. The report says when labels were asked for, and how
 accuracy on the shift recovered against clean accuracy.
 
+`--families prior` streams label shifts: clean events drawn so that class 1, then
+class 0, takes 90% of a phase (`LABEL_SHIFTS`), clean phases between. The inputs of
+each class do not move, so the right answer is Bayes' rule on the base
+(`driftwise.drift.label_shift`), not retraining; the report says how much of each
+phase a prior-corrected version served and how far its estimated prior was from the
+phase's true class shares.
+
 `--domain tabular` runs the same bench on a dataset of `driftwise.bench.tabular_data` (each
 ships inside a package or is generated, no download): river's ImageSegments
 (`--dataset segments`, 7 classes, the default), Phishing (2 classes), scikit-learn's
@@ -82,11 +89,25 @@ DOMAINS = ("digits", "tabular", "files")
 TABULAR_DATASETS = tabular_data.DATASETS
 # (events per second, events per phase) when not given.
 DEFAULTS = {"digits": (50.0, 1500), "tabular": (100.0, 3000)}
-FAMILY_SETS = ("dev", "heldout", "concept")
+FAMILY_SETS = ("dev", "heldout", "concept", "prior")
+LABEL_SHIFTS = {"90% class 1": (1, 0.9), "90% class 0": (0, 0.9)}
+"""`--families prior`'s phases: (majority class, its share); the other classes share the rest equally."""
 FEEDBACK_LABELS = 300
 """True labels sent (``--families concept``) once the adaptive twin says labels are needed."""
 CONCEPT_PHASES = 3
 """Phases of the label-changing shift in a row: the alarm, the labels, the recovery."""
+
+
+def label_shift_prior(phase: str, k: int) -> np.ndarray:
+    """The class prior of `--families prior` phase ``phase`` for ``k`` classes.
+
+    >>> label_shift_prior("90% class 1", 2).round(2).tolist(), label_shift_prior("90% class 0", 3).round(2).tolist()
+    ([0.1, 0.9], [0.9, 0.05, 0.05])
+    """
+    major, share = LABEL_SHIFTS[phase]
+    prior = np.full(k, (1.0 - share) / (k - 1))
+    prior[major] = share
+    return prior
 
 
 def check_phase_events_and_device(phase_events: int, device: str) -> None:
@@ -199,6 +220,9 @@ class StreamBenchConfig:
             held, dev = HELD_OUT_FAMILIES, DEVELOPMENT_FAMILIES
         if self.concept:
             return (CLEAN, *(CONCEPT_FAMILIES[0],) * CONCEPT_PHASES, CLEAN)
+        if self.families == "prior":
+            first, second = LABEL_SHIFTS
+            return (CLEAN, first, CLEAN, second, CLEAN)
         names = held if self.families == "heldout" else dev
         return (CLEAN, *(names[:2] if self.quick else names), CLEAN)
 
@@ -289,7 +313,8 @@ def burst_order(y: np.ndarray, run: int, rng: np.random.Generator) -> np.ndarray
 
 def build_stream(pool_x: np.ndarray, pool_y: np.ndarray, phases: Sequence[str], phase_events: int, *, seed: int,
                  bursts: bool, reference: np.ndarray | None = None) -> Stream:
-    """One segment of ``phase_events`` per phase at severity 3, each optionally sorted into one-class runs.
+    """One segment of ``phase_events`` per phase at severity 3, each optionally sorted into one-class runs; a phase
+    of `LABEL_SHIFTS` is clean events drawn to its class prior (a label shift).
 
     With a ``reference`` (the source features) the pool is tabular and the phases are sensor shifts
     scaled by its stds; without, the pool is images and the phases are corruptions.
@@ -298,8 +323,10 @@ def build_stream(pool_x: np.ndarray, pool_y: np.ndarray, phases: Sequence[str], 
                sensor_shifts.SensorStreamBuilder(pool_x, pool_y, reference, severity=SEVERITY, seed=seed))
     rng = np.random.default_rng(seed + 1)
     parts = []
+    k = int(np.max(pool_y)) + 1
     for name in phases:
-        part = builder.segment(name, phase_events)
+        part = (builder.prior_segment(name, label_shift_prior(name, k), phase_events) if name in LABEL_SHIFTS else
+                builder.segment(name, phase_events))
         if bursts:
             o = burst_order(part.y, BURST_RUN, rng)
             part = Stream(part.x[o], part.y[o], part.domain[o], image=None if part.image is None else part.image[o])

@@ -103,7 +103,40 @@ def registry_outcomes(registry: Path, name: str, started: datetime, rate: float)
                      "failed": [c["name"] for c in guard.get("checks", []) if not c.get("passed", True)],
                      "guardrail_reasons": guard.get("reasons", []),
                      "n_pseudo": m.get("adaptation", {}).get("n_pseudo"),
-                     "n_self_labels": [r.get("n_self_labels") for r in m.get("adaptation", {}).get("rounds", [])]})
+                     "n_self_labels": [r.get("n_self_labels") for r in m.get("adaptation", {}).get("rounds", [])],
+                     "prior": (m.get("label_shift") or {}).get("prior") if kind == "label_shift" else None})
+    return rows
+
+
+def label_shift_phases(y: np.ndarray, bounds: Sequence[tuple[str, int, int]], versions: np.ndarray,
+                       outcomes: Sequence[Mapping[str, Any]], detected: Sequence[int], correct_adapt: np.ndarray,
+                       correct_frozen: np.ndarray) -> list[dict[str, Any]]:
+    """Per drifted phase of `--families prior`: how much of it a prior-corrected version served, how far each
+    served correction's estimated prior was from the phase's true class shares (largest error over the classes),
+    and the gain from the first drift confirmed in the phase to its end.
+
+    >>> outcomes = [{"version": 2, "prior": [0.85, 0.15]}]
+    >>> row, = label_shift_phases(np.array([0, 0, 0, 1]), [("90/10", 0, 4)], np.array(["1", "2", "2", "2"]),
+    ...                           outcomes, [1], np.array([1, 1, 1, 1]), np.array([1, 0, 1, 1]))
+    >>> row["served_corrected"], row["corrections"], row["gain_after_detection_points"]
+    (0.75, [{'version': '2', 'events': 3, 'prior_error': 0.1}], 33.3)
+    """
+    priors = {str(o["version"]): np.asarray(o["prior"], dtype=float) for o in outcomes if o.get("prior")}
+    rows, k = [], int(np.max(y)) + 1
+    for name, start, stop in bounds:
+        if name == CLEAN:
+            continue
+        served = versions[start:stop]
+        true = np.bincount(y[start:stop], minlength=k) / (stop - start)
+        corrections = [{"version": v, "events": int(np.sum(served == v)),
+                        "prior_error": round(float(np.abs(priors[v] - true).max()), 4)}
+                       for v in dict.fromkeys(served.tolist()) if v in priors]
+        first = next((d for d in detected if start <= d < stop), None)
+        gain = (None if first is None else
+                round(100.0 * float(np.mean(correct_adapt[first:stop]) - np.mean(correct_frozen[first:stop])), 1))
+        rows.append({"phase": name, "true_prior": true.round(4).tolist(),
+                     "served_corrected": float(np.isin(served, list(priors)).mean()), "corrections": corrections,
+                     "detected_at": first, "gain_after_detection_points": gain})
     return rows
 
 
@@ -156,6 +189,10 @@ def score(stream: Stream, observed: Mapping[str, Any], registry: Path, config: S
     delays = first_adapted_delays(versions, bounds, base)
     outcomes = registry_outcomes(registry, config.model_name, started, config.rate)
     positions = {label: _arrival_positions(o) for label, o in observed.items()}
+    detections = {label: [(positions[label][min(s, len(positions[label])) - 1] if s else 0, r)
+                          for s, r in o.detections] for label, o in observed.items()}
+    label_shifts = (label_shift_phases(y, bounds, versions, outcomes, [at for at, _ in detections["adaptive"]],
+                                       correct["adaptive"], correct["no_adapt"]) if config.families == "prior" else None)
     return {
         "phases": rows,
         "summary": {
@@ -174,8 +211,8 @@ def score(stream: Stream, observed: Mapping[str, Any], registry: Path, config: S
         },
         "versions": outcomes,
         "swaps": {label: swaps(o) for label, o in observed.items()},
-        "detections": {label: [(positions[label][min(s, len(positions[label])) - 1] if s else 0, r)
-                               for s, r in o.detections] for label, o in observed.items()},
+        "detections": detections,
+        **({"label_shifts": label_shifts} if label_shifts is not None else {}),
         "correct": {k: v.astype(int).tolist() for k, v in correct.items()},
     }
 
@@ -243,6 +280,20 @@ def concept_summary(results: dict[str, Any]) -> str:
             f"{last['no_adapt']:.3f}; **{last['adaptive'] / clean:.2f}x the clean phase's {clean:.3f}**.")
 
 
+def label_shift_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """`label_shift_phases` as markdown: what a label shift was answered with, and how close its prior was."""
+    lines = ["| phase | true prior | share served prior-corrected | corrections served: version (events, largest "
+             "prior error) | drift confirmed at | gain from there to the phase's end (points) |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        served = ", ".join(f"v{c['version']} ({c['events']}, {c['prior_error']:.3f})" for c in r["corrections"])
+        gain = "-" if r["gain_after_detection_points"] is None else f"{r['gain_after_detection_points']:+.1f}"
+        lines.append(f"| {r['phase']} | {'/'.join(f'{p:.2f}' for p in r['true_prior'])} | "
+                     f"{100 * r['served_corrected']:.0f}% | {served or 'none'} | {r['detected_at'] or 'never'} | "
+                     f"{gain} |")
+    return lines
+
+
 def write_report(results: dict[str, Any], config: StreamBenchConfig, out_dir: Path) -> Path:
     """``<stem>.json``, ``.png`` and ``.md`` in ``out_dir``; return the markdown path."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -255,6 +306,9 @@ def write_report(results: dict[str, Any], config: StreamBenchConfig, out_dir: Pa
     chosen = "may be chosen on (none has been yet)" if config.tabular else "were chosen on"
     kind = (kind if config.files else f"held-out {shifts}: only reported, no method or default was chosen on them"
             if config.families == "heldout" else f"development {shifts}: the ones methods and defaults {chosen}")
+    if config.families == "prior":
+        kind = ("label shifts: clean events drawn so that one class takes 90% (the class prior moves, each class's "
+                "inputs do not); nothing was chosen on these streams")
     if config.concept:
         kind = ("a label-changing shift (inverted images) over three phases; the true labels of "
                 f"{results['feedback']['labels_sent']} predictions sent once the adaptive twin asked for labels")
@@ -295,6 +349,11 @@ def write_report(results: dict[str, Any], config: StreamBenchConfig, out_dir: Pa
                      f"{fmt(r['confident_precision_adaptive'], r['confident_adaptive'])} |")
     if "feedback" in results:
         lines += ["", concept_summary(results)]
+    if "label_shifts" in results:
+        lines += ["", "Label shifts: the right answer is the base with its probabilities re-weighted to the new prior "
+                  "(`driftwise.drift.label_shift`), not retraining. Prior error: the largest difference over the "
+                  "classes between a served correction's estimated prior and the phase's true class shares.", "",
+                  *label_shift_table(results["label_shifts"])]
     lines += [
         "", f"Confident precision: accuracy of the served predictions with confidence >= {s['confidence_threshold']} "
         "(the pseudo-label threshold). It is a proxy for pseudo-label precision, not the thing itself: the buffer "

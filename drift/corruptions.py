@@ -339,6 +339,28 @@ class StreamBuilder:
         """``n`` fresh events, all through corruption ``name``."""
         return self._corrupted(self._draw(n), name)
 
+    def prior_segment(self, name: str, prior: Sequence[float], n: int) -> Stream:
+        """``n`` clean events whose classes follow ``prior`` (a label shift: each class's inputs as in the pool,
+        their shares changed), drawn with replacement within each class; ``name`` is the segment's domain.
+
+        >>> y = np.arange(100) % 2
+        >>> s = StreamBuilder(np.zeros((100, 1, 8, 8), np.float32), y, seed=0).prior_segment("90/10", [0.9, 0.1], 1000)
+        >>> round(float(np.mean(s.y == 0)), 1), s.domain[0]
+        (0.9, '90/10')
+        """
+        prior = np.asarray(prior, dtype=np.float64)
+        if prior.shape != (int(self.pool_y.max()) + 1,) or prior.min() < 0 or not np.isclose(prior.sum(), 1.0):
+            raise ValueError(f"prior must be {int(self.pool_y.max()) + 1} shares summing to 1, got {prior.tolist()}")
+        classes = self._rng.choice(len(prior), size=n, p=prior)
+        idx = np.empty(n, dtype=np.int64)
+        for c in np.unique(classes):
+            members = np.flatnonzero(self.pool_y == c)
+            if len(members) == 0:
+                raise ValueError(f"class {c} has a share in the prior but no event in the pool")
+            idx[classes == c] = self._rng.choice(members, size=int(np.sum(classes == c)))
+        part = self._corrupted(idx, CLEAN)
+        return Stream(part.x, part.y, np.full(n, name, dtype=object), image=part.image)
+
     def _corrupted(self, idx: np.ndarray, name: str) -> Stream:
         x = corrupt(self.pool_x[idx], name, self.severity, seed=int(self._rng.integers(2**31)))
         return Stream(x, self.pool_y[idx].copy(), np.full(len(idx), name, dtype=object), image=idx.copy())

@@ -320,7 +320,7 @@ def bench_refine(
 
 @bench_app.command("stream")
 def bench_stream(
-    families: Annotated[str, typer.Option(help="heldout (only reported), dev (defaults chosen on), or concept (a label-changing shift; labels sent when asked for)")] = "heldout",
+    families: Annotated[str, typer.Option(help="heldout (only reported), dev (defaults chosen on), concept (a label-changing shift; labels sent when asked for), or prior (label shifts: one class takes 90%)")] = "heldout",
     domain: Annotated[str, typer.Option(help="digits (8x8 images) or tabular (packaged or generated rows, sensor shifts)")] = "digits",
     dataset: Annotated[Optional[str], typer.Option(help="tabular: segments (default), phishing, breast-cancer, shuttle, waveform-skewed or agrawal (driftwise.bench.tabular_data)")] = None,
     rate: Annotated[Optional[float], typer.Option(help="events per second replayed to each twin (default 50; tabular 100)")] = None,

@@ -296,6 +296,55 @@ def test_a_family_that_comes_back_keeps_a_first_adapted_delay_per_phase(tmp_path
     assert out["summary"]["first_adapted_delay_events"] == [["inversion", 20], ["inversion", None], ["inversion", 10]]
 
 
+def test_the_prior_scenario_moves_the_class_shares_and_leaves_each_class_inputs_alone():
+    config = StreamBenchConfig(domain="tabular", dataset="agrawal", families="prior", phase_events=1000, rate=100.0)
+    assert config.phases == (CLEAN, "90% class 1", CLEAN, "90% class 0", CLEAN)
+    assert config.stem == "stream-tabular-agrawal-prior-seed0" and "--families prior" in config.command()
+    x_src, _, x_pool, y_pool = tabular_splits("agrawal", 0)
+    stream = build_stream(x_pool, y_pool, config.phases, 1000, seed=0, bursts=False, reference=x_src)
+    shares = [np.mean(stream.y[i * 1000:(i + 1) * 1000] == 1) for i in range(5)]
+    assert shares[1] == pytest.approx(0.9, abs=0.03) and shares[3] == pytest.approx(0.1, abs=0.03)
+    assert shares[0] == pytest.approx(np.mean(y_pool == 1), abs=0.03)
+    pool_rows = {row.tobytes() for row in x_pool}  # clean inputs: every event is a pool row as it is
+    assert all(row.tobytes() in pool_rows for row in stream.x[1000:2000])
+
+
+def test_label_shift_phases_say_how_far_each_served_correction_was_from_the_true_prior(tmp_path):
+    from datetime import datetime, timezone
+
+    from driftwise.drift.corruptions import Stream
+
+    config = StreamBenchConfig(domain="tabular", dataset="agrawal", families="prior", phase_events=100, rate=100.0)
+    n = 100 * len(config.phases)
+    y = np.zeros(n, dtype=np.int64)
+    y[100:200] = np.arange(100) % 10 != 0  # 90% class 1
+    y[300:400] = np.arange(100) % 10 == 0  # 90% class 0
+    stream = Stream(np.zeros((n, 3), np.float32), y, np.repeat(np.array(config.phases, dtype=object), 100))
+    registry = _registry_with_a_label_shift_correction(tmp_path, prior=[0.2, 0.8])
+    versions = ["1"] * 130 + ["2"] * 70 + ["1"] * (n - 200)
+    out = score(stream, {"adaptive": _Observed(y, versions), "no_adapt": _Observed(y, ["1"] * n)}, registry,
+                config, "1", datetime.now(timezone.utc))
+    first, second = out["label_shifts"]
+    assert first["phase"] == "90% class 1" and first["true_prior"] == [0.1, 0.9]
+    assert first["served_corrected"] == pytest.approx(0.7)
+    assert first["corrections"] == [{"version": "2", "events": 70, "prior_error": pytest.approx(0.1)}]
+    assert second["served_corrected"] == 0.0 and second["corrections"] == []
+
+
+def _registry_with_a_label_shift_correction(tmp_path: Path, prior: list[float]) -> Path:
+    """A registry holding v1 (pretrained) and v2, a prior correction of it (manifests are all the report reads)."""
+    from driftwise.models.classifier import Classifier
+    from driftwise.models.config import ModelConfig
+    from driftwise.models.registry import Registry
+
+    registry = Registry(tmp_path / "registry")
+    model = Classifier(ModelConfig(encoder="mlp", input_shape=(3,), num_classes=2, embed_dim=4))
+    registry.publish("agrawal", model, reason="pretrain")
+    registry.publish("agrawal", model, reason="label_shift: embedding MMD", parent=1,
+                     extra={"interim": True, "label_shift": {"prior": prior, "explains": True}})
+    return tmp_path / "registry"
+
+
 # -- --source/--stream: your own data and drift ----------------------------------------------------------------------
 def _your_files(tmp_path: Path, phases: list[str], per_phase: int = 100, k: int = 3,
                 shape: tuple[int, ...] = (4,)) -> tuple[Path, Path]:
