@@ -342,7 +342,8 @@ def reference_statistics(
     Keys: ``embedding_sample`` ``(m, dim)``, ``embedding_mean``/``embedding_std``
     ``(dim,)``, the ``mmd_*`` calibration (``(1,)`` each, see
     `EmbeddingDriftDetector`), ``confidence_quantiles`` at `CONFIDENCE_LEVELS`,
-    and ``<signal>_mean``/``<signal>_std`` ``(1,)`` per available signal.
+    and ``<signal>_mean``/``<signal>_std`` ``(1,)`` per available signal; from probabilities also
+    ``probability_mean`` ``(k,)``, the prior the model predicts on these inputs (`driftwise.drift.prior_drift`).
 
     >>> rng = np.random.default_rng(0)
     >>> p = rng.dirichlet([0.2] * 4, size=300)
@@ -367,6 +368,7 @@ def reference_statistics(
     if c.ndim == 2:
         s = compute_signals(c)
         signals = {"confidence": s.confidence, "entropy": s.entropy, "margin": s.margin}
+        arrays["probability_mean"] = c.mean(axis=0)
     elif not np.all((c >= 0) & (c <= 1)):
         raise ValueError("confidences must lie in [0, 1]")
     arrays["confidence_quantiles"] = np.quantile(signals["confidence"], CONFIDENCE_LEVELS)

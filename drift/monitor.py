@@ -3,8 +3,10 @@
 One noisy detector must not retrain a model. The monitor feeds each prediction's
 signals (`driftwise.drift.signals`) to river's scalar detectors (`driftwise.drift.detectors`) and its
 embedding to the MMD test against the model's reference (`driftwise.drift.embedding_drift`),
-and *confirms* drift only when the embedding test fires, or when ``min_votes``
-scalar detectors fired within ``vote_window`` events of each other. A confirmed
+and *confirms* drift only when the embedding test fires, or the test of the
+predicted class prior (`driftwise.drift.prior_drift`, when the reference has the
+model's mean probabilities), or when ``min_votes`` scalar detectors fired within
+``vote_window`` events of each other. A confirmed
 drift stays confirmed until `DriftMonitor.reset` (after an adaptation or a swap).
 
 It knows nothing of Prometheus or HTTP: `DriftMonitor.snapshot` returns a plain
@@ -22,9 +24,11 @@ import numpy as np
 
 from driftwise.drift.detectors import ScalarDetector, make_detector
 from driftwise.drift.embedding_drift import EmbeddingDriftDetector
+from driftwise.drift.prior_drift import PriorDriftDetector
 from driftwise.drift.signals import SIGNAL_NAMES, compute_signals
 
 EMBEDDING = "embedding"
+PRIOR = "prior"
 MIN_SCALE = 0.05  # floor on a signal's reference std, so a model sure of everything does not make tests hair-trigger
 
 
@@ -114,8 +118,8 @@ class DriftMonitor:
         for name, spec in specs.items():
             if spec.signal not in SIGNAL_NAMES:
                 raise ValueError(f"detector {name!r} watches unknown signal {spec.signal!r}; use one of {SIGNAL_NAMES}")
-        if EMBEDDING in specs:
-            raise ValueError(f"{EMBEDDING!r} is reserved for the embedding detector")
+        if EMBEDDING in specs or PRIOR in specs:
+            raise ValueError(f"{EMBEDDING!r} and {PRIOR!r} are reserved for the embedding and class-prior detectors")
         voters = len(specs) + (0 if embedding_confirms or reference is None else 1)
         if not 1 <= min_votes <= max(voters, 1):
             raise ValueError(f"min_votes must be between 1 and the {voters} voting detectors, got {min_votes}")
@@ -132,7 +136,10 @@ class DriftMonitor:
         self.confirmations = 0
         self.last_confirmation_reason: str | None = None
         """Why the latest confirmation happened; kept across resets, like ``confirmations``."""
-        self._detections = {name: 0 for name in [*specs, EMBEDDING]}
+        self.confirmed_by: str | None = None
+        """The detector whose firing confirmed the drift latched now (``"embedding"``, ``"prior"``, or the vote's
+        last); None while none is confirmed or when the loop holds it (`hold_confirmed`)."""
+        self._detections = {name: 0 for name in [*specs, EMBEDDING, PRIOR]}
         self._build(reference)
         self._reset()
 
@@ -149,16 +156,22 @@ class DriftMonitor:
         self._embedding = None
         if self.reference is not None:
             self._embedding = EmbeddingDriftDetector.from_reference(self.reference, stride=self.embedding_stride)
+        self._prior = None
+        if self.reference is not None and "probability_mean" in self.reference:
+            self._prior = PriorDriftDetector(np.asarray(self.reference["probability_mean"], dtype=np.float64))
 
     def _reset(self) -> None:
         for det in self._scalar.values():
             det.reset()
         if self._embedding is not None:
             self._embedding.reset()
+        if self._prior is not None:
+            self._prior.reset()
         self.events_since_reset = 0
         self.drift_confirmed = False
         self.newly_confirmed = False
         self.reason: str | None = None
+        self.confirmed_by = None
         self.last_confirmation_index: int | None = None
         self._last_fired: dict[str, int | None] = {name: None for name in self._detections}
         self._signals = np.zeros((self.rolling_window, len(SIGNAL_NAMES)))
@@ -196,6 +209,13 @@ class DriftMonitor:
             self._detections[EMBEDDING] += self._embedding.n_detections - before
             if self._embedding.drift_detected:
                 fired.append((start + n - 1, EMBEDDING))
+        if self._prior is not None and np.ndim(probabilities) == 2 and np.shape(probabilities)[1] == len(
+                self._prior.reference_prior):
+            before = self._prior.n_detections
+            self._prior.update_many(probabilities)
+            self._detections[PRIOR] += self._prior.n_detections - before
+            if self._prior.drift_detected:
+                fired.append((start + n - 1, PRIOR))
         self._record_signals(np.column_stack([signals.get(s) for s in SIGNAL_NAMES]))
         self.events_since_reset += n
         self.events_seen += n
@@ -208,14 +228,21 @@ class DriftMonitor:
 
     def _apply_rule(self, index: int, name: str) -> None:
         if name == EMBEDDING and self.embedding_confirms:
-            self._confirm(index, f"embedding MMD over its calibrated threshold (score {self._embedding.score:.2f})")
+            self._confirm(index, f"embedding MMD over its calibrated threshold (score {self._embedding.score:.2f})",
+                          name)
+            return
+        if name == PRIOR:
+            shares = "/".join(f"{q:.2f}" for q in self._prior.prior)
+            self._confirm(index, f"predicted class prior moved to {shares} (p={self._prior.last_p:.1e})", name)
             return
         votes = [
             d for d, last in self._last_fired.items()
-            if last is not None and index - last < self.vote_window and not (d == EMBEDDING and self.embedding_confirms)
+            if last is not None and index - last < self.vote_window and d != PRIOR
+            and not (d == EMBEDDING and self.embedding_confirms)
         ]
         if len(votes) >= self.min_votes:
-            self._confirm(index, f"{len(votes)} detectors within {self.vote_window} events: {', '.join(votes)}")
+            self._confirm(index, f"{len(votes)} detectors within {self.vote_window} events: {', '.join(votes)}",
+                          name)
 
     def hold_confirmed(self, reason: str) -> None:
         """Count the drift as confirmed on the loop's own evidence, not on a detector's (no ``newly_confirmed``:
@@ -223,10 +250,11 @@ class DriftMonitor:
         self.drift_confirmed = True
         self.reason = reason
 
-    def _confirm(self, index: int, reason: str) -> None:
+    def _confirm(self, index: int, reason: str, by: str) -> None:
         self.drift_confirmed = True
         self.newly_confirmed = True
         self.reason = reason
+        self.confirmed_by = by
         self.last_confirmation_reason = reason
         self.last_confirmation_index = index
         self.confirmations += 1
@@ -267,6 +295,13 @@ class DriftMonitor:
                 "kind": "mmd", "signal": "embedding", "score": _finite(self._embedding.score),
                 "detected": bool(self._embedding.drift_detected), "detections": self._detections[EMBEDDING],
                 "last_detection_index": self._last_fired[EMBEDDING],
+            }
+        if self._prior is not None:
+            detectors[PRIOR] = {
+                "kind": "em_likelihood_ratio", "signal": "class prior", "score": _finite(self._prior.score),
+                "detected": bool(self._prior.drift_detected), "detections": self._detections[PRIOR],
+                "last_detection_index": self._last_fired[PRIOR],
+                "prior": [round(float(q), 4) for q in self._prior.prior],
             }
         return {
             "events_seen": self.events_seen,

@@ -37,8 +37,9 @@ from driftwise.drift.embedding_drift import mmd_permutation_test, reference_conf
 from driftwise.drift.guardrails import (LATEST_DOMAIN_INPUTS, LATEST_DOMAIN_P, Check, GuardrailConfig, GuardrailReport,
                                        correlation_check, evaluate_candidate, feedback_holdout, latest_domain_check,
                                        same_domain_check)
-from driftwise.drift.label_shift import LabelShiftConfig, explain_by_label_shift, prior_corrected_copy
+from driftwise.drift.label_shift import LabelShiftConfig, explain_by_label_shift, prior_corrected_copy, prior_shift
 from driftwise.drift.loop import Action, AdaptationInputs, DriftLoop, LoopConfig, model_reference
+from driftwise.drift.monitor import PRIOR
 from driftwise.drift.normalize import (NormalizeConfig, back_to_source, check_interim, newest_domain,
                                        normalized_copy)
 from driftwise.drift.same_domain import model_moved_p
@@ -331,6 +332,7 @@ class AdaptationController:
             base = self._base_snapshot(snapshot)  # an interim serves: its base, not it
             with self._lock:
                 recent_x, taken_at = self.loop.normalize_inputs(None if grow is None else grow.inputs), self.loop.events
+                prior_only = self.loop.monitor.confirmed_by == PRIOR
             base_model = _cpu_model(base)
             if grow is None:
                 earlier_x, window_x, change = newest_domain(base_model, recent_x)  # the domain before must not count
@@ -364,6 +366,13 @@ class AdaptationController:
             if burst is not None and burst.passed:  # a new class prior: Bayes' rule, not BatchNorm
                 interim, extra, stats = prior_corrected_copy(base_model, shift), {"label_shift": shift.to_dict()}, {}
                 passed, why = True, "label_shift"
+            elif prior_only:  # no drift in the features for BatchNorm statistics to fix: a new class mix
+                report = GuardrailReport([Check(
+                    "prior_only", 1.0, 0.0, False,
+                    detail="the drift was seen in the predicted class prior alone and is not a new prior: "
+                           "BatchNorm statistics of a window would be its class mix's, so the base serves")])
+                record["checks"] = report.to_dict()
+                passed, why = False, "normalize"
             elif shift is not None and shift.inputs_moved:  # a prior's signature, a class's inputs moved: neither
                 report = GuardrailReport([Check(
                     "class_inputs", float(shift.class_p or 0.0), self.label_shift_config.class_conditional_p, False,
@@ -434,6 +443,7 @@ class AdaptationController:
         back, moved, left, growth, snapshot = False, None, None, None, self.state.runtime.snapshot
         with self._lock:
             adapted = not self.loop.serving_base  # a candidate serves: the base makes way back only if asked twice
+            corrected = self.loop.label_shift_since is not None
         try:
             base = self._base_snapshot(snapshot)
             made_on = self._interim_embeddings
@@ -446,6 +456,9 @@ class AdaptationController:
             window_z = embed(base_model, window_x)
             check = back_to_source(window_z, base.reference or None, self.normalize_config)
             back = check.passed
+            if back and corrected:  # a new prior can leave the embeddings as they were: the prior must be back too
+                source_z = None if base.reference is None else base.reference.get("embedding_sample")
+                back = not prior_shift(base_model, window_x, self.label_shift_config, source_z).significant
             if not back and alarm_x is not None:
                 # Self-training asked for labels on a drift: is this still that drift, or another one it may learn?
                 p = mmd_permutation_test(embed(base_model, alarm_x), window_z)

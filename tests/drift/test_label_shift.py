@@ -58,6 +58,24 @@ def test_the_log_ratio_is_what_a_classifier_adds_to_its_logits() -> None:
     np.testing.assert_allclose(via_logits, reweight(probs, shift.source_prior, shift.prior), rtol=1e-5)
 
 
+def test_a_model_that_calls_one_class_too_often_reads_no_prior_moved_once_bias_corrected() -> None:
+    from driftwise.drift.label_shift import bias_correction
+
+    def biased(probs: np.ndarray) -> np.ndarray:  # the exact posteriors, class 0 favoured 1.5 to 1
+        return reweight(probs, np.ones(3), np.array([1.5, 1.0, 1.0]))
+
+    uniform = np.full(3, 1 / 3)
+    source, _ = _posteriors([1 / 3] * 3, 2000, seed=1)
+    same, _ = _posteriors([1 / 3] * 3, 512, seed=2)
+    assert detect_label_shift(biased(same), uniform).significant  # the bias alone looks like a new prior
+    w = bias_correction(biased(source), uniform)
+    assert not detect_label_shift(biased(same), uniform, bias=w).significant
+    moved, y = _posteriors([0.8, 0.15, 0.05], 512, seed=3)
+    true = np.bincount(y, minlength=3) / len(y)
+    plain, corrected = detect_label_shift(biased(moved), uniform), detect_label_shift(biased(moved), uniform, bias=w)
+    assert np.abs(corrected.prior - true).max() < 0.03 < np.abs(plain.prior - true).max()
+
+
 def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="probs must be"):
         detect_label_shift(np.ones((100, 2)) / 2, np.full(3, 1 / 3))
@@ -178,3 +196,22 @@ def test_a_prior_change_whose_majority_class_also_moved_is_not_a_label_shift(tra
     assert without.explains and without.mmd_ratio < 0.3, without.to_dict()
     shift = explain_by_label_shift(model, moved, ax, ay, source_z=source_z)
     assert not shift.explains and shift.class_p is not None and shift.class_p < 0.01, shift.to_dict()
+
+
+def test_when_the_embeddings_did_not_move_only_the_per_class_test_can_refuse_a_new_prior(trained) -> None:
+    # A weak model's embeddings barely move under a new prior, and then the MMD ratio is noise over noise: it is not
+    # asked (``unmoved_source_p``). Forced here for every window, to show what still guards: the per-class test.
+    from driftwise.drift.adapter import embed
+    from driftwise.drift.label_shift import explain_by_label_shift
+
+    model, ax, ay = trained
+    source, _ = blobs(600, seed=5)
+    source_z, always = embed(model, source), LabelShiftConfig(unmoved_source_p=0.0)
+    x, y = blobs(128, seed=2, prior=[0.8, 0.15, 0.05])
+    shift = explain_by_label_shift(model, x, ax, ay, always, source_z=source_z)
+    assert shift.explains and shift.mmd_ratio == 0.0 and shift.source_p is not None, shift.to_dict()
+    moved = x.copy()
+    moved[y == 0, 0] += 2.0  # the majority's inputs moved as well
+    shift = explain_by_label_shift(model, moved, ax, ay, always, source_z=source_z)
+    assert not shift.explains and shift.inputs_moved, shift.to_dict()
+    assert explain_by_label_shift(model, x, ax, ay, source_z=source_z).source_p < 0.05  # these embeddings did move

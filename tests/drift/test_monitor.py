@@ -112,13 +112,44 @@ def test_snapshot_is_plain_json_with_every_detector(digits_model):
     monitor = DriftMonitor(reference)
     _run(monitor, *_draw(pools["rotation"], 400, seed=1))
     snap = json.loads(json.dumps(monitor.snapshot(), allow_nan=False))
-    assert set(snap["detectors"]) == {*DEFAULT_DETECTORS, "embedding"}
+    assert set(snap["detectors"]) == {*DEFAULT_DETECTORS, "embedding", "prior"}
     for d in snap["detectors"].values():
-        assert set(d) == {"kind", "signal", "score", "detected", "detections", "last_detection_index"}
+        assert {"kind", "signal", "score", "detected", "detections", "last_detection_index"} <= set(d)
+    assert len(snap["detectors"]["prior"]["prior"]) == 10  # the predicted class prior, as the test estimated it
     assert snap["events_seen"] == snap["events_since_reset"] == 400
     assert snap["drift_confirmed"] and snap["reason"]
     assert set(snap["signals"]) == {"confidence", "entropy", "margin"}
     assert snap["rule"] == {"min_votes": 2, "vote_window": 200, "embedding_confirms": True}
+
+
+def _binary_predictions(n: int, share: float, seed: int) -> np.ndarray:
+    """A model 80% sure and right 80% of the time, classes arriving at ``1 - share`` / ``share``."""
+    rng = np.random.default_rng(seed)
+    y, right = rng.random(n) < share, rng.random(n) < 0.8
+    p1 = np.where(y == right, 0.8, 0.2)
+    return np.column_stack([1 - p1, p1])
+
+
+def test_a_new_class_prior_is_confirmed_though_the_embeddings_did_not_move():
+    rng = np.random.default_rng(0)
+    reference = reference_statistics(rng.normal(size=(600, 4)), _binary_predictions(600, 0.5, seed=1), window=100)
+    monitor = DriftMonitor(reference)
+    before, after = _binary_predictions(1000, 0.5, seed=2), _binary_predictions(600, 0.9, seed=3)
+    _run(monitor, np.r_[before, after], rng.normal(size=(1600, 4)))  # the same embeddings throughout
+    snap = monitor.snapshot()
+    assert monitor.drift_confirmed and "class prior" in monitor.reason
+    assert 1000 <= monitor.last_confirmation_index <= 1400
+    assert not snap["detectors"]["embedding"]["detections"]
+    assert snap["detectors"]["prior"]["prior"][1] == pytest.approx(0.9, abs=0.06)
+
+
+def test_a_reference_without_mean_probabilities_runs_no_prior_test():
+    rng = np.random.default_rng(0)
+    reference = reference_statistics(rng.normal(size=(600, 4)), _binary_predictions(600, 0.5, seed=1), window=100)
+    del reference["probability_mean"]  # saved before the test existed
+    monitor = DriftMonitor(reference)
+    _run(monitor, _binary_predictions(1600, 0.9, seed=3), rng.normal(size=(1600, 4)))
+    assert "prior" not in monitor.snapshot()["detectors"] and not monitor.drift_confirmed
 
 
 # -- the confirmation rule, on synthetic predictions ---------------------------------------------------------------
