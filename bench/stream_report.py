@@ -191,8 +191,10 @@ def score(stream: Stream, observed: Mapping[str, Any], registry: Path, config: S
     positions = {label: _arrival_positions(o) for label, o in observed.items()}
     detections = {label: [(positions[label][min(s, len(positions[label])) - 1] if s else 0, r)
                           for s, r in o.detections] for label, o in observed.items()}
-    label_shifts = (label_shift_phases(y, bounds, versions, outcomes, [at for at, _ in detections["adaptive"]],
-                                       correct["adaptive"], correct["no_adapt"]) if config.families == "prior" else None)
+    label_shifts = None
+    if config.families == "prior":
+        label_shifts = label_shift_phases(y, bounds, versions, outcomes, [at for at, _ in detections["adaptive"]],
+                                          correct["adaptive"], correct["no_adapt"])
     return {
         "phases": rows,
         "summary": {

@@ -792,6 +792,47 @@ def test_a_new_prior_whose_majority_inputs_also_moved_gets_no_interim(tmp_path) 
     assert "version" not in done and state.runtime.version == "1"  # neither the correction nor BatchNorm serves
 
 
+def test_a_drift_seen_in_the_class_prior_alone_and_not_a_new_prior_gets_no_batchnorm_interim(tmp_path) -> None:
+    from driftwise.drift.monitor import PRIOR
+    from tests.blobs import blobs
+
+    controller, registry, _ = _blobs_controller(tmp_path, reference=True, normalize=LENIENT)
+    state = controller.state
+    for batch in np.array_split(blobs(160, seed=2, gain=1.5, shift=1.0)[0], 10):  # the interim's usual case
+        state.notify(batch, state.runtime.predict(batch), "http")
+    controller.loop.monitor.confirmed_by = PRIOR  # as `driftwise.drift.prior_drift` confirms it
+    controller._normalize("predicted class prior moved")
+    done = controller.last_normalization
+    assert not done["label_shift"]["explains"] and done["checks"]["reasons"][0].startswith("prior_only:"), done
+    assert "version" not in done and state.runtime.version == "1"
+
+
+@pytest.mark.parametrize("prior_back", [False, True])
+def test_a_prior_correction_makes_way_for_the_base_only_once_the_prior_is_back_too(
+        tmp_path, monkeypatch: pytest.MonkeyPatch, prior_back: bool) -> None:
+    # A weak model's embeddings can look like the source's under a new prior: the embeddings' answer is not enough.
+    from driftwise.drift.guardrails import Check
+    from driftwise.service import adaptation
+    from tests.blobs import blobs
+
+    controller, registry, _ = _blobs_controller(tmp_path, reference=True)
+    state = controller.state
+    for batch in np.array_split(blobs(160, seed=5, prior=[0.8, 0.15, 0.05])[0], 10):
+        state.notify(batch, state.runtime.predict(batch), "http")
+    controller._normalize("drift confirmed")
+    assert controller.last_normalization["label_shift"]["explains"] and state.runtime.version != "1"
+    monkeypatch.setattr(adaptation, "back_to_source", lambda *a, **k: Check("back_to_source", 0.5, 0.05, True))
+    latest = blobs(160, seed=6, prior=None if prior_back else [0.8, 0.15, 0.05])[0]
+    for batch in np.array_split(latest, 10):
+        state.notify(batch, state.runtime.predict(batch), "http")
+    controller._check_source()
+    if prior_back:
+        assert state.runtime.version == "1"
+    else:  # a correction serves on (re-estimated every normalize_window inputs meanwhile, so maybe a later one)
+        serving = registry.get("blobs", int(state.runtime.version)).manifest
+        assert state.runtime.version != "1" and "label_shift" in serving
+
+
 @pytest.mark.parametrize("stale", [True, False])
 def test_a_refinement_refused_as_stale_takes_the_model_it_refines_off_too(
         make_settings: Callable[..., Settings], registry: Registry, monkeypatch: pytest.MonkeyPatch,
