@@ -324,8 +324,22 @@ def prior_shift(model: Classifier, window_x: np.ndarray, config: LabelShiftConfi
     return detect_label_shift(predict_proba(model, window_x), prior, cfg, bias)
 
 
+def prior_back(model: Classifier, window_x: np.ndarray, shifted: np.ndarray, config: LabelShiftConfig | None = None,
+               source_z: np.ndarray | None = None) -> bool:
+    """Is the class prior of ``window_x`` nearer the one ``model`` was trained under than ``shifted`` (the prior a
+    label shift moved it to)? Total variation between `prior_shift`'s estimate and each.
+
+    Not "the prior test is no longer significant": on a weak model 128 inputs often are not, the new prior still
+    there (Agrawal, 90/10: prior corrections made way for the base 100-500 events into their phase).
+    """
+    estimate = prior_shift(model, window_x, config, source_z).prior
+    own = model.served_prior().detach().cpu().double().numpy()
+    return bool(np.abs(estimate - own).sum() < np.abs(estimate - np.asarray(shifted, dtype=np.float64)).sum())
+
+
 def explain_by_label_shift(model: Classifier, window_x: np.ndarray, anchors_x: np.ndarray, anchors_y: np.ndarray,
-                           config: LabelShiftConfig | None = None, source_z: np.ndarray | None = None) -> LabelShift:
+                           config: LabelShiftConfig | None = None, source_z: np.ndarray | None = None, *,
+                           embeddings_unmoved: bool = False) -> LabelShift:
     """Is the drift of ``window_x`` a change of the class prior alone? (see the module docstring).
 
     ``model`` is the base, whose probabilities follow the prior it was trained under
@@ -334,6 +348,8 @@ def explain_by_label_shift(model: Classifier, window_x: np.ndarray, anchors_x: n
     share of the anchors: weighted by the source prior they stand for the source, by the
     estimated prior for the window. ``source_z`` are the base's embeddings of source data (its
     reference sample) for the bias correction and the per-class test; without them neither is run.
+    ``embeddings_unmoved``: the caller knows the embeddings did not move (the drift monitor confirmed the drift on
+    the predicted prior alone, its embedding test silent), so the MMD ratio is not asked, as for ``unmoved_source_p``.
     """
     cfg = config or LabelShiftConfig()
     k = model.config.num_classes
@@ -346,7 +362,7 @@ def explain_by_label_shift(model: Classifier, window_x: np.ndarray, anchors_x: n
     if source_z is not None and len(source_z) >= 2:
         source_z = np.asarray(source_z, dtype=np.float64)
         source_p = mmd_permutation_test(z_window, source_z[:cfg.source_sample])
-    if source_p is not None and source_p >= cfg.unmoved_source_p:
+    if embeddings_unmoved or (source_p is not None and source_p >= cfg.unmoved_source_p):
         ratio = 0.0  # the embeddings did not move: the prior is all that did
     else:
         labels = np.asarray(anchors_y, dtype=np.int64)

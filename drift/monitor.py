@@ -172,6 +172,8 @@ class DriftMonitor:
         self.newly_confirmed = False
         self.reason: str | None = None
         self.confirmed_by = None
+        self.confirmed_prior: np.ndarray | None = None
+        """The predicted class prior the prior test estimated when it confirmed the drift latched now."""
         self.last_confirmation_index: int | None = None
         self._last_fired: dict[str, int | None] = {name: None for name in self._detections}
         self._signals = np.zeros((self.rolling_window, len(SIGNAL_NAMES)))
@@ -232,7 +234,8 @@ class DriftMonitor:
                           name)
             return
         if name == PRIOR:
-            shares = "/".join(f"{q:.2f}" for q in self._prior.prior)
+            self.confirmed_prior = self._prior.prior.copy()
+            shares = "/".join(f"{q:.2f}" for q in self.confirmed_prior)
             self._confirm(index, f"predicted class prior moved to {shares} (p={self._prior.last_p:.1e})", name)
             return
         votes = [

@@ -37,7 +37,7 @@ from driftwise.drift.embedding_drift import mmd_permutation_test, reference_conf
 from driftwise.drift.guardrails import (LATEST_DOMAIN_INPUTS, LATEST_DOMAIN_P, Check, GuardrailConfig, GuardrailReport,
                                        correlation_check, evaluate_candidate, feedback_holdout, latest_domain_check,
                                        same_domain_check)
-from driftwise.drift.label_shift import LabelShiftConfig, explain_by_label_shift, prior_corrected_copy, prior_shift
+from driftwise.drift.label_shift import LabelShiftConfig, explain_by_label_shift, prior_back, prior_corrected_copy
 from driftwise.drift.loop import Action, AdaptationInputs, DriftLoop, LoopConfig, model_reference
 from driftwise.drift.monitor import PRIOR
 from driftwise.drift.normalize import (NormalizeConfig, back_to_source, check_interim, newest_domain,
@@ -333,6 +333,7 @@ class AdaptationController:
             with self._lock:
                 recent_x, taken_at = self.loop.normalize_inputs(None if grow is None else grow.inputs), self.loop.events
                 prior_only = self.loop.monitor.confirmed_by == PRIOR
+                re_estimate = self.loop.label_shift_since is not None and _is_interim(snapshot)
             base_model = _cpu_model(base)
             if grow is None:
                 earlier_x, window_x, change = newest_domain(base_model, recent_x)  # the domain before must not count
@@ -352,7 +353,8 @@ class AdaptationController:
                 # less power to tell a covariate shift from a new prior (on the held-out stream, seed 0, with the
                 # cut window stripes got no interim, twice refused on class_inputs; the runs before served one).
                 shift = explain_by_label_shift(base_model, recent_x, base.anchors_x, base.anchors_y,
-                                               self.label_shift_config, source_z=source_z)
+                                               self.label_shift_config, source_z=source_z,
+                                               embeddings_unmoved=prior_only)
                 record["label_shift"] = shift.to_dict()
             # Classes arriving in runs make any window look like a new prior (one class's burst): a burst is not
             # a prior, so the correction is refused like the BatchNorm interim (on the held-out stream bench in
@@ -388,8 +390,9 @@ class AdaptationController:
                 record["checks"] = report.to_dict()
                 extra, stats = {"checks": report.to_dict()}, {k: float(v) for k, v in report.stats.items()}
                 passed, why = report.passed, "normalize"
-            with self._lock:
-                self.loop.note_label_shift(why == "label_shift")
+            if passed or not re_estimate:
+                with self._lock:
+                    self.loop.note_label_shift(why == "label_shift")
             if passed and not self.leading:
                 record["cancelled"] = DEPOSED
             elif passed:
@@ -406,6 +409,11 @@ class AdaptationController:
                 self._interim_embeddings = ((str(published.version), embed(base_model, window_x), taken_at)
                                             if why == "normalize" else None)
                 self.state.metrics.normalizations.labels("label_shift" if why == "label_shift" else "served").inc()
+            elif re_estimate:  # the serving correction's prior, estimated again, was not called a prior: it stays
+                # until the source check finds the prior back (on Agrawal the base served between re-estimates)
+                self.state.metrics.normalizations.labels("refused").inc()
+                log.warning("re-estimated prior correction not served, the serving one stays: %s",
+                            "; ".join(report.reasons))
             elif grow is not None:  # the serving interim passed on fewer inputs of this domain: it stays
                 self.state.metrics.normalizations.labels("refused").inc()
                 log.warning("grown interim not served, the serving one stays: %s", "; ".join(report.reasons))
@@ -443,7 +451,10 @@ class AdaptationController:
         back, moved, left, growth, snapshot = False, None, None, None, self.state.runtime.snapshot
         with self._lock:
             adapted = not self.loop.serving_base  # a candidate serves: the base makes way back only if asked twice
-            corrected = self.loop.label_shift_since is not None
+            # A drift in the class prior (a correction serves, or the prior test confirmed it) can leave the embeddings
+            # as they were: then the prior must be back too, nearer the source's than the one it moved to.
+            shifted = (_served_prior(snapshot) if self.loop.label_shift_since is not None else
+                       self.loop.monitor.confirmed_prior if self.loop.monitor.confirmed_by == PRIOR else None)
         try:
             base = self._base_snapshot(snapshot)
             made_on = self._interim_embeddings
@@ -456,9 +467,9 @@ class AdaptationController:
             window_z = embed(base_model, window_x)
             check = back_to_source(window_z, base.reference or None, self.normalize_config)
             back = check.passed
-            if back and corrected:  # a new prior can leave the embeddings as they were: the prior must be back too
+            if back and shifted is not None:
                 source_z = None if base.reference is None else base.reference.get("embedding_sample")
-                back = not prior_shift(base_model, window_x, self.label_shift_config, source_z).significant
+                back = prior_back(base_model, window_x, shifted, self.label_shift_config, source_z)
             if not back and alarm_x is not None:
                 # Self-training asked for labels on a drift: is this still that drift, or another one it may learn?
                 p = mmd_permutation_test(embed(base_model, alarm_x), window_z)
@@ -873,6 +884,11 @@ class InterimGrowth:
 
     version: str
     inputs: int
+
+
+def _served_prior(snapshot: ModelSnapshot) -> np.ndarray:
+    """The class prior ``snapshot``'s probabilities assume (a label-shift correction's: the prior it corrects to)."""
+    return snapshot.model.served_prior().detach().cpu().double().numpy()
 
 
 def _is_interim(snapshot: ModelSnapshot) -> bool:
