@@ -833,6 +833,28 @@ def test_a_prior_correction_makes_way_for_the_base_only_once_the_prior_is_back_t
         assert state.runtime.version != "1" and "label_shift" in serving
 
 
+def test_a_re_estimated_prior_not_called_a_prior_leaves_the_serving_correction_in_place(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from driftwise.service import adaptation
+    from tests.blobs import blobs
+
+    controller, registry, _ = _blobs_controller(tmp_path, reference=True)
+    state = controller.state
+    for batch in np.array_split(blobs(160, seed=5, prior=[0.8, 0.15, 0.05])[0], 10):
+        state.notify(batch, state.runtime.predict(batch), "http")
+    controller._normalize("drift confirmed")
+    corrected = state.runtime.version
+    assert controller.last_normalization["label_shift"]["explains"] and corrected != "1"
+    explain = adaptation.explain_by_label_shift
+    monkeypatch.setattr(adaptation, "explain_by_label_shift",  # the next estimate: a class's inputs moved
+                        lambda *a, **k: replace(explain(*a, **k), explains=False, inputs_moved=True, class_p=0.001))
+    controller._normalize("the prior estimated again")
+    assert controller.last_normalization["checks"]["reasons"][0].startswith("class_inputs:")
+    assert state.runtime.version == corrected and controller.loop.label_shift_since is not None
+
+
 @pytest.mark.parametrize("stale", [True, False])
 def test_a_refinement_refused_as_stale_takes_the_model_it_refines_off_too(
         make_settings: Callable[..., Settings], registry: Registry, monkeypatch: pytest.MonkeyPatch,
