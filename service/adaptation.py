@@ -465,11 +465,15 @@ class AdaptationController:
                 growable = None if made_on is None else self.loop.interim_growth(len(made_on[1]), made_on[2])
             base_model = _cpu_model(base)
             window_z = embed(base_model, window_x)
-            check = back_to_source(window_z, base.reference or None, self.normalize_config)
+            source_z = None if base.reference is None else base.reference.get("embedding_sample")
+            if shifted is not None and not prior_back(base_model, window_x, shifted, self.label_shift_config,
+                                                      source_z):  # cheap, asked first: while a correction serves
+                # the source check comes every `LABEL_SHIFT_SOURCE_CHECK` inputs
+                check = Check("back_to_source", 0.0, self.normalize_config.min_source_p, False,
+                              detail="the class prior is nearer the one it moved to than the source's")
+            else:
+                check = back_to_source(window_z, base.reference or None, self.normalize_config)
             back = check.passed
-            if back and shifted is not None:
-                source_z = None if base.reference is None else base.reference.get("embedding_sample")
-                back = prior_back(base_model, window_x, shifted, self.label_shift_config, source_z)
             if not back and alarm_x is not None:
                 # Self-training asked for labels on a drift: is this still that drift, or another one it may learn?
                 p = mmd_permutation_test(embed(base_model, alarm_x), window_z)
