@@ -174,6 +174,12 @@ def predict_proba(model: Classifier, x: np.ndarray | torch.Tensor, batch_size: i
     return torch.cat(out).cpu().numpy() if out else np.zeros((0, model.config.num_classes), np.float32)
 
 
+def served_prior(model: Classifier) -> np.ndarray:
+    """The class prior ``model``'s probabilities assume (`Classifier.served_prior`), as float64 numbers: a label-shift
+    correction's is the prior it corrects to."""
+    return model.served_prior().detach().cpu().double().numpy()
+
+
 def embed(model: Classifier, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """Encoder embeddings ``(n, dim)`` in eval mode (the model's mode is restored), for comparing distributions."""
     was_training = model.training

@@ -80,7 +80,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from driftwise.drift.adapter import embed, predict_proba
+from driftwise.drift.adapter import embed, predict_proba, served_prior
 from driftwise.drift.embedding_drift import mmd_permutation_test
 from driftwise.drift.same_domain import model_moved_p
 from driftwise.models.classifier import Classifier
@@ -495,7 +495,7 @@ def evaluate_candidate(
         labels = np.asarray(feedback_y, dtype=np.int64)
         prior = class_distribution(labels[(labels >= 0) & (labels < k)], k)
     else:  # what the current model was trained under (its labeled data, not the anchors: those are capped per class)
-        prior = current.served_prior().detach().cpu().double().numpy()
+        prior = served_prior(current)
     h_cur, h_cand = normalized_entropy(dist_cur), normalized_entropy(dist_cand)
     h_prior = normalized_entropy(prior)
     floor = cfg.min_class_entropy_ratio * min(h_cur, h_prior)

@@ -91,7 +91,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from driftwise.drift.adapter import embed, predict_proba
+from driftwise.drift.adapter import embed, predict_proba, served_prior
 from driftwise.drift.change_point import ChangePoint, latest_domain
 from driftwise.drift.embedding_drift import mmd_permutation_test
 from driftwise.drift.guardrails import (Check, GuardrailReport, class_distribution, class_shift_check,
@@ -191,7 +191,7 @@ def check_interim(current: Classifier, interim: Classifier, window_x: np.ndarray
                                    "the base is about as sure as on the source: little for an interim to fix"))
     dist_cur, dist_new = class_distribution(p_cur.argmax(1), k), class_distribution(p_new.argmax(1), k)
     h_cur, h_new = normalized_entropy(dist_cur), normalized_entropy(dist_new)
-    prior = current.served_prior().detach().cpu().double().numpy()
+    prior = served_prior(current)
     report.checks.append(class_shift_check(dist_new, dist_cur, prior, len(window_x), z=cfg.class_shift_z,
                                            slack=cfg.class_shift_slack, current_name="base"))
     if cfg.min_entropy_ratio is not None:

@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from driftwise.drift.adapter import AdaptConfig, embed, predict_proba
+from driftwise.drift.adapter import AdaptConfig, embed, predict_proba, served_prior
 from driftwise.drift.embedding_drift import mmd_permutation_test, reference_confidence
 from driftwise.drift.guardrails import (LATEST_DOMAIN_INPUTS, LATEST_DOMAIN_P, Check, GuardrailConfig, GuardrailReport,
                                        correlation_check, evaluate_candidate, feedback_holdout, latest_domain_check,
@@ -453,7 +453,7 @@ class AdaptationController:
             adapted = not self.loop.serving_base  # a candidate serves: the base makes way back only if asked twice
             # A drift in the class prior (a correction serves, or the prior test confirmed it) can leave the embeddings
             # as they were: then the prior must be back too, nearer the source's than the one it moved to.
-            shifted = (_served_prior(snapshot) if self.loop.label_shift_since is not None else
+            shifted = (served_prior(snapshot.model) if self.loop.label_shift_since is not None else
                        self.loop.monitor.confirmed_prior if self.loop.monitor.confirmed_by == PRIOR else None)
         try:
             base = self._base_snapshot(snapshot)
@@ -888,11 +888,6 @@ class InterimGrowth:
 
     version: str
     inputs: int
-
-
-def _served_prior(snapshot: ModelSnapshot) -> np.ndarray:
-    """The class prior ``snapshot``'s probabilities assume (a label-shift correction's: the prior it corrects to)."""
-    return snapshot.model.served_prior().detach().cpu().double().numpy()
 
 
 def _is_interim(snapshot: ModelSnapshot) -> bool:
