@@ -136,9 +136,6 @@ class DriftMonitor:
         self.confirmations = 0
         self.last_confirmation_reason: str | None = None
         """Why the latest confirmation happened; kept across resets, like ``confirmations``."""
-        self.confirmed_by: str | None = None
-        """The detector whose firing confirmed the drift latched now (``"embedding"``, ``"prior"``, or the vote's
-        last); None while none is confirmed or when the loop holds it (`hold_confirmed`)."""
         self._detections = {name: 0 for name in [*specs, EMBEDDING, PRIOR]}
         self._build(reference)
         self._reset()
@@ -171,7 +168,9 @@ class DriftMonitor:
         self.drift_confirmed = False
         self.newly_confirmed = False
         self.reason: str | None = None
-        self.confirmed_by = None
+        self.confirmed_by: str | None = None
+        """The detector whose firing confirmed the drift latched now (``"embedding"``, ``"prior"``, or the vote's
+        last); None while none is confirmed or when the loop holds it (`hold_confirmed`)."""
         self.confirmed_prior: np.ndarray | None = None
         """The predicted class prior the prior test estimated when it confirmed the drift latched now."""
         self.last_confirmation_index: int | None = None
@@ -211,8 +210,7 @@ class DriftMonitor:
             self._detections[EMBEDDING] += self._embedding.n_detections - before
             if self._embedding.drift_detected:
                 fired.append((start + n - 1, EMBEDDING))
-        if self._prior is not None and np.ndim(probabilities) == 2 and np.shape(probabilities)[1] == len(
-                self._prior.reference_prior):
+        if self._prior is not None:
             before = self._prior.n_detections
             self._prior.update_many(probabilities)
             self._detections[PRIOR] += self._prior.n_detections - before
