@@ -8,10 +8,12 @@ inputs when it fell back, by the MMD permutation test the guardrails use. The tr
 
 Run: ``python replay.py RESULTS.json:RUN_DIR [RESULTS.json:RUN_DIR ...]`` (RUN_DIR holds the run's
 ``registry`` and ``stream.npz``, as `driftwise bench stream` leaves them in ``runs/``).
+`bench/results/same-domain/alarm_replay.py` runs the same replay with other tests (`fallbacks`' ``columns``).
 """
 
 import json
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,10 @@ from driftwise.drift.embedding_drift import mmd_permutation_test
 from driftwise.models.registry import Registry
 
 LATEST = (128, 64, 32)
+Column = tuple[str, str, int, Callable]
+"""(label before each p in a run's line, name in the summary, latest inputs, test(base, window_z, latest_z) -> p)."""
+COLUMNS: tuple[Column, ...] = tuple((f"p{n}=", str(n), n, lambda base, a, b: mmd_permutation_test(a, b))
+                                    for n in LATEST)
 
 
 def phase_of(phases: list[dict], event: int) -> int | None:
@@ -30,7 +36,8 @@ def phase_of(phases: list[dict], event: int) -> int | None:
     return None
 
 
-def fallbacks(results_json: str, run_dir: str) -> list[tuple[str, tuple[float, ...]]]:
+def fallbacks(results_json: str, run_dir: str,
+              columns: Sequence[Column] = COLUMNS) -> list[tuple[str, tuple[float, ...]]]:
     d, run = json.loads(Path(results_json).read_text()), Path(run_dir)
     delay = 3 * (100 if "--rate 100" in d["command"] else 50)  # events between the window's end and serving
     kinds = {str(v["version"]): v["kind"] for v in d["versions"]}
@@ -42,24 +49,29 @@ def fallbacks(results_json: str, run_dir: str) -> list[tuple[str, tuple[float, .
         if kinds.get(str(version)) not in ("adapt", "refine") or kinds.get(str(then)) != "pretrain":
             continue
         end = served - delay
-        if end - 256 < 0 or fell_back - max(LATEST) < 0:
+        if end - 256 < 0 or fell_back - max(n for _, _, n, _ in columns) < 0:
             continue
         same = len({phase_of(phases, e) for e in (end - 256, end - 1, fell_back - 128, fell_back - 1)}) == 1
         truth = "false alarm" if same else "moved" if phase_of(phases, end - 1) != phase_of(phases, fell_back - 1) \
             else "mixed"
         window = embed(base, x[end - 256:end])
-        p = tuple(mmd_permutation_test(window, embed(base, x[fell_back - n:fell_back])) for n in LATEST)
+        p = tuple(test(base, window, embed(base, x[fell_back - n:fell_back])) for _, _, n, test in columns)
         print(f"{run.name:48s} v{version:>3} {phases[phase_of(phases, fell_back - 1)]['phase']:22s} {truth:12s} "
-              + " ".join(f"p{n}={q:.3f}" for n, q in zip(LATEST, p)))
+              + " ".join(f"{label}{q:.3f}" for (label, _, _, _), q in zip(columns, p)))
         rows.append((truth, p))
     return rows
 
 
-if __name__ == "__main__":
-    rows = [row for pair in sys.argv[1:] for row in fallbacks(*pair.split(":"))]
-    for k, n in enumerate(LATEST):
+def main(pairs: Sequence[str], columns: Sequence[Column] = COLUMNS) -> None:
+    """Every fallback's line, then per column and truth how many tests said "moved" at p < 0.01 and 0.05."""
+    rows = [row for pair in pairs for row in fallbacks(*pair.split(":"), columns=columns)]
+    for k, (_, name, _, _) in enumerate(columns):
         for truth in ("false alarm", "moved", "mixed"):
             ps = np.array([p[k] for t, p in rows if t == truth])
             if len(ps):
-                print(f"latest {n}: {truth}: {len(ps)}, p < 0.01: {int((ps < 0.01).sum())}, "
+                print(f"latest {name}: {truth}: {len(ps)}, p < 0.01: {int((ps < 0.01).sum())}, "
                       f"p < 0.05: {int((ps < 0.05).sum())}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
