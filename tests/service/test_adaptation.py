@@ -326,6 +326,28 @@ def test_classes_arriving_in_runs_are_not_taken_for_a_label_shift(tmp_path) -> N
     assert controller.loop.label_shift_since is None
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_a_new_prior_whose_window_still_holds_the_inputs_before_it_gets_no_batchnorm_interim(
+        tmp_path, seed: int) -> None:
+    # Shares that change midway read as classes in runs: the correction may be refused for it, but the BatchNorm
+    # interim (centred on one class's inputs) must not serve instead.
+    from tests.blobs import blobs
+
+    controller, registry, _ = _blobs_controller(tmp_path, reference=True)
+    state = controller.state
+    before, after = blobs(64, seed=10 + seed)[0], blobs(96, seed=20 + seed, prior=[0.9, 0.05, 0.05])[0]
+    for batch in np.array_split(np.concatenate([before, after]), 10):
+        state.notify(batch, state.runtime.predict(batch), "http")
+    controller._normalize("drift confirmed")
+    done = controller.last_normalization
+    assert done["label_shift"]["explains"], done
+    if "version" in done:
+        assert "label_shift" in registry.get("blobs", done["version"]).manifest, "a prior correction, not BatchNorm"
+    else:
+        assert done["checks"]["reasons"][0].startswith("temporal_correlation:"), done["checks"]
+        assert state.runtime.version == "1"
+
+
 def test_when_the_stream_is_back_at_the_source_while_an_interim_serves_the_base_serves_and_the_drift_ends(
         tmp_path) -> None:
     from tests.blobs import blobs
