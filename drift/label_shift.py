@@ -108,6 +108,13 @@ class LabelShiftConfig:
     10-19 points under the frozen model)."""
     source_sample: int = 256
     """Source embeddings that test asks (as `driftwise.drift.normalize.back_to_source` does)."""
+    return_ratio: float = 1000.0
+    """Likelihood ratio of the latest inputs under the source prior over the shifted one at which the prior has come
+    back (`prior_returned`). Chosen on Agrawal and ImageSegments: 1,000 came back 32 inputs into ImageSegments' clean
+    phases and 56-136 into Agrawal's (10,000: 80-352), and said so in none of 510 checks inside their 90% phases."""
+    min_return_events: int = 32
+    """Fewer inputs than this at the source prior are not taken for its return (nor tested against the source's
+    embeddings)."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.significance < 1.0:
@@ -118,6 +125,9 @@ class LabelShiftConfig:
             raise ValueError(f"min_events and min_anchors must be >= 2, got {self.min_events}, {self.min_anchors}")
         if not 0.0 < self.max_mmd_ratio <= 1.0:
             raise ValueError(f"max_mmd_ratio must be in (0, 1], got {self.max_mmd_ratio}")
+        if self.return_ratio <= 1.0 or self.min_return_events < 2:
+            raise ValueError(f"return_ratio must be > 1 and min_return_events >= 2, got {self.return_ratio}, "
+                             f"{self.min_return_events}")
         if not 0.0 < self.class_conditional_p < 1.0 or self.min_class_events < 2:
             raise ValueError(f"class_conditional_p must be in (0, 1) and min_class_events >= 2, got "
                              f"{self.class_conditional_p}, {self.min_class_events}")
@@ -328,17 +338,50 @@ def prior_shift(model: Classifier, window_x: np.ndarray, config: LabelShiftConfi
     return detect_label_shift(predict_proba(model, window_x), served_prior(model), cfg, _bias_of(model, source_z, cfg))
 
 
-def prior_back(model: Classifier, window_x: np.ndarray, shifted: np.ndarray, config: LabelShiftConfig | None = None,
-               source_z: np.ndarray | None = None) -> bool:
-    """Is the class prior of ``window_x`` nearer the one ``model`` was trained under than ``shifted`` (the prior a
-    label shift moved it to)? Total variation between `prior_shift`'s estimate and each.
+def prior_returned(model: Classifier, window_x: np.ndarray, shifted: np.ndarray,
+                   config: LabelShiftConfig | None = None, source_z: np.ndarray | None = None) -> int | None:
+    """Where the class prior ``model`` was trained under came back from ``shifted`` (the prior a label shift moved
+    it to) among ``window_x``, in arrival order: the start of the latest inputs that the source prior explains better
+    than ``shifted`` by a likelihood ratio of at least ``return_ratio``, if there are ``min_return_events`` of them
+    (None: it has not come back).
 
-    Not "the prior test is no longer significant": on a weak model 128 inputs often are not, the new prior still
-    there (Agrawal, 90/10: prior corrections made way for the base 100-500 events into their phase).
+    An input's likelihood under the new prior over the source's is ``sum_y p_s(y|x) pi_t(y) / pi_s(y)`` (the base's
+    probabilities, bias-corrected as the prior was estimated): summed in logs over the latest inputs, it is the
+    CUSUM statistic of a change back to the source, maximised over where the change began. Not "the estimate of the
+    whole window is nearer the source": that waited for half the window to be the source's again, then for the
+    embeddings of the rest to match the source (104-120 events after a clean phase began on ImageSegments and digits,
+    offline), and a weak model's 128 inputs sometimes said it inside a 90% phase (Agrawal: 3 of 510 checks).
+
+    >>> rng = np.random.default_rng(0)
+    >>> def posteriors(prior1, n):  # 1-d Gaussians at -2 and +2, posteriors under the 50/50 source prior
+    ...     x = rng.normal(np.where(rng.random(n) < prior1, 2.0, -2.0))
+    ...     p1 = 1 / (1 + np.exp(-4 * x))
+    ...     return np.column_stack([1 - p1, p1])
+    >>> source, shifted = np.array([0.5, 0.5]), np.array([0.1, 0.9])
+    >>> print(returned_at(posteriors(0.9, 128), source, shifted))  # still 90/10
+    None
+    >>> returned_at(np.concatenate([posteriors(0.9, 64), posteriors(0.5, 64)]), source, shifted)  # 50/50 from 64 on
+    64
     """
-    estimate = prior_shift(model, window_x, config, source_z).prior
-    own = served_prior(model)
-    return bool(np.abs(estimate - own).sum() < np.abs(estimate - np.asarray(shifted, dtype=np.float64)).sum())
+    cfg = config or LabelShiftConfig()
+    probs = predict_proba(model, window_x)
+    bias = _bias_of(model, source_z, cfg)
+    if bias is not None:
+        probs = reweight(probs, np.ones_like(bias), bias)
+    return returned_at(probs, served_prior(model), shifted, cfg)
+
+
+def returned_at(probs: np.ndarray, source: np.ndarray, shifted: np.ndarray,
+                config: LabelShiftConfig | None = None) -> int | None:
+    """`prior_returned` on probabilities ``probs`` ``(n, k)`` (arrival order) of a model trained under ``source``."""
+    cfg = config or LabelShiftConfig()
+    ratio = np.maximum(np.asarray(shifted, dtype=np.float64), EPS) / np.maximum(np.asarray(source, dtype=np.float64), EPS)
+    for_source = -np.log(np.maximum(np.asarray(probs, dtype=np.float64) @ ratio, EPS))  # log L_source - log L_shifted
+    since = np.cumsum(for_source[::-1])[::-1]  # each start's sum to the latest input
+    start = int(np.argmax(since)) if len(since) else 0
+    if len(since) - start < cfg.min_return_events or since[start] < np.log(cfg.return_ratio):
+        return None
+    return start
 
 
 def explain_by_label_shift(model: Classifier, window_x: np.ndarray, anchors_x: np.ndarray, anchors_y: np.ndarray,

@@ -37,7 +37,8 @@ from driftwise.drift.embedding_drift import mmd_permutation_test, reference_conf
 from driftwise.drift.guardrails import (LATEST_DOMAIN_INPUTS, LATEST_DOMAIN_P, Check, GuardrailConfig, GuardrailReport,
                                        correlation_check, evaluate_candidate, feedback_holdout, latest_domain_check,
                                        same_domain_check)
-from driftwise.drift.label_shift import LabelShiftConfig, explain_by_label_shift, prior_back, prior_corrected_copy
+from driftwise.drift.label_shift import (LabelShiftConfig, explain_by_label_shift, prior_corrected_copy,
+                                         prior_returned)
 from driftwise.drift.loop import Action, AdaptationInputs, DriftLoop, LoopConfig, model_reference
 from driftwise.drift.monitor import PRIOR
 from driftwise.drift.normalize import (NormalizeConfig, back_to_source, check_interim, newest_domain,
@@ -461,7 +462,7 @@ class AdaptationController:
         with self._lock:
             adapted = not self.loop.serving_base  # a candidate serves: the base makes way back only if asked twice
             # A drift in the class prior (a correction serves, or the prior test confirmed it) can leave the embeddings
-            # as they were: then the prior must be back too, nearer the source's than the one it moved to.
+            # as they were: then the prior must have come back too (`prior_returned`), and the embeddings since.
             shifted = (served_prior(snapshot.model) if self.loop.label_shift_since is not None else
                        self.loop.monitor.confirmed_prior if self.loop.monitor.confirmed_by == PRIOR else None)
         try:
@@ -475,13 +476,14 @@ class AdaptationController:
             base_model = _cpu_model(base)
             window_z = embed(base_model, window_x)
             source_z = None if base.reference is None else base.reference.get("embedding_sample")
-            if shifted is not None and not prior_back(base_model, window_x, shifted, self.label_shift_config,
-                                                      source_z):  # cheap, asked first: while a correction serves
-                # the source check comes every `LABEL_SHIFT_SOURCE_CHECK` inputs
+            prior_since = None if shifted is None else prior_returned(base_model, window_x, shifted,
+                                                                      self.label_shift_config, source_z)
+            if shifted is not None and prior_since is None:  # cheap, asked first: while a correction serves the
+                # source check comes every `LABEL_SHIFT_SOURCE_CHECK` inputs
                 check = Check("back_to_source", 0.0, self.normalize_config.min_source_p, False,
-                              detail="the class prior is nearer the one it moved to than the source's")
-            else:
-                check = back_to_source(window_z, base.reference or None, self.normalize_config)
+                              detail="the class prior has not come back from the one it moved to")
+            else:  # the embeddings since the prior came back, if it did, must be the source's too
+                check = back_to_source(window_z[prior_since or 0:], base.reference or None, self.normalize_config)
             back = check.passed
             if not back and alarm_x is not None:
                 # Self-training asked for labels on a drift: is this still that drift, or another one it may learn?

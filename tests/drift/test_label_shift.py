@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from driftwise.drift.label_shift import LabelShiftConfig, detect_label_shift, estimate_prior, reweight
+from driftwise.drift.label_shift import LabelShiftConfig, detect_label_shift, estimate_prior, returned_at, reweight
 from tests.blobs import blobs, fit_mlp, trained_model
 
 
@@ -40,6 +40,18 @@ def test_an_unchanged_prior_is_not_corrected() -> None:
     probs, _ = _posteriors([1 / 3, 1 / 3, 1 / 3], 1000, seed=1)
     shift = detect_label_shift(probs, np.full(3, 1 / 3))
     assert not shift.significant and shift.p_value > 1e-3
+
+
+def test_the_source_priors_return_is_found_where_it_began_and_never_inside_a_long_shift() -> None:
+    source, shifted = np.full(3, 1 / 3), np.array([0.8, 0.15, 0.05])
+    inside = [returned_at(_posteriors(list(shifted), 128, seed)[0], source, shifted) for seed in range(200)]
+    assert inside.count(None) == 200
+    starts = [returned_at(np.concatenate([_posteriors(list(shifted), 64, seed)[0],
+                                          _posteriors(list(source), 64, 1000 + seed)[0]]), source, shifted)
+              for seed in range(20)]
+    assert all(s is not None and 40 <= s <= 80 for s in starts), starts  # the change came at 64
+    too_few = np.concatenate([_posteriors(list(shifted), 112, 7)[0], _posteriors(list(source), 16, 8)[0]])
+    assert returned_at(too_few, source, shifted) is None  # 16 inputs at the source prior: under min_return_events
 
 
 def test_a_small_or_short_window_is_not_corrected() -> None:
@@ -81,6 +93,8 @@ def test_bad_arguments_are_refused() -> None:
         detect_label_shift(np.ones((100, 2)) / 2, np.full(3, 1 / 3))
     with pytest.raises(ValueError, match="significance"):
         LabelShiftConfig(significance=0.0)
+    with pytest.raises(ValueError, match="return_ratio"):
+        LabelShiftConfig(return_ratio=1.0)
 
 
 # -- on a trained model: label shift against covariate shift ------------------------------------------------------
