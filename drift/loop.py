@@ -325,6 +325,14 @@ class DriftLoop:
             # a shift it could not learn served the next shift and the clean phase after it, 2.7 and 0.8 points
             # under frozen, with the alarm raised to the end).
             self._reconfirming = False
+        elif (self.monitor.newly_confirmed and not self.serving_base and self.policy.in_flight
+              and not self.policy.refining):
+            # A candidate was swapped in and its adaptation's result is not recorded yet (`record_result`): the
+            # drift is confirmed afresh against it once it is, and checked as an alarm then. Taken for a new drift
+            # of the base, it asked for an interim while the candidate served, and adapted the candidate itself:
+            # on the held-out images (seed 1) the pixelate candidate, promoted as gamma began, served 900 events
+            # of gamma 2.9 points under the frozen model.
+            self.monitor.reset()
         elif self.monitor.newly_confirmed:
             self._reconfirming = False
             if self.adapt and self.policy.should_fall_back(drift_confirmed=True, serving_base=self.serving_base):

@@ -396,6 +396,19 @@ def test_a_drift_confirmed_against_an_adapted_model_is_checked_before_the_base_s
     assert loop.decide() is Action.FALL_BACK and loop.policy.counts["fallbacks"] == 1 and loop.normalize_pending
 
 
+def test_a_drift_confirmed_against_a_candidate_before_its_promotion_is_recorded_is_checked_as_an_alarm_after(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference)
+    _until_adapt(loop, model)
+    loop.serve(reference, base=False)  # the candidate is swapped in; its adaptation is still finishing
+    drifted = _blobs(2000, seed=5, shift=-2.5)[0]  # and the stream moves on at once
+    acted = _feed(loop, model, drifted[:800], interims=True)
+    assert acted == [] and not loop.serving_base, acted  # no interim, no adaptation of the candidate itself
+    loop.record_result("promoted")
+    acted = _feed(loop, model, drifted[800:], until=Action.CHECK_ALARM)
+    assert acted and acted[-1][1] is Action.CHECK_ALARM, acted
+
+
 def test_a_false_alarm_against_an_adapted_model_leaves_it_serving_watched_afresh(
         model: Classifier, reference: dict[str, np.ndarray]) -> None:
     loop = _loop(reference)
