@@ -81,7 +81,7 @@ from driftwise.drift.buffer import PseudoLabelBuffer, RecentWindow
 from driftwise.drift.embedding_drift import reference_confidence, reference_statistics
 from driftwise.drift.guardrails import correlation_check, first_occurrences
 from driftwise.drift.loop_config import MIN_WINDOW, LoopConfig
-from driftwise.drift.monitor import DriftMonitor
+from driftwise.drift.monitor import PRIOR, DriftMonitor
 from driftwise.drift.policy import AdaptationPolicy
 from driftwise.models.classifier import Classifier
 
@@ -235,6 +235,10 @@ class DriftLoop:
         self._normalize_at = self.config.normalize_after
         """``_since_confirmation`` from which the pending interim is asked for (see `interim_refused`)."""
         self._since_confirmation = 0
+        self.drift_prior: np.ndarray | None = None
+        """The class prior a drift confirmed on the predicted prior alone moved to (`driftwise.drift.prior_drift`):
+        kept until the drift ends or another is confirmed, though the monitor starts afresh after a refused
+        candidate, since the source checks must see the prior back too (`DriftLoop.source_returned`)."""
         self.label_shift_since: int | None = None
         """``_since_confirmation`` when a label-shift correction was last served (None: none serves): the drift is
         a new class prior, answered by Bayes' rule, so nothing is retrained; it is re-estimated every
@@ -395,6 +399,11 @@ class DriftLoop:
         self._served_confidence = [0.0, 0]
         self.label_shift_since = None
         self._source_first = False
+        # (Read from the monitor only here: a refused candidate restarts it, and a source check asking the
+        # embeddings alone then called the drift over inside Agrawal's 90% phase, seed 0: confirmed again 1,160
+        # events after the first time, its first correction served 1,300 events after.)
+        confirmed_prior = self.monitor.confirmed_prior if self.monitor.confirmed_by == PRIOR else None
+        self.drift_prior = None if confirmed_prior is None else confirmed_prior.copy()
         if self.adapt and self.policy.should_fall_back(drift_confirmed=True, serving_base=self.serving_base):
             self.policy.record_fallback()
             self._source_first = True
@@ -492,6 +501,7 @@ class DriftLoop:
         self.serve(None, base=True)
         self.normalize_pending = False
         self._interim_asked = False
+        self.drift_prior = None
         self.returns_to_source += 1
         self.policy.drift_left()  # a drift that asked for labels is over too
         self.alarm_inputs = None

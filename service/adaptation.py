@@ -463,8 +463,7 @@ class AdaptationController:
             adapted = not self.loop.serving_base  # a candidate serves: the base makes way back only if asked twice
             # A drift in the class prior (a correction serves, or the prior test confirmed it) can leave the embeddings
             # as they were: then the prior must have come back too (`prior_returned`), and the embeddings since.
-            shifted = (served_prior(snapshot.model) if self.loop.label_shift_since is not None else
-                       self.loop.monitor.confirmed_prior if self.loop.monitor.confirmed_by == PRIOR else None)
+            shifted = served_prior(snapshot.model) if self.loop.label_shift_since is not None else self.loop.drift_prior
         try:
             base = self._base_snapshot(snapshot)
             made_on = self._interim_embeddings

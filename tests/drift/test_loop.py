@@ -228,6 +228,27 @@ def test_while_a_label_shift_correction_serves_nothing_is_retrained_and_the_prio
     assert acted[-1][1] is Action.ADAPT
 
 
+def test_a_drift_confirmed_on_the_class_prior_keeps_its_prior_until_it_ends_though_a_refusal_restarts_the_monitor(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    # A weak model's embeddings do not move under a new prior; only its predicted prior does (as the prior test
+    # meets it on Agrawal): the source checks must still know which prior the drift moved to after a refusal.
+    loop = _loop(reference)
+    x, y = _blobs(4000, seed=2)
+    skewed = np.r_[np.flatnonzero(y == 0)[:900], np.flatnonzero(y != 0)[:100]]
+    np.random.default_rng(0).shuffle(skewed)
+    _, z_clean = _predict(model, _blobs(1000, seed=3)[0])
+    for start in range(0, 1000, BATCH):  # its probabilities 90% class 0, its embeddings the source's
+        part = skewed[start:start + BATCH]
+        loop.update(x[part], _predict(model, x[part])[0], z_clean[start:start + BATCH])
+        if loop.decide() is not Action.NONE or loop.monitor.drift_confirmed:
+            break
+    assert loop.monitor.confirmed_by == "prior" and loop.drift_prior is not None and loop.drift_prior[0] > 0.6
+    loop.monitor.reset()  # as a refused candidate restarts it
+    assert loop.monitor.confirmed_by is None and loop.drift_prior is not None
+    loop.source_returned()
+    assert loop.drift_prior is None
+
+
 def test_no_interim_when_normalize_after_is_zero_or_adapting_is_off(
         model: Classifier, reference: dict[str, np.ndarray]) -> None:
     for loop in (_loop(reference, window=200, normalize_after=0),

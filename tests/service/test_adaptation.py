@@ -855,6 +855,26 @@ def test_a_prior_correction_makes_way_for_the_base_only_once_the_prior_is_back_t
         assert state.runtime.version != "1" and "label_shift" in serving
 
 
+def test_a_drift_confirmed_on_the_prior_is_not_called_over_while_the_prior_stays_though_the_embeddings_match(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from driftwise.drift.guardrails import Check
+    from driftwise.service import adaptation
+    from tests.blobs import blobs
+
+    controller, registry, _ = _blobs_controller(tmp_path, reference=True)
+    state = controller.state
+    for batch in np.array_split(blobs(160, seed=5, prior=[0.8, 0.15, 0.05])[0], 10):
+        state.notify(batch, state.runtime.predict(batch), "http")
+    controller.loop.drift_prior = np.array([0.8, 0.15, 0.05])  # as `DriftLoop` keeps it from the prior test
+    monkeypatch.setattr(adaptation, "back_to_source", lambda *a, **k: Check("back_to_source", 0.5, 0.05, True))
+    controller._check_source()
+    assert controller.loop.returns_to_source == 0
+    for batch in np.array_split(blobs(160, seed=6)[0], 10):  # the source prior again
+        state.notify(batch, state.runtime.predict(batch), "http")
+    controller._check_source()
+    assert controller.loop.returns_to_source == 1 and controller.loop.drift_prior is None
+
+
 def test_a_re_estimated_prior_not_called_a_prior_leaves_the_serving_correction_in_place(
         tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace
