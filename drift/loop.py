@@ -43,6 +43,10 @@ Choices validated on the benchmark's validation split:
   BatchNorm interim (which a skewed window would wreck), nothing is retrained
   while it serves, and the prior is re-estimated every ``normalize_window``
   inputs (`note_label_shift`).
+* A drift confirmed on the predicted class prior alone (`driftwise.drift.prior_drift`: a weak model's embeddings
+  barely move under a new prior) is answered by a label-shift correction or by nothing: NORMALIZE is asked
+  again every ``normalize_window`` inputs until one serves, and no candidate is self-trained on its class mix.
+  The prior it moved to is kept until the drift ends (`drift_prior`), for the source checks.
 * While a drift stays confirmed and the base's weights serve (an interim, a label-shift
   correction, or the base waiting for its candidate), every ``normalize_window``
   inputs the loop asks whether the stream is back at the source (`Action.CHECK_SOURCE`,
@@ -234,6 +238,7 @@ class DriftLoop:
         """A drift was confirmed and no interim normalised model has been made for it yet."""
         self._normalize_at = self.config.normalize_after
         """``_since_confirmation`` from which the pending interim is asked for (see `interim_refused`)."""
+        self._normalized_at = 0  # ``_since_confirmation`` at the latest `Action.NORMALIZE` asked for
         self._since_confirmation = 0
         self.drift_prior: np.ndarray | None = None
         """The class prior a drift confirmed on the predicted prior alone moved to (`driftwise.drift.prior_drift`):
@@ -356,6 +361,7 @@ class DriftLoop:
             if self.classes_in_runs():
                 return Action.NONE  # still pending: asked for once the classes stop arriving in runs
             self.normalize_pending, self._interim_asked = False, True
+            self._normalized_at = self._since_confirmation
             return Action.NORMALIZE
         every = self.config.normalize_window if self.label_shift_since is None else LABEL_SHIFT_SOURCE_CHECK
         if ((not self.serving_base or self.monitor.drift_confirmed or self._interim_asked)
@@ -369,6 +375,16 @@ class DriftLoop:
             if (self._since_confirmation - self.label_shift_since >= self.config.normalize_window
                     and not self.classes_in_runs()):
                 self.label_shift_since = self._since_confirmation  # NORMALIZE says again what serves
+                return Action.NORMALIZE
+            return Action.NONE
+        if self.drift_prior is not None:
+            # A drift seen in the class prior alone, not yet called a label shift: the answer is a correction or
+            # nothing, asked again every window. Self-training on a window of a new class mix is not one (Agrawal,
+            # seed 0: two candidates refused, yield 0-2%, and each refusal restarted the monitor; the first 90%
+            # phase was never corrected).
+            if (self.monitor.drift_confirmed and not self.classes_in_runs()
+                    and self._since_confirmation - self._normalized_at >= self.config.normalize_window):
+                self._normalized_at = self._since_confirmation
                 return Action.NORMALIZE
             return Action.NONE
         drift = self.monitor.drift_confirmed
@@ -395,7 +411,7 @@ class DriftLoop:
         self.buffer.clear()  # what it holds predates the drift
         self.normalize_pending = self.adapt and self.config.normalize_after > 0
         self._normalize_at = self.config.normalize_after
-        self._since_confirmation = self._source_checked_at = self._domain_checked_at = 0
+        self._since_confirmation = self._source_checked_at = self._domain_checked_at = self._normalized_at = 0
         self._served_confidence = [0.0, 0]
         self.label_shift_since = None
         self._source_first = False

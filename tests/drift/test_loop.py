@@ -228,21 +228,43 @@ def test_while_a_label_shift_correction_serves_nothing_is_retrained_and_the_prio
     assert acted[-1][1] is Action.ADAPT
 
 
-def test_a_drift_confirmed_on_the_class_prior_keeps_its_prior_until_it_ends_though_a_refusal_restarts_the_monitor(
-        model: Classifier, reference: dict[str, np.ndarray]) -> None:
-    # A weak model's embeddings do not move under a new prior; only its predicted prior does (as the prior test
-    # meets it on Agrawal): the source checks must still know which prior the drift moved to after a refusal.
-    loop = _loop(reference)
-    x, y = _blobs(4000, seed=2)
-    skewed = np.r_[np.flatnonzero(y == 0)[:900], np.flatnonzero(y != 0)[:100]]
+def _prior_only_drift(loop: DriftLoop, model: Classifier, n: int = 3000) -> list[tuple[int, Action]]:
+    """Feed a stream 90% of class 0 whose embeddings are the source's (a weak model meeting a new prior, as the prior
+    test meets it on Agrawal); a refused interim is answered as the service answers it. The actions asked for."""
+    x, y = _blobs(4 * n, seed=2)
+    skewed = np.r_[np.flatnonzero(y == 0)[:n * 9 // 10], np.flatnonzero(y != 0)[:n // 10]]
     np.random.default_rng(0).shuffle(skewed)
-    _, z_clean = _predict(model, _blobs(1000, seed=3)[0])
-    for start in range(0, 1000, BATCH):  # its probabilities 90% class 0, its embeddings the source's
+    _, z_clean = _predict(model, _blobs(len(skewed), seed=3)[0])
+    acted = []
+    for start in range(0, len(skewed), BATCH):
         part = skewed[start:start + BATCH]
         loop.update(x[part], _predict(model, x[part])[0], z_clean[start:start + BATCH])
-        if loop.decide() is not Action.NONE or loop.monitor.drift_confirmed:
-            break
+        action = loop.decide()
+        if action is Action.NORMALIZE:
+            loop.interim_refused()  # not called a label shift: nothing serves
+        elif action is Action.CHECK_SOURCE:
+            loop.record_source_check(False)
+            continue
+        if action is not Action.NONE:
+            acted.append((loop.events, action))
+    return acted
+
+
+def test_a_drift_seen_in_the_class_prior_alone_is_answered_by_a_correction_or_nothing_never_self_training(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference)
+    acted = _prior_only_drift(loop, model)
     assert loop.monitor.confirmed_by == "prior" and loop.drift_prior is not None and loop.drift_prior[0] > 0.6
+    assert acted and {a for _, a in acted} == {Action.NORMALIZE}, acted  # asked again and again, never ADAPT
+    gaps = np.diff([e for e, _ in acted])
+    assert len(acted) >= 10 and gaps.min() >= BATCH and gaps[1:].max() <= loop.config.normalize_window + BATCH, gaps
+
+
+def test_a_drift_confirmed_on_the_class_prior_keeps_its_prior_until_it_ends_though_the_monitor_restarts(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference)
+    _prior_only_drift(loop, model, n=1000)
+    assert loop.monitor.confirmed_by == "prior" and loop.drift_prior is not None
     loop.monitor.reset()  # as a refused candidate restarts it
     assert loop.monitor.confirmed_by is None and loop.drift_prior is not None
     loop.source_returned()
