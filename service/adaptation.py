@@ -402,7 +402,8 @@ class AdaptationController:
                 passed, why = report.passed, "normalize"
             if passed or not re_estimate:
                 with self._lock:
-                    self.loop.note_label_shift(why == "label_shift")
+                    self.loop.note_label_shift(why == "label_shift", None if shift is None else shift.prior,
+                                               0.0 if shift is None else shift.shift)
             if passed and not self.leading:
                 record["cancelled"] = DEPOSED
             elif passed:
@@ -463,7 +464,9 @@ class AdaptationController:
             adapted = not self.loop.serving_base  # a candidate serves: the base makes way back only if asked twice
             # A drift in the class prior (a correction serves, or the prior test confirmed it) can leave the embeddings
             # as they were: then the prior must have come back too (`prior_returned`), and the embeddings since.
-            shifted = served_prior(snapshot.model) if self.loop.label_shift_since is not None else self.loop.drift_prior
+            shifted = self.loop.drift_prior
+            if self.loop.label_shift_since is not None:  # from the furthest correction of the drift, not the latest
+                shifted = self.loop.shifted_prior if self.loop.shifted_prior is not None else served_prior(snapshot.model)
         try:
             base = self._base_snapshot(snapshot)
             made_on = self._interim_embeddings

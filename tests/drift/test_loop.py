@@ -271,6 +271,19 @@ def test_a_drift_confirmed_on_the_class_prior_keeps_its_prior_until_it_ends_thou
     assert loop.drift_prior is None
 
 
+def test_the_prior_a_drift_moved_to_is_its_furthest_correction_not_the_latest_one(
+        reference: dict[str, np.ndarray]) -> None:
+    # Re-estimated as the prior goes back, corrections follow it part way: the return is judged from the furthest.
+    loop = _loop(reference)
+    loop.note_label_shift(True, np.array([0.8, 0.1, 0.1]), shift=0.47)
+    loop.note_label_shift(True, np.array([0.5, 0.25, 0.25]), shift=0.17)  # a window half back at the source
+    np.testing.assert_allclose(loop.shifted_prior, [0.8, 0.1, 0.1])
+    loop.note_label_shift(True, np.array([0.9, 0.05, 0.05]), shift=0.57)
+    np.testing.assert_allclose(loop.shifted_prior, [0.9, 0.05, 0.05])
+    loop.serve(reference, base=True)  # the drift is over: the next one starts from nothing
+    assert loop.shifted_prior is None and loop.label_shift_since is None
+
+
 def test_no_interim_when_normalize_after_is_zero_or_adapting_is_off(
         model: Classifier, reference: dict[str, np.ndarray]) -> None:
     for loop in (_loop(reference, window=200, normalize_after=0),
