@@ -260,7 +260,7 @@ def bench_ssl(quick: QuickOpt = False) -> None:
 def bench_serve(
     quick: QuickOpt = False,
     only: Annotated[Optional[list[str]], typer.Option(
-        help="run only this section (http, kafka or replicas; repeatable) and replace it in the existing report")] = None,
+        help="run only this section (http, kafka or replicas; repeatable); the report keeps the others")] = None,
 ) -> None:
     """HTTP and Kafka throughput/latency as ratios against baselines measured in the same run."""
     from driftwise.bench.serve import SECTIONS, main
