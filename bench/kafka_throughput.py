@@ -30,7 +30,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 
 from driftwise.service.events import decode_events, encode_event, encode_prediction
-from driftwise.service.stream import IN_FLIGHT_POLL_MS, RECONNECT_BACKOFF_MAX_MS, StreamWorker
+from driftwise.service.stream import RECONNECT_BACKOFF_MAX_MS, StreamWorker
 from driftwise.service.topics import Topics, ensure_topics
 
 TARGET_RATIO = 0.85  # issue 12: end-to-end >= 0.85x min(passthrough, model-only)
@@ -95,13 +95,8 @@ def broker(bootstrap: str | None) -> Iterator[str]:
         kafka.stop()
 
 
-def passthrough(bootstrap: str, topics: Topics, n: int, max_batch: int = MAX_BATCH,
-                overlap: bool = False) -> dict[str, Any]:
-    """The stream's Kafka work without the model, configured like `StreamWorker`; seconds per stage.
-
-    ``overlap``: as `StreamWorker` does by default, a batch's acks are awaited (and it is committed) only after the
-    next batch is produced; otherwise each batch is flushed and committed before the next poll.
-    """
+def passthrough(bootstrap: str, topics: Topics, n: int, max_batch: int = MAX_BATCH) -> dict[str, Any]:
+    """The stream's Kafka work without the model, configured like `StreamWorker`; seconds per stage."""
     stages = dict.fromkeys(("poll", "decode", "produce", "flush", "commit"), 0.0)
     common = {"bootstrap_servers": bootstrap, "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS}
     confidence = float(np.float32(0.8731))  # a float32 confidence, as long in JSON as a real one
@@ -111,7 +106,6 @@ def passthrough(bootstrap: str, topics: Topics, n: int, max_batch: int = MAX_BAT
                              heartbeat_interval_ms=2500, **common)
     marks: Marks = []
     done, started = 0, clock()
-    in_flight: tuple[list[Any], list[Any]] | None = None  # (records, futures) produced, acks not yet awaited
     try:
         consumer.subscribe([topics.events])
         consumer.partitions_for_topic(topics.events)
@@ -119,31 +113,25 @@ def passthrough(bootstrap: str, topics: Topics, n: int, max_batch: int = MAX_BAT
             if clock() - started > RUN_TIMEOUT_S:
                 raise TimeoutError(f"passthrough: {done} of {n} events after {RUN_TIMEOUT_S:.0f}s")
             t0 = clock()
-            timeout_ms = IN_FLIGHT_POLL_MS if in_flight else 500
-            records = [r for part in consumer.poll(timeout_ms=timeout_ms, max_records=max_batch).values() for r in part]
-            t1 = t2 = t3 = clock()
-            if records:
-                events = [orjson.loads(r.value) for r in records]  # the service's JSON parser (service/events.py)
-                t2 = clock()
-                futures = [producer.send(topics.predictions, key=e["id"].encode(),
-                                         value=encode_prediction(e["id"], 7, confidence, "1")) for e in events]
-                t3 = clock()
-                settling, in_flight = (in_flight, (records, futures)) if overlap else ((records, futures), None)
-            else:
-                settling, in_flight = in_flight, None
-            if settling is None:
+            records = [r for part in consumer.poll(timeout_ms=500, max_records=max_batch).values() for r in part]
+            if not records:
                 continue
-            if in_flight is None:
-                producer.flush(timeout=120)
-            for f in settling[1]:
-                f.get(timeout=120)
+            t1 = clock()
+            events = [orjson.loads(r.value) for r in records]  # the service's JSON parser (service/events.py)
+            t2 = clock()
+            futures = [producer.send(topics.predictions, key=e["id"].encode(),
+                                     value=encode_prediction(e["id"], 7, confidence, "1")) for e in events]
+            t3 = clock()
+            producer.flush(timeout=120)
+            for f in futures:
+                f.get(timeout=0)
             t4 = clock()
-            consumer.commit_async(_offsets(consumer, settling[0]))  # as `StreamWorker` commits (300ae68)
+            consumer.commit_async(_offsets(consumer, records))  # as `StreamWorker` commits (300ae68)
             t5 = clock()
             if marks:  # the first batch's poll also waited for the group join: leave it out, as the rate does
                 for stage, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
                     stages[stage] += seconds
-            done += len(settling[0])
+            done += len(records)
             marks.append((t5 - started, done))
     finally:
         producer.close(timeout=5)
@@ -164,16 +152,13 @@ def model_only(runtime: Any, X: np.ndarray, max_batch: int = MAX_BATCH) -> dict[
 
 
 def end_to_end(registry_root: Path, name: str, bootstrap: str, topics: Topics, n: int,
-               observing: str = "monitor", overlap: bool = True) -> dict[str, Any]:
+               observing: str = "monitor") -> dict[str, Any]:
     """The service's stream over ``n`` events, built as ``driftwise.service.app`` builds it.
 
     ``observing``: ``"monitor"``, the adapter (a lone replica, elected): its drift monitor sees every batch;
     ``"replica"`` (``DRIFTWISE_ROLE=replica``): no monitor, each batch sent to the observations topic instead;
-    ``"none"``: neither, for attribution only. ``overlap=False`` (with ``"none"`` only): each batch's acks
-    awaited before the next poll, for attribution only.
+    ``"none"``: neither, for attribution only.
     """
-    if not overlap and observing != "none":
-        raise ValueError("overlap=False is measured with observing='none' only")
     from driftwise.service.app import init_metric_series, load_current_model, start_background, start_stream, stop_background
     from driftwise.service.settings import Settings
     from driftwise.service.state import ServiceState
@@ -190,7 +175,7 @@ def end_to_end(registry_root: Path, name: str, bootstrap: str, topics: Topics, n
     try:
         started = clock()
         if observing == "none":
-            start_stream(state, overlap=overlap)
+            start_stream(state)
         else:
             start_background(state)  # the roles before the stream, as `driftwise serve` starts them
             started = clock()  # the election (a lone replica's, or a replica's wait) is startup, not the stream's
@@ -296,9 +281,8 @@ def run_kafka_bench(quick: bool, *, events: int | None = None, bootstrap: str | 
     rounds = 1 if quick else 3
     if n < 1:
         raise ValueError(f"events must be >= 1, got {n}")
-    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in (
-        "passthrough", "passthrough_overlapped", "model_only", "end_to_end", "replica", "unmonitored",
-        "unmonitored_serial")}
+    runs: dict[str, list[dict[str, Any]]] = {
+        k: [] for k in ("passthrough", "model_only", "end_to_end", "replica", "unmonitored")}
     with broker(bootstrap) as bootstrap, TemporaryDirectory(prefix="driftwise-bench-kafka-") as tmp:
         registry, _ = _publish_default_digits_cnn(Path(tmp) / "registry")
         X, payloads = digit_events(n)
@@ -311,36 +295,27 @@ def run_kafka_bench(quick: bool, *, events: int | None = None, bootstrap: str | 
                 for t in topics.values():
                     produce_events(bootstrap, t.events, payloads)
                 ensure_topics(bootstrap, [topics["passthrough"].predictions], PARTITIONS)
-                ensure_topics(bootstrap, [topics["passthrough_overlapped"].predictions], PARTITIONS)
                 runs["passthrough"].append(passthrough(bootstrap, topics["passthrough"], n))
-                runs["passthrough_overlapped"].append(passthrough(bootstrap, topics["passthrough_overlapped"], n,
-                                                                  overlap=True))
                 runs["model_only"].append(model_only(runtime, X))
                 runs["end_to_end"].append(end_to_end(registry.root, NAME, bootstrap, topics["end_to_end"], n))
                 runs["replica"].append(end_to_end(registry.root, NAME, bootstrap, topics["replica"], n,
                                                   observing="replica"))
                 runs["unmonitored"].append(end_to_end(registry.root, NAME, bootstrap, topics["unmonitored"], n,
                                                       observing="none"))
-                runs["unmonitored_serial"].append(end_to_end(registry.root, NAME, bootstrap,
-                                                             topics["unmonitored_serial"], n, observing="none",
-                                                             overlap=False))
                 for kind, t in topics.items():
                     runs[kind][-1]["records_out"] = _records_in(bootstrap, t.predictions)
             profile = stage_profile(registry.root, NAME, [v for _, v in payloads])
     rate = {kind: round(statistics.median(r["events_per_s"] for r in rs), 1) for kind, rs in runs.items()}
-    transport = max(rate["passthrough"], rate["passthrough_overlapped"])  # the faster way to do the Kafka work
-    slower = min(transport, rate["model_only"])
+    slower = min(rate["passthrough"], rate["model_only"])
     ratio, unmonitored_ratio = (round(rate[k] / slower, 3) for k in ("end_to_end", "unmonitored"))
     replica_ratio = round(rate["replica"] / rate["unmonitored"], 3)
-    serial = 1.0 / (1.0 / transport + 1.0 / rate["model_only"])
+    serial = 1.0 / (1.0 / rate["passthrough"] + 1.0 / rate["model_only"])
     stage_us = {k: round(statistics.mean(r["stage_us"][k] for r in runs["passthrough"]), 2)
                 for k in runs["passthrough"][0]["stage_us"]}
     return {"settings": {"events": n, "rounds": rounds, "max_batch": MAX_BATCH, "partitions": PARTITIONS,
                          "torch_threads": settings.torch_threads, "device": str(runtime.device),
                          "payload_bytes": len(payloads[0][1])},
-            "runs": runs, "events_per_s": rate, "transport_events_per_s": transport, "ratio": ratio,
-            "unmonitored_ratio": unmonitored_ratio,
-            "overlap_gain": round(rate["unmonitored"] / rate["unmonitored_serial"], 3),
+            "runs": runs, "events_per_s": rate, "ratio": ratio, "unmonitored_ratio": unmonitored_ratio,
             "replica_ratio": replica_ratio, "replica_bar_met": replica_ratio >= REPLICA_TARGET_RATIO,
             "serial_limit_ratio": round(serial / slower, 3),
             "bar_met": ratio >= TARGET_RATIO, "passthrough_stage_us": stage_us, "profile_us": profile}
@@ -358,18 +333,15 @@ def kafka_markdown(r: dict[str, Any]) -> str:
               (f"forward pass, batch {cfg['max_batch']}", round(1e6 / rate["model_only"], 2), "model-only run"),
               ("drift monitor (observer thread)", pr["drift_monitor_us"], "in-process, synchronous"),
               ("encode + produce", st["produce"], "passthrough loop"),
-              ("flush (wait for acks=all, per batch)", st["flush"], "passthrough loop"),
+              ("flush (wait for acks=all)", st["flush"], "passthrough loop"),
               ("commit offsets (asynchronous, as the service commits)", st["commit"], "passthrough loop")]
     total, measured = sum(us for _, us, _ in stages), 1e6 / rate["end_to_end"]
     rest = (f"| the rest: GIL hand-offs between the stream, monitor and client threads, the idle feedback and "
             f"control consumers | {measured - total:.1f} | remainder |" if measured >= total else
-            "| ran in parallel: the acks of one batch awaited while the next is predicted, the monitor's and the "
-            f"clients' I/O threads on the second core | {measured - total:.1f} | remainder |")
+            f"| ran in parallel (monitor and client I/O threads, second core) | {measured - total:.1f} | remainder |")
     monitor_e2e = measured - 1e6 / rate["unmonitored"]
     top = sorted(stages, key=lambda s: -s[1])[:2]
-    e2e, transport = med["end_to_end"], r["transport_events_per_s"]
-    slower = min(transport, rate["model_only"])
-    overlap_us = 1e6 / rate["unmonitored_serial"] - 1e6 / rate["unmonitored"]
+    e2e, slower = med["end_to_end"], min(rate["passthrough"], rate["model_only"])
     return "\n".join([
         "## Kafka: the stream end-to-end vs passthrough and model-only",
         "",
@@ -382,12 +354,8 @@ def kafka_markdown(r: dict[str, Any]) -> str:
         "",
         "| run | events/s | startup s | total s |",
         "|---|---:|---:|---:|",
-        f"| passthrough: kafka-python poll, decode, produce, acks, commit (no model), each batch's acks awaited "
-        f"before the next poll | {rate['passthrough']:.0f} | "
+        f"| passthrough: kafka-python poll, decode, produce, acks, commit (no model) | {rate['passthrough']:.0f} | "
         f"{med['passthrough']['startup_s']:.2f} | {med['passthrough']['total_s']:.2f} |",
-        f"| passthrough, a batch's acks awaited after the next batch is produced (as the service does) | "
-        f"{rate['passthrough_overlapped']:.0f} | {med['passthrough_overlapped']['startup_s']:.2f} | "
-        f"{med['passthrough_overlapped']['total_s']:.2f} |",
         f"| model-only: `Runtime.predict`, batches of {cfg['max_batch']} | {rate['model_only']:.0f} | - | "
         f"{med['model_only']['total_s']:.2f} |",
         f"| end-to-end: the service's `StreamWorker`, drift monitor observing | {rate['end_to_end']:.0f} | "
@@ -397,9 +365,6 @@ def kafka_markdown(r: dict[str, Any]) -> str:
         f"{med['replica']['total_s']:.2f} |",
         f"| end-to-end, drift monitor unhooked (attribution only) | {rate['unmonitored']:.0f} | "
         f"{med['unmonitored']['startup_s']:.2f} | {med['unmonitored']['total_s']:.2f} |",
-        f"| end-to-end, drift monitor unhooked, each batch's acks awaited before the next poll (`overlap=False`, "
-        f"attribution only) | {rate['unmonitored_serial']:.0f} | {med['unmonitored_serial']['startup_s']:.2f} | "
-        f"{med['unmonitored_serial']['total_s']:.2f} |",
         "",
         f"**A replica's stream with its observations sent / with nothing observed: {r['replica_ratio']:.2f}x**; bar >= "
         f"{REPLICA_TARGET_RATIO}x: **{'met' if r['replica_bar_met'] else 'NOT met'}**. That is what the serving path "
@@ -407,23 +372,16 @@ def kafka_markdown(r: dict[str, Any]) -> str:
         "replica elected) pays for the whole stream's monitoring.",
         "",
         f"**End-to-end / min(passthrough, model-only): {r['ratio']:.2f}x**; bar >= {TARGET_RATIO}x: "
-        f"**{'met' if r['bar_met'] else 'NOT met'}** (without the drift monitor: {r['unmonitored_ratio']:.2f}x), "
-        f"against the faster passthrough ({transport:.0f} events/s) and model-only. "
+        f"**{'met' if r['bar_met'] else 'NOT met'}** (without the drift monitor: {r['unmonitored_ratio']:.2f}x). "
         "Every passthrough and end-to-end run wrote "
         f"{'exactly' if exact else 'NOT exactly'} {cfg['events']} prediction records; the end-to-end stream ran "
         f"{e2e['mean_batch']:.0f} events per batch, and its drift monitor had observed the last batch "
         f"{e2e['monitor_caught_up_s'] - e2e['total_s']:.2f} s after the last commit.",
         "",
         "Done strictly one after the other, the passthrough's work plus the forward pass would give "
-        f"1 / (1/{transport:.0f} + 1/{rate['model_only']:.0f}) = {r['serial_limit_ratio'] * slower:.0f} "
+        f"1 / (1/{rate['passthrough']:.0f} + 1/{rate['model_only']:.0f}) = {r['serial_limit_ratio'] * slower:.0f} "
         f"events/s, {r['serial_limit_ratio']:.2f}x the slower: past that, only work that overlaps (the monitor's "
         "thread, the clients' I/O threads, on the second core) raises the ratio.",
-        "",
-        f"Overlap (a batch's acks awaited only after the next batch is produced, `StreamWorker`'s default): "
-        f"{r['overlap_gain']:.2f}x the stream's events/s with each batch's acks awaited before the next poll "
-        f"({rate['unmonitored']:.0f} vs {rate['unmonitored_serial']:.0f} events/s without the monitor, "
-        f"{overlap_us:.0f} us/event); the passthrough, overlapped the same way: "
-        f"{rate['passthrough_overlapped'] / rate['passthrough']:.2f}x.",
         "",
         "Where an event's time goes (us per event; the passthrough's stages exclude its first batch):",
         "",

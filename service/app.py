@@ -148,11 +148,11 @@ def load_current_model(state: ServiceState) -> None:
     log.info("serving %s version %s on %s", name, snapshot.version, snapshot.device)
 
 
-def start_stream(state: ServiceState, *, overlap: bool = True) -> None:
+def start_stream(state: ServiceState) -> None:
     """The Kafka stream (events -> predictions) and the control-topic follower.
 
     Each event served is remembered (`driftwise.service.feedback.ServedMemory`) for the feedback labels the
-    adapter joins to it (`driftwise.service.roles`). ``overlap``: `StreamWorker`'s (off only to measure it).
+    adapter joins to it (`driftwise.service.roles`).
     """
     from driftwise.service.control import ModelFollower
     from driftwise.service.stream import StreamWorker
@@ -167,7 +167,7 @@ def start_stream(state: ServiceState, *, overlap: bool = True) -> None:
 
     state.stream = StreamWorker(state.runtime, state.metrics, bootstrap=s.bootstrap_servers, group_id=s.group_id,
                                 events_topic=s.events_topic, predictions_topic=s.predictions_topic,
-                                dlq_topic=s.dlq_topic, on_batch=on_kafka_batch, overlap=overlap)
+                                dlq_topic=s.dlq_topic, on_batch=on_kafka_batch)
     state.stream.start()
     state.follower = ModelFollower(s.bootstrap_servers, lambda name, version: follow_announcement(state, version),
                                    topic=s.models_topic, name=s.name)

@@ -2,22 +2,11 @@
 
 One background thread owns a consumer (in a consumer group, auto-commit off)
 and a producer. Each poll is one batch: bad events go to the dead-letter topic
-with their reason, good ones are predicted in one ``runtime.predict`` call, and
-every record is handed to the producer (``acks=all``). A batch's offsets are
-committed only after every one of its records is acknowledged, and batches are
-committed in the order they were polled, so a commit never passes a record that
-is not acknowledged. If anything fails before the acknowledgements, the failed
-batch and every batch after it still in flight are rewound (their partitions
-sought back to the earliest of their records) and done again: an event may be
-predicted twice, never zero times.
-
-Overlap (``overlap=True``, the default): batch N's acknowledgements are awaited
-only after batch N+1 is polled, decoded, predicted and produced, so the broker
-acknowledges N while this thread works on N+1 (the forward pass releases the
-GIL for the producer's I/O thread). At most one batch is in flight between
-polls; while one is, a poll waits at most ``IN_FLIGHT_POLL_MS``, and a poll
-that brings nothing settles it at once, so a lull does not hold a commit back.
-Measured in bench/results/serve.md (end-to-end with and without overlap).
+with their reason, good ones are predicted in one ``runtime.predict`` call, every
+record produced is acknowledged (``acks=all``), and only then are the batch's
+offsets committed. If anything before the acknowledgements fails, the batch's
+partitions are rewound to the batch start and the batch is done again: an event
+may be predicted twice, never zero times.
 
 Commits are asynchronous (the next batch is predicted while the coordinator
 answers: a synchronous commit cost 28 us an event, bench/results/serve.md).
@@ -27,17 +16,14 @@ predicted again, never lost. At a rebalance (in the revoke hook) and at
 shutdown the offsets of everything acknowledged are committed synchronously.
 
 Rebalances: polling, processing and committing run on this one thread, and a
-rebalance only happens inside ``poll`` (the listener runs while ``poll`` waits).
-The revoke hook first settles the batch in flight (waits for its acks and
-commits it, or rewinds it when they fail), then commits synchronously: no
-unacknowledged work is handed over, and the new owner starts after everything
-acknowledged here. A commit refused because the group moved on
-(``CommitFailedError``) is dropped: the new owner starts from the last commit.
+rebalance only happens inside ``poll`` (the listener runs while ``poll`` waits),
+so every batch is acknowledged or rewound before partitions can be revoked: there
+is never unacknowledged work to hand over. A commit refused because the group moved
+on (``CommitFailedError``) is dropped: the new owner starts from the last commit.
 
 Broker restarts: kafka-python reconnects by itself; produce retries until the
 broker is back (``delivery_timeout_ms``). If the clients themselves fail, they
-are rebuilt and resume from the committed offsets (a batch in flight is never
-committed then, so it is done again).
+are rebuilt and resume from the committed offsets.
 """
 
 from __future__ import annotations
@@ -45,9 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -62,7 +46,6 @@ log = logging.getLogger(__name__)
 SOURCE = "kafka"
 COMMIT_TIMEOUT_MS = 5000  # a synchronous commit at a rebalance or shutdown: a lost broker must not hold either long
 RECONNECT_BACKOFF_MAX_MS = 2000  # kafka-python's default 30 s would idle that long after a broker comes back
-IN_FLIGHT_POLL_MS = 5  # a poll's wait while a batch awaits its acks: in a lull, that batch commits about at once
 
 
 class RuntimeLike(Protocol):
@@ -82,34 +65,21 @@ class ModelNotReady(RuntimeError):
     """The runtime has no model yet: the batch waits (rewound), nothing is dead-lettered."""
 
 
-@dataclass(frozen=True)
-class _Sent:
-    """A batch handed to the producer, not yet known to be acknowledged: what settling it needs."""
-
-    records: list[Any]  # as polled: their offsets are committed, or rewound to
-    futures: list[Any]  # one per prediction or dead letter
-    X: np.ndarray  # the good events' inputs (no rows if none)
-    prediction: Any  # BatchPrediction, None when every event was bad
-    ids: list[str]
-    bad: list[str]  # the dead letters' reasons
-
-
 class StreamWorker:
     """Consume events, predict in batches, produce predictions, then commit; in a background thread.
 
     ``max_batch`` bounds the records per poll (and per forward pass);
     ``poll_timeout_ms`` how long a poll waits for the first record. ``on_batch(X,
-    prediction, ids)`` sees every predicted batch once it is committed (the drift
-    monitor); its errors are logged, never fatal. ``processed`` counts events whose
-    prediction or dead letter is acknowledged and whose offset is committed.
-    ``overlap``: await a batch's acks while the next one is predicted (module docstring).
+    prediction, ids)`` sees every predicted batch (the drift monitor); its errors are
+    logged, never fatal. ``processed`` counts events whose prediction or dead
+    letter is acknowledged and whose offset is committed.
     """
 
     def __init__(self, runtime: RuntimeLike, metrics: Metrics, *, bootstrap: str, group_id: str = "driftwise",
                  events_topic: str = EVENTS, predictions_topic: str = PREDICTIONS, dlq_topic: str = DLQ,
                  max_batch: int = 256, poll_timeout_ms: int = 500, on_batch: OnBatch | None = None,
                  session_timeout_ms: int = 10000, create_topics: bool = True, partitions: int = 3,
-                 flush_timeout_s: float = 120.0, overlap: bool = True) -> None:
+                 flush_timeout_s: float = 120.0) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         if poll_timeout_ms < 0:
@@ -134,7 +104,6 @@ class StreamWorker:
         self.create_topics = create_topics
         self.partitions = partitions
         self.flush_timeout_s = flush_timeout_s
-        self.overlap = overlap
         self._reset()
 
     def _reset(self) -> None:
@@ -148,7 +117,6 @@ class StreamWorker:
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         self._next_offset: dict[TopicPartition, int] = {}  # per partition: the offset after the last acknowledged batch
-        self._in_flight: deque[_Sent] = deque()  # produced, not yet settled; oldest first; at most one between steps
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -185,7 +153,6 @@ class StreamWorker:
                 backoff = 0.5
                 while not self._stopping.is_set():
                     self._step()
-                self.finish_in_flight()
             except Exception:  # a client that cannot go on: rebuild it, resume from committed offsets
                 log.exception("stream clients failed; reconnecting in %.1fs", backoff)
                 self._stopping.wait(backoff)
@@ -214,7 +181,6 @@ class StreamWorker:
         self._consumer.partitions_for_topic(self.events_topic)
 
     def _close(self) -> None:
-        self._in_flight.clear()  # unsettled when the clients failed: never committed, so redone from the last commit
         self.commit_acknowledged()  # what the asynchronous commits may not have landed yet
         consumer, producer, self._consumer, self._producer = self._consumer, self._producer, None, None
         if producer is not None:
@@ -231,32 +197,24 @@ class StreamWorker:
     # -- one batch -----------------------------------------------------------------------
 
     def _step(self) -> None:
-        """Poll a batch and produce its predictions; then settle the batches before it (all, with nothing new)."""
-        waiting = bool(self._in_flight)  # then a lull must not hold its commit for a whole poll timeout
-        polled = self._consumer.poll(timeout_ms=IN_FLIGHT_POLL_MS if waiting else self.poll_timeout_ms,
-                                     max_records=self.max_batch)
+        polled = self._consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_batch)
         records = [r for part in polled.values() for r in part]
-        try:
-            if records:
-                self._in_flight.append(self._produce(records))
-            keep = 1 if records and self.overlap else 0  # this batch's acks arrive while the next one is predicted
-            while len(self._in_flight) > keep:
-                self._settle(self._in_flight[0], alone=len(self._in_flight) == 1)
-                self._in_flight.popleft()
-        except ModelNotReady as exc:
-            log.warning("%s", exc)
-            self._rewind_in_flight(records)
-            self._stopping.wait(1.0)
-        except Exception:
-            self.retries += 1
-            log.exception("a batch of %d events failed; rewinding it and every batch in flight to redo them",
-                          len(records))
-            self._rewind_in_flight(records)
-            self._stopping.wait(1.0)
+        if records:
+            try:
+                self._process(records)
+            except ModelNotReady as exc:
+                log.warning("%s", exc)
+                self._rewind(records)
+                self._stopping.wait(1.0)
+            except Exception:
+                self.retries += 1
+                log.exception("batch of %d events failed; rewinding to redo it", len(records))
+                self._rewind(records)
+                self._stopping.wait(1.0)
         self._update_lag()
 
-    def _produce(self, records: list[Any]) -> _Sent:
-        """Dead-letter the bad, predict the good, hand every record to the producer; no waiting for acks."""
+    def _process(self, records: list[Any]) -> None:
+        """Dead-letter the bad, predict the good, wait for every ack, commit; then metrics and the hook."""
         shape = self.runtime.input_shape
         if shape is None:
             raise ModelNotReady("no model is loaded yet; holding the batch until one is")
@@ -268,66 +226,38 @@ class StreamWorker:
             dead_letter = encode_dead_letter(exc, r.value, topic=r.topic, partition=r.partition, offset=r.offset)
             futures.append(self._producer.send(self.dlq_topic, key=r.key, value=dead_letter))
             bad.append(exc.reason)
+        good_ids = decoded.ids
+        X = decoded.X if good_ids else None
         pred = None
-        if decoded.ids:
+        if X is not None:
             started = time.perf_counter()
-            pred = self.runtime.predict(decoded.X)
+            pred = self.runtime.predict(X)
             self.metrics.batch_latency.labels(SOURCE).observe(time.perf_counter() - started)
             version, send, topic = str(pred.model_version), self._producer.send, self.predictions_topic
-            rows = zip(decoded.ids, pred.labels.tolist(), pred.confidence.tolist())
+            rows = zip(good_ids, pred.labels.tolist(), pred.confidence.tolist())
             futures.extend(send(topic, key=i.encode(), value=encode_prediction(i, label, confidence, version))
                            for i, label, confidence in rows)
-        return _Sent(records, futures, decoded.X, pred, decoded.ids, bad)
+        self._producer.flush(timeout=self.flush_timeout_s)
+        for f in futures:
+            f.get(timeout=0)  # raises the delivery error, if any
+        self._commit(records)
 
-    def _settle(self, sent: _Sent, *, alone: bool) -> None:
-        """Wait for every ack of ``sent`` (raising the first delivery error), commit it; then metrics and the hook.
-
-        ``alone``: nothing was produced after it, so flush (no linger) rather than wait on its records one by one.
-        """
-        deadline = time.monotonic() + self.flush_timeout_s
-        if alone:
-            self._producer.flush(timeout=self.flush_timeout_s)
-        for f in sent.futures:
-            if not f.is_done:
-                f.get(timeout=max(deadline - time.monotonic(), 0.0))
-            if f.failed():
-                raise f.exception
-        self._commit(sent.records)
-
-        self.processed += len(sent.records)
-        self.dead_lettered += len(sent.bad)
+        self.processed += len(records)
+        self.dead_lettered += len(bad)
         self.batches += 1
-        self.metrics.events_consumed.inc(len(sent.records))
-        for reason in sent.bad:
+        self.metrics.events_consumed.inc(len(records))
+        for reason in bad:
             self.metrics.dlq.labels(reason).inc()
-        if sent.prediction is not None:
-            self.metrics.predictions.labels(SOURCE).inc(len(sent.ids))
-            self.metrics.batch_size.labels(SOURCE).observe(len(sent.ids))
-            for c in sent.prediction.confidence.tolist():
+        if X is not None and pred is not None:
+            self.metrics.predictions.labels(SOURCE).inc(len(good_ids))
+            self.metrics.batch_size.labels(SOURCE).observe(len(good_ids))
+            for c in pred.confidence.tolist():
                 self.metrics.confidence.observe(c)
             if self.on_batch is not None:
                 try:
-                    self.on_batch(sent.X, sent.prediction, sent.ids)
+                    self.on_batch(X, pred, good_ids)
                 except Exception:
                     log.exception("the on_batch hook failed; the stream goes on")
-
-    def finish_in_flight(self) -> None:
-        """Settle every batch in flight, oldest first, or rewind them all; at a revoke and at shutdown."""
-        try:
-            while self._in_flight:
-                self._settle(self._in_flight[0], alone=len(self._in_flight) == 1)
-                self._in_flight.popleft()
-        except Exception:
-            self.retries += 1
-            log.exception("a batch in flight failed; rewinding every batch in flight to redo them")
-            self._rewind_in_flight([])
-
-    def _rewind_in_flight(self, records: list[Any]) -> None:
-        """Forget every batch in flight and seek back to the first of their records and ``records``."""
-        everything = [r for sent in self._in_flight for r in sent.records] + records
-        self._in_flight.clear()
-        if everything:
-            self._rewind(everything)
 
     def _commit(self, records: list[Any]) -> None:
         """Commit (asynchronously) the offset after each partition's last record, for partitions still ours."""
@@ -389,7 +319,6 @@ class _Rebalance(ConsumerRebalanceListener):
         self.worker = worker
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        self.worker.finish_in_flight()  # inside poll, on the stream's thread: acknowledged and committed, or rewound
         self.worker.commit_acknowledged(revoked)  # the new owner starts after what was acknowledged here
         for tp in revoked:
             self.worker._next_offset.pop(tp, None)
