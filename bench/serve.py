@@ -504,49 +504,88 @@ SECTIONS: list[tuple[str, Callable[[bool], dict[str, Any]], Callable[[dict[str, 
     ("kafka", run_kafka_bench, kafka_markdown),
     ("replicas", run_replica_bench, replica_markdown),
 ]
-"""(key, measure, render) per section."""
+"""(key, measure, render) per section; each rendering starts with its own ``## `` heading."""
+HEADINGS = {"http": "## HTTP:", "kafka": "## Kafka: the stream", "replicas": "## Kafka: throughput against replicas"}
+"""How each section's heading begins, to find it in a report written before (``--only``)."""
 
 
-def write_report(results: dict[str, Any], quick: bool, path: Path = RESULTS) -> Path:
+def _header(quick: bool, only: list[str] | None) -> list[str]:
     import torch
 
-    command = "driftwise bench serve" + (" --quick" if quick else "")
-    header = [
+    flags = (" --quick" if quick else "") + "".join(f" --only {key}" for key in only or ())
+    return [
         "# Serving benchmark",
         "",
-        f"Command: `{command}` (or `python -m driftwise.bench.serve{' --quick' if quick else ''}`). "
+        f"Command: `driftwise bench serve{flags}` (or `python -m driftwise.bench.serve{flags}`). "
         f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} on {platform.machine()}, {os.cpu_count()} CPU cores, "
         f"Python {platform.python_version()}, torch {torch.__version__}, CUDA "
         f"{'available' if torch.cuda.is_available() else 'not available'}. Client and servers share the machine; "
         "ratios are measured in the same run so the machine's speed mostly cancels out.",
     ]
-    body = [render(results[key]) for key, _, render in SECTIONS if key in results]
+
+
+def _split_sections(text: str) -> tuple[list[str], dict[str, str]]:
+    """A report's header blocks and its sections by key (a section runs from its heading to the next ``## ``)."""
+    sections: dict[str, str] = {}
+    head, *rest = ("\n" + text).split("\n## ")
+    header = [paragraph for paragraph in head.strip("\n").split("\n\n") if paragraph.strip()]
+    for block in rest:
+        block = "## " + block.rstrip("\n")
+        key = next((k for k, h in HEADINGS.items() if block.startswith(h)), None)
+        if key is None:
+            raise ValueError(f"unknown section in the report: {block.splitlines()[0]!r}")
+        sections[key] = block
+    return header, sections
+
+
+def write_report(results: dict[str, Any], quick: bool, path: Path = RESULTS, only: list[str] | None = None) -> Path:
+    """Write every section in ``results``; with ``only``, replace just those sections of the report at ``path``."""
+    sections = {key: render(results[key]) for key, _, render in SECTIONS if key in results}
+    if only and path.exists():
+        old_header, old = _split_sections(path.read_text())
+        regenerated = (f"Regenerated alone by `driftwise bench serve --only {' --only '.join(only)}` on "
+                       f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}: the {', '.join(only)} section(s); "
+                       "every other section is from the command above.")
+        header = [b for b in old_header if not b.startswith("Regenerated alone by")] + [regenerated]
+        sections = {key: sections.get(key, old.get(key)) for key, _, _ in SECTIONS if key in sections or key in old}
+        text = "\n\n".join([*header, *sections.values()])
+    else:
+        text = "\n\n".join(["\n".join(_header(quick, only)), *sections.values()])
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n\n".join(["\n".join(header), *body]) + "\n")
+    path.write_text(text + "\n")
     return path
 
 
-def run_serve_bench(quick: bool) -> dict[str, Any]:
-    """Run every section, write ``bench/results/serve.md``, return the numbers."""
-    results = {key: measure(quick) for key, measure, _ in SECTIONS}
-    write_report(results, quick)
+def run_serve_bench(quick: bool, only: list[str] | None = None) -> dict[str, Any]:
+    """Run every section (or those in ``only``), write ``bench/results/serve.md``, return the numbers."""
+    unknown = set(only or ()) - {key for key, _, _ in SECTIONS}
+    if unknown:
+        raise ValueError(f"unknown section(s) {sorted(unknown)}; expected some of {[k for k, _, _ in SECTIONS]}")
+    results = {key: measure(quick) for key, measure, _ in SECTIONS if not only or key in only}
+    write_report(results, quick, only=only)
     return results
 
 
-def main(quick: bool = False) -> None:
-    results = run_serve_bench(quick)
-    http = results["http"]
-    print(f"HTTP /predict: {http['throughput_ratio']:.2f}x echo throughput, "
-          f"p99 {http['fixed_rate']['predict']['p99_ms']:.2f} ms at {FIXED_RATE:.0f} req/s; report: {RESULTS}")
-    kafka = results["kafka"]
-    print(f"Kafka end-to-end: {kafka['ratio']:.2f}x the slower of passthrough and model-only "
-          f"({kafka['events_per_s']['end_to_end']:.0f} events/s)")
-    print(f"Replicas: {results['replicas']['ratio_to_one']} events/s relative to one replica")
+def main(quick: bool = False, only: list[str] | None = None) -> None:
+    results = run_serve_bench(quick, only)
+    if "http" in results:
+        http = results["http"]
+        print(f"HTTP /predict: {http['throughput_ratio']:.2f}x echo throughput, "
+              f"p99 {http['fixed_rate']['predict']['p99_ms']:.2f} ms at {FIXED_RATE:.0f} req/s")
+    if "kafka" in results:
+        kafka = results["kafka"]
+        print(f"Kafka end-to-end: {kafka['ratio']:.2f}x the slower of passthrough and model-only "
+              f"({kafka['events_per_s']['end_to_end']:.0f} events/s)")
+    if "replicas" in results:
+        print(f"Replicas: {results['replicas']['ratio_to_one']} events/s relative to one replica")
+    print(f"report: {RESULTS}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m driftwise.bench.serve", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
+    parser.add_argument("--only", action="append", choices=[key for key, _, _ in SECTIONS],
+                        help="run only this section (repeatable) and replace it in the existing report")
     parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--registry", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -554,4 +593,4 @@ if __name__ == "__main__":
     if args.serve:
         _serve(args.serve, args.registry, args.port)
     else:
-        main(quick=args.quick)
+        main(quick=args.quick, only=args.only)

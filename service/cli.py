@@ -257,11 +257,19 @@ def bench_ssl(quick: QuickOpt = False) -> None:
 
 
 @bench_app.command("serve")
-def bench_serve(quick: QuickOpt = False) -> None:
+def bench_serve(
+    quick: QuickOpt = False,
+    only: Annotated[Optional[list[str]], typer.Option(
+        help="run only this section (http, kafka or replicas; repeatable); the report keeps the others")] = None,
+) -> None:
     """HTTP and Kafka throughput/latency as ratios against baselines measured in the same run."""
-    from driftwise.bench.serve import main
+    from driftwise.bench.serve import SECTIONS, main
 
-    main(quick=quick)
+    known = [key for key, _, _ in SECTIONS]
+    for key in only or ():
+        if key not in known:
+            raise typer.BadParameter(f"{key!r} is not one of {', '.join(known)}", param_hint="--only")
+    main(quick=quick, only=only or None)
 
 
 @bench_app.command("drift")
