@@ -375,7 +375,7 @@ def returned_at(probs: np.ndarray, source: np.ndarray, shifted: np.ndarray,
                 config: LabelShiftConfig | None = None) -> int | None:
     """`prior_returned` on probabilities ``probs`` ``(n, k)`` (arrival order) of a model trained under ``source``."""
     cfg = config or LabelShiftConfig()
-    ratio = np.maximum(np.asarray(shifted, dtype=np.float64), EPS) / np.maximum(np.asarray(source, dtype=np.float64), EPS)
+    ratio = np.maximum(np.asarray(shifted, dtype=np.float64), EPS) / np.maximum(np.asarray(source, np.float64), EPS)
     for_source = -np.log(np.maximum(np.asarray(probs, dtype=np.float64) @ ratio, EPS))  # log L_source - log L_shifted
     since = np.cumsum(for_source[::-1])[::-1]  # each start's sum to the latest input
     start = int(np.argmax(since)) if len(since) else 0

@@ -466,7 +466,9 @@ class AdaptationController:
             # as they were: then the prior must have come back too (`prior_returned`), and the embeddings since.
             shifted = self.loop.drift_prior
             if self.loop.label_shift_since is not None:  # from the furthest correction of the drift, not the latest
-                shifted = self.loop.shifted_prior if self.loop.shifted_prior is not None else served_prior(snapshot.model)
+                shifted = self.loop.shifted_prior
+                if shifted is None:
+                    shifted = served_prior(snapshot.model)
         try:
             base = self._base_snapshot(snapshot)
             made_on = self._interim_embeddings

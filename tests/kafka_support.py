@@ -207,6 +207,15 @@ class TopicReader:
         self.close()
 
 
+def committed_total(bootstrap: str, group_id: str, topic: str) -> int:
+    """The group's committed offsets on ``topic``, summed over its partitions (events it will never be given again)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
+    try:
+        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in consumer.partitions_for_topic(topic))
+    finally:
+        consumer.close(autocommit=False)
+
+
 def ids_of(records: list[Any]) -> list[str]:
     return [json.loads(r.value)["id"] for r in records]
 

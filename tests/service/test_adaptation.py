@@ -276,6 +276,12 @@ def _blobs_controller(tmp_path, *, reference: bool = False, normalize: Normalize
     return controller, registry, model
 
 
+def _notify(state: ServiceState, x: np.ndarray, batches: int = 10) -> None:
+    """``x`` predicted and observed in ``batches`` batches, without waiting for what the loop asks (see `_stream`)."""
+    for part in np.array_split(x, batches):
+        state.notify(part, state.runtime.predict(part), "http")
+
+
 def _stream(controller: AdaptationController, x: np.ndarray, batch: int = 16) -> None:
     """``x`` through the service in batches, each after what the loop asked for is done (as in a real-time stream,
     where a check takes milliseconds between batches; here the next batch would come before it finished)."""
@@ -292,8 +298,7 @@ def test_a_label_shift_is_answered_by_the_prior_corrected_base_not_by_batchnorm(
     controller, registry, model = _blobs_controller(tmp_path)
     state = controller.state
     x, y = blobs(400, seed=5, prior=[0.8, 0.15, 0.05])
-    for batch in np.array_split(x[:160], 10):
-        state.notify(batch, state.runtime.predict(batch), "http")
+    _notify(state, x[:160])
     controller._normalize("drift confirmed")
     done = controller.last_normalization
     assert done is not None and done["label_shift"]["explains"], done
@@ -314,8 +319,7 @@ def test_classes_arriving_in_runs_are_not_taken_for_a_label_shift(tmp_path) -> N
     state = controller.state
     x, y = blobs(160, seed=5, prior=[0.8, 0.15, 0.05])
     runs = np.argsort(y, kind="stable")  # the same skewed window, its classes in runs: a burst, not a prior
-    for batch in np.array_split(x[runs], 10):
-        state.notify(batch, state.runtime.predict(batch), "http")
+    _notify(state, x[runs])
     controller._normalize("drift confirmed")
     done = controller.last_normalization
     # Cut at the change of class shares or not, the window's runs are what refuses it (as a prior or as a domain).
@@ -336,8 +340,7 @@ def test_a_new_prior_whose_window_still_holds_the_inputs_before_it_gets_no_batch
     controller, registry, _ = _blobs_controller(tmp_path, reference=True)
     state = controller.state
     before, after = blobs(64, seed=10 + seed)[0], blobs(96, seed=20 + seed, prior=[0.9, 0.05, 0.05])[0]
-    for batch in np.array_split(np.concatenate([before, after]), 10):
-        state.notify(batch, state.runtime.predict(batch), "http")
+    _notify(state, np.concatenate([before, after]))
     controller._normalize("drift confirmed")
     done = controller.last_normalization
     assert done["label_shift"]["explains"], done
@@ -805,8 +808,7 @@ def test_a_new_prior_whose_majority_inputs_also_moved_gets_no_interim(tmp_path) 
     state = controller.state
     x, y = blobs(160, seed=2, prior=[0.8, 0.15, 0.05])
     x[y == 0, 0] += 2.0  # the majority's inputs also read further out: not a prior alone
-    for batch in np.array_split(x, 10):
-        state.notify(batch, state.runtime.predict(batch), "http")
+    _notify(state, x)
     controller._normalize("drift confirmed")
     done = controller.last_normalization
     assert done["label_shift"]["inputs_moved"] and not done["label_shift"]["explains"], done
@@ -820,8 +822,7 @@ def test_a_drift_seen_in_the_class_prior_alone_and_not_a_new_prior_gets_no_batch
 
     controller, registry, _ = _blobs_controller(tmp_path, reference=True, normalize=LENIENT)
     state = controller.state
-    for batch in np.array_split(blobs(160, seed=2, gain=1.5, shift=1.0)[0], 10):  # the interim's usual case
-        state.notify(batch, state.runtime.predict(batch), "http")
+    _notify(state, blobs(160, seed=2, gain=1.5, shift=1.0)[0])  # the interim's usual case
     controller.loop.monitor.confirmed_by = PRIOR  # as `driftwise.drift.prior_drift` confirms it
     controller._normalize("predicted class prior moved")
     done = controller.last_normalization
@@ -839,14 +840,12 @@ def test_a_prior_correction_makes_way_for_the_base_only_once_the_prior_is_back_t
 
     controller, registry, _ = _blobs_controller(tmp_path, reference=True)
     state = controller.state
-    for batch in np.array_split(blobs(160, seed=5, prior=[0.8, 0.15, 0.05])[0], 10):
-        state.notify(batch, state.runtime.predict(batch), "http")
+    _notify(state, blobs(160, seed=5, prior=[0.8, 0.15, 0.05])[0])
     controller._normalize("drift confirmed")
     assert controller.last_normalization["label_shift"]["explains"] and state.runtime.version != "1"
     monkeypatch.setattr(adaptation, "back_to_source", lambda *a, **k: Check("back_to_source", 0.5, 0.05, True))
     latest = blobs(160, seed=6, prior=None if prior_back else [0.8, 0.15, 0.05])[0]
-    for batch in np.array_split(latest, 10):
-        state.notify(batch, state.runtime.predict(batch), "http")
+    _notify(state, latest)
     controller._check_source()
     if prior_back:
         assert state.runtime.version == "1"
@@ -863,14 +862,12 @@ def test_a_drift_confirmed_on_the_prior_is_not_called_over_while_the_prior_stays
 
     controller, registry, _ = _blobs_controller(tmp_path, reference=True)
     state = controller.state
-    for batch in np.array_split(blobs(160, seed=5, prior=[0.8, 0.15, 0.05])[0], 10):
-        state.notify(batch, state.runtime.predict(batch), "http")
+    _notify(state, blobs(160, seed=5, prior=[0.8, 0.15, 0.05])[0])
     controller.loop.drift_prior = np.array([0.8, 0.15, 0.05])  # as `DriftLoop` keeps it from the prior test
     monkeypatch.setattr(adaptation, "back_to_source", lambda *a, **k: Check("back_to_source", 0.5, 0.05, True))
     controller._check_source()
     assert controller.loop.returns_to_source == 0
-    for batch in np.array_split(blobs(160, seed=6)[0], 10):  # the source prior again
-        state.notify(batch, state.runtime.predict(batch), "http")
+    _notify(state, blobs(160, seed=6)[0])  # the source prior again
     controller._check_source()
     assert controller.loop.returns_to_source == 1 and controller.loop.drift_prior is None
 
@@ -884,8 +881,7 @@ def test_a_re_estimated_prior_not_called_a_prior_leaves_the_serving_correction_i
 
     controller, registry, _ = _blobs_controller(tmp_path, reference=True)
     state = controller.state
-    for batch in np.array_split(blobs(160, seed=5, prior=[0.8, 0.15, 0.05])[0], 10):
-        state.notify(batch, state.runtime.predict(batch), "http")
+    _notify(state, blobs(160, seed=5, prior=[0.8, 0.15, 0.05])[0])
     controller._normalize("drift confirmed")
     corrected = state.runtime.version
     assert controller.last_normalization["label_shift"]["explains"] and corrected != "1"

@@ -9,7 +9,6 @@ import uuid
 
 import numpy as np
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from driftwise.service.control import ModelFollower, announce_model
 from driftwise.service.metrics import Metrics
@@ -17,7 +16,8 @@ from driftwise.service.runtime import Runtime
 from driftwise.service.stream import StreamWorker
 from driftwise.service.topics import Topics
 from tests.kafka_support import (
-    SHAPE, TopicReader, event_bytes, ids_of, produce, produce_in_background, tiny_runtime, unique_topics, wait_for,
+    SHAPE, TopicReader, committed_total, event_bytes, ids_of, produce, produce_in_background, tiny_runtime,
+    unique_topics, wait_for,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
@@ -41,14 +41,6 @@ def worker(runtime: object, metrics: Metrics, bootstrap: str, topics: Topics, **
 def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
     """A metric's value as /metrics would show it."""
     return metrics.registry.get_sample_value(name, labels)
-
-
-def committed_total(bootstrap: str, group_id: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
-    try:
-        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in consumer.partitions_for_topic(topic))
-    finally:
-        consumer.close(autocommit=False)
 
 
 def test_n_events_in_give_exactly_n_distinct_ids_out_with_the_models_predictions(kafka_bootstrap: str,

@@ -16,14 +16,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaTimeoutError
 
 from driftwise.service.metrics import Metrics
 from driftwise.service.stream import StreamWorker
 from driftwise.service.topics import Topics
 from tests.kafka_support import (
-    SHAPE, SlowRuntime, TopicReader, event_bytes, ids_of, produce, tiny_runtime, wait_for,
+    SHAPE, SlowRuntime, TopicReader, committed_total, event_bytes, ids_of, produce, tiny_runtime, wait_for,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
@@ -144,14 +143,6 @@ def audited(bootstrap: str, topics: Topics, runtime: Any = None, **kw: Any) -> A
     return AuditedWorker(runtime or tiny_runtime(), Metrics(), bootstrap=bootstrap, events_topic=topics.events,
                          predictions_topic=topics.predictions, dlq_topic=topics.dlq, poll_timeout_ms=200,
                          session_timeout_ms=6000, **kw)
-
-
-def committed_total(bootstrap: str, group_id: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
-    try:
-        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in consumer.partitions_for_topic(topic))
-    finally:
-        consumer.close(autocommit=False)
 
 
 def test_a_batch_whose_delivery_fails_is_redone_and_never_committed_before(kafka_bootstrap: str,
