@@ -113,7 +113,8 @@ class AdaptationController:
         self.feedback_y = np.empty(0, np.int64)
         self._feedback_since_labels_needed = 0
         self._lock = threading.Lock()  # guards the loop and the feedback samples
-        # One action at a time, in the order decided: an adaptation never runs beside a fallback or rollback.
+        # One action at a time, in the order decided: an adaptation never runs beside a rollback (nor beside a
+        # fallback, except a refinement the fallback cancels: that goes on the checks thread, see `observe`).
         self._actions = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftwise-adaptation")
         # Source and domain checks beside it: an adaptation takes seconds (at 200 events/s, thousands of events),
         # and what serves meanwhile must still follow the stream. Swaps from either thread take `_swapping`.
@@ -202,8 +203,11 @@ class AdaptationController:
         elif action is Action.REFINE:
             self._actions.submit(self._adapt, f"refinement of v{snapshot.version}: the base adapted again on "
                                               "all of the domain's inputs kept", refinement=True)
-        elif action is Action.FALL_BACK:
-            self._actions.submit(self._fall_back)
+        elif action is Action.FALL_BACK:  # beside a refinement it cancels, not behind it: on the held-out images
+            # (seed 0) the fallback waited 3 s for the cancelled refinement's worker to return, and the candidate of
+            # the domain just left served 150 events of the next 34.7 points under frozen. The refinement's
+            # candidate is not served: the loop no longer wants it (`DriftLoop.candidate_wanted`, under the swap lock).
+            self._checks.submit(self._fall_back)
         elif action is Action.ROLLBACK:
             self._actions.submit(self._rollback)
 

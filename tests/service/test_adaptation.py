@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from driftwise.drift.adapter import AdaptConfig, predict_proba
-from driftwise.drift.loop import LoopConfig
+from driftwise.drift.loop import Action, LoopConfig
 from driftwise.models.registry import Registry
 from driftwise.drift.normalize import NormalizeConfig
 from driftwise.service.adaptation import AdaptationController, build_controller
@@ -131,6 +132,26 @@ def test_a_fallback_during_a_refinement_cancels_its_worker_at_once_and_nothing_i
         assert [v.version for v in registry.versions(NAME)] == published_before
         assert controller.loop.policy.consecutive_rejections == 0  # a cancelled refinement is no rejection
     finally:
+        controller.stop()
+
+
+def test_a_fallback_serves_the_base_at_once_though_the_refinement_it_cancels_has_not_returned(
+        make_settings: Callable[..., Settings], registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry.activate(NAME, 2)  # the fixture's v2, adapted from v1
+    state = ServiceState.build(make_settings(prewarm_adapter=False))
+    load_current_model(state)
+    controller = build_controller(state)
+    returned = threading.Event()
+    try:
+        controller._actions.submit(returned.wait, 60)  # a refinement whose worker has not returned yet
+        monkeypatch.setattr(controller.loop, "decide", lambda: Action.FALL_BACK)  # a new drift, its alarm "moved"
+        _traffic(state, batches=1)
+        deadline = time.monotonic() + 10
+        while state.runtime.version != "1" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert state.runtime.version == "1" and not returned.is_set()
+    finally:
+        returned.set()
         controller.stop()
 
 
