@@ -76,7 +76,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
 
 import numpy as np
 import torch
@@ -88,6 +88,9 @@ from driftwise.drift.loop_config import MIN_WINDOW, LoopConfig
 from driftwise.drift.monitor import PRIOR, DriftMonitor
 from driftwise.drift.policy import AdaptationPolicy
 from driftwise.models.classifier import Classifier
+
+if TYPE_CHECKING:
+    from driftwise.drift.label_shift import LabelShift
 
 SOURCE_CHECKS_WHILE_ADAPTED = 2
 """Source checks in a row that must say "the source again" before an adapted model makes way for the base."""
@@ -244,13 +247,7 @@ class DriftLoop:
         """The class prior a drift confirmed on the predicted prior alone moved to (`driftwise.drift.prior_drift`):
         kept until the drift ends or another is confirmed, though the monitor starts afresh after a refused
         candidate, since the source checks must see the prior back too (`DriftLoop.source_returned`)."""
-        self.shifted_prior: np.ndarray | None = None
-        """The prior furthest from the source's of the label-shift corrections served for this drift: the source
-        checks ask whether the prior came back from it (`driftwise.drift.label_shift.prior_returned`), not from the
-        latest correction's. Re-estimated as the prior went back, corrections follow it part of the way, and the
-        evidence of a return from them never grew enough (Agrawal, seed 2: corrections served a clean phase 10.4
-        points under the frozen model)."""
-        self._shifted_by = 0.0
+        self._furthest_shift: LabelShift | None = None  # see `shifted_prior`
         self.label_shift_since: int | None = None
         """``_since_confirmation`` when a label-shift correction was last served (None: none serves): the drift is
         a new class prior, answered by Bayes' rule, so nothing is retrained; it is re-estimated every
@@ -420,7 +417,7 @@ class DriftLoop:
         self._normalize_at = self.config.normalize_after
         self._since_confirmation = self._source_checked_at = self._domain_checked_at = self._normalized_at = 0
         self._served_confidence = [0.0, 0]
-        self.label_shift_since, self.shifted_prior, self._shifted_by = None, None, 0.0
+        self.label_shift_since, self._furthest_shift = None, None
         self._source_first = False
         # (Read from the monitor only here: a refused candidate restarts it, and a source check asking the
         # embeddings alone then called the drift over inside Agrawal's 90% phase, seed 0: confirmed again 1,160
@@ -560,14 +557,23 @@ class DriftLoop:
         self.policy.domain_moved()
         self._moved_at = self.events
 
-    def note_label_shift(self, corrected: bool, prior: np.ndarray | None = None, shift: float = 0.0) -> None:
-        """`Action.NORMALIZE` served a label-shift correction (``corrected``) to ``prior``, ``shift`` (total
-        variation) from the source's, or the usual interim (not)."""
+    def note_label_shift(self, corrected: bool, shift: LabelShift | None = None) -> None:
+        """`Action.NORMALIZE` served a label-shift correction (``corrected``) for ``shift``, or the usual interim
+        (not)."""
         self.label_shift_since = self._since_confirmation if corrected else None
         if not corrected:
-            self.shifted_prior, self._shifted_by = None, 0.0
-        elif prior is not None and (self.shifted_prior is None or shift > self._shifted_by):
-            self.shifted_prior, self._shifted_by = np.asarray(prior, dtype=np.float64).copy(), float(shift)
+            self._furthest_shift = None
+        elif shift is not None and (self._furthest_shift is None or shift.shift > self._furthest_shift.shift):
+            self._furthest_shift = shift
+
+    @property
+    def shifted_prior(self) -> np.ndarray | None:
+        """The prior furthest from the source's of the label-shift corrections served for this drift: the source
+        checks ask whether the prior came back from it (`driftwise.drift.label_shift.prior_returned`), not from the
+        latest correction's. Re-estimated as the prior went back, corrections follow it part of the way, and the
+        evidence of a return from them never grew enough (Agrawal, seed 2: corrections served a clean phase 10.4
+        points under the frozen model)."""
+        return None if self._furthest_shift is None else self._furthest_shift.prior
 
     def candidate_wanted(self) -> bool:
         """Whether a candidate that passed its guardrails may be served (not a refinement cancelled by a fallback
@@ -715,7 +721,7 @@ class DriftLoop:
         self._source_checked_at, self._source_backs = self._since_confirmation, 0  # checked on its inputs only
         self.serving_base = base
         self.interim_serving = False
-        self.label_shift_since, self.shifted_prior, self._shifted_by = None, None, 0.0
+        self.label_shift_since, self._furthest_shift = None, None
         if not base and not self._source_first:  # a candidate for the drift serves: no interim any more
             self.normalize_pending = False
         # (After a fallback is decided, a candidate finishing meanwhile may still be served before it: it is stale,

@@ -406,8 +406,7 @@ class AdaptationController:
                 passed, why = report.passed, "normalize"
             if passed or not re_estimate:
                 with self._lock:
-                    self.loop.note_label_shift(why == "label_shift", None if shift is None else shift.prior,
-                                               0.0 if shift is None else shift.shift)
+                    self.loop.note_label_shift(why == "label_shift", shift)
             if passed and not self.leading:
                 record["cancelled"] = DEPOSED
             elif passed:

@@ -11,6 +11,7 @@ from threadpoolctl import threadpool_limits
 
 from driftwise.drift.adapter import embed
 from driftwise.drift.embedding_drift import mmd_permutation_test
+from driftwise.drift.label_shift import LabelShift
 from driftwise.drift.normalize import back_to_source
 from driftwise.drift.loop import (LABEL_SHIFT_SOURCE_CHECK, MIN_ORDER_EVENTS, MIN_REFERENCE_EVENTS, MIN_WINDOW, Action,
                                   DriftLoop, LoopConfig, model_reference)
@@ -275,10 +276,14 @@ def test_the_prior_a_drift_moved_to_is_its_furthest_correction_not_the_latest_on
         reference: dict[str, np.ndarray]) -> None:
     # Re-estimated as the prior goes back, corrections follow it part way: the return is judged from the furthest.
     loop = _loop(reference)
-    loop.note_label_shift(True, np.array([0.8, 0.1, 0.1]), shift=0.47)
-    loop.note_label_shift(True, np.array([0.5, 0.25, 0.25]), shift=0.17)  # a window half back at the source
+    def corrected(*prior: float) -> LabelShift:  # a correction to ``prior``, as `detect_label_shift` finds it
+        moved = 0.5 * float(np.abs(np.array(prior) - 1 / 3).sum())  # total variation from the source's
+        return LabelShift(np.array(prior), np.full(3, 1 / 3), 0.0, 0.0, moved, True)
+
+    loop.note_label_shift(True, corrected(0.8, 0.1, 0.1))
+    loop.note_label_shift(True, corrected(0.5, 0.25, 0.25))  # a window half back at the source
     np.testing.assert_allclose(loop.shifted_prior, [0.8, 0.1, 0.1])
-    loop.note_label_shift(True, np.array([0.9, 0.05, 0.05]), shift=0.57)
+    loop.note_label_shift(True, corrected(0.9, 0.05, 0.05))
     np.testing.assert_allclose(loop.shifted_prior, [0.9, 0.05, 0.05])
     loop.serve(reference, base=True)  # the drift is over: the next one starts from nothing
     assert loop.shifted_prior is None and loop.label_shift_since is None
