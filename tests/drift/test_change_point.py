@@ -58,3 +58,17 @@ def test_a_window_too_short_for_two_segments_is_not_split() -> None:
 def test_split_scores_weigh_every_split_alike_when_nothing_changes() -> None:
     # All rows alike: every MMD is 0; the weight cannot make one split look better than another.
     assert np.allclose(split_scores(np.ones((32, 32)), 4), 0.0)
+
+
+def test_split_scores_are_the_weighted_mmd_of_the_rows_before_and_after_each_split_in_every_order() -> None:
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(40, 3))
+    k = np.exp(-((z[:, None] - z[None]) ** 2).sum(-1) / 3.0)
+    orders = np.array([np.arange(40)] + [rng.permutation(40) for _ in range(20)])
+    scores = split_scores(k, 5, orders, chunk=7)  # chunks that do not divide the orders evenly
+    for p, order in enumerate(orders):
+        kp = k[order][:, order]
+        for i, s in enumerate(range(5, 36)):
+            mmd2 = kp[:s, :s].mean() + kp[s:, s:].mean() - 2.0 * kp[:s, s:].mean()
+            assert scores[p, i] == pytest.approx(s * (40 - s) / 40 * mmd2, abs=1e-12)
+    assert np.allclose(split_scores(k, 5), scores[0])  # arrival order alone, one row of scores
