@@ -47,6 +47,7 @@ from driftwise.drift.same_domain import model_moved_p
 from driftwise.drift.worker import AdaptationCancelled, AdaptationFailed, AdaptationJob, prewarm, start_adaptation
 from driftwise.models.classifier import Classifier
 from driftwise.models.registry import FencedError
+from driftwise.service.control import ModelAnnouncer
 from driftwise.service.election import replica_id
 from driftwise.service.runtime import BatchPrediction, ModelSnapshot, load_from_registry
 from driftwise.service.settings import Settings
@@ -130,6 +131,8 @@ class AdaptationController:
         the candidate served (`_check_alarm`)."""
         self._moved_answers: tuple[str, int] = ("", 0)
         """(interim version, domain checks in a row that said its domain has gone): `_check_domain` acts on two."""
+        self._announcer = ModelAnnouncer(s.bootstrap_servers, s.models_topic) if s.bootstrap_servers else None
+        """Tells the other replicas each version served (`_serve`), through one producer kept for the process."""
         state.metrics.labels_needed.set(0)
         state.metrics.live_accuracy.set(float("nan"))  # unknown until feedback labels arrive, not 0%
         state.metrics.adapter.set(0)
@@ -812,11 +815,9 @@ class AdaptationController:
         with self.state.model_lock:
             snapshot = load_from_registry(self.state.registry, s.name, version, device=self.state.runtime.device)
             self.state.runtime.swap(snapshot, reason=reason)
-        if s.bootstrap_servers:
-            from driftwise.service.control import announce_model
-
+        if self._announcer is not None:
             try:
-                announce_model(s.bootstrap_servers, s.models_topic, s.name, version, epoch=self.epoch)
+                self._announcer.announce(s.name, version, epoch=self.epoch)
             except Exception:  # noqa: BLE001 - this replica already serves it; others catch up on restart
                 log.exception("could not announce version %s on %s", version, s.models_topic)
 
@@ -898,6 +899,8 @@ class AdaptationController:
         """Wait for a running action (at most an adaptation's timeout); drop those not started."""
         self._checks.shutdown(wait=True, cancel_futures=True)
         self._actions.shutdown(wait=True, cancel_futures=True)
+        if self._announcer is not None:
+            self._announcer.close()
 
 
 @dataclass(frozen=True)

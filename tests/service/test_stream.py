@@ -10,7 +10,7 @@ import uuid
 import numpy as np
 import pytest
 
-from driftwise.service.control import ModelFollower, announce_model
+from driftwise.service.control import ModelAnnouncer, ModelFollower, announce_model
 from driftwise.service.metrics import Metrics
 from driftwise.service.runtime import Runtime
 from driftwise.service.stream import StreamWorker
@@ -201,6 +201,25 @@ def test_model_follower_ignores_a_deposed_adapter_once_its_successor_has_spoken(
         wait_for(lambda: ("digits", 1) in calls, 30, "the operator's announcement")
     assert calls == [("digits", 4), ("digits", 1)]
     assert follower.fenced == 1
+
+
+def test_one_announcer_tells_followers_every_version_in_the_order_served(kafka_bootstrap: str) -> None:
+    topic = unique_topics().models
+    calls: list[tuple[str, int]] = []
+    announcer = ModelAnnouncer(kafka_bootstrap, topic)  # makes the topic on its first announcement
+    try:
+        announcer.announce("digits", 1, epoch=2)
+        with ModelFollower(kafka_bootstrap, lambda name, version: calls.append((name, version)), topic=topic,
+                           name="digits", poll_timeout_ms=100) as follower:
+            assert follower.caught_up.wait(30)
+            for version in (2, 3, 4):  # an interim, a grown interim, a candidate: one producer for all
+                announcer.announce("digits", version, epoch=2)
+            wait_for(lambda: ("digits", 4) in calls, 30, "the last announcement")
+    finally:
+        announcer.close()
+    assert calls == [("digits", 1), ("digits", 2), ("digits", 3), ("digits", 4)]
+    with pytest.raises(ValueError, match="non-empty"):
+        announcer.announce("", 5)
 
 
 def test_kafka_python_checksums_record_batches_in_c() -> None:
