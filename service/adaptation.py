@@ -39,7 +39,7 @@ from driftwise.drift.guardrails import (LATEST_DOMAIN_INPUTS, LATEST_DOMAIN_P, C
                                        same_domain_check)
 from driftwise.drift.label_shift import (LabelShiftConfig, explain_by_label_shift, prior_corrected_copy,
                                          prior_returned)
-from driftwise.drift.loop import Action, AdaptationInputs, DriftLoop, LoopConfig, model_reference
+from driftwise.drift.loop import ALARM_SECOND_LOOK, Action, AdaptationInputs, DriftLoop, LoopConfig, model_reference
 from driftwise.drift.monitor import PRIOR
 from driftwise.drift.normalize import (NormalizeConfig, back_to_source, check_interim, newest_domain,
                                        normalized_copy)
@@ -625,19 +625,23 @@ class AdaptationController:
         57 at a change of phase, 52 fell back. On the latest 128 and p < 0.01 all 15 were kept but 25 of the 57
         changes were missed; on the development digits one such miss served the shift candidate, then its
         refinement, 278 events into salt-and-pepper noise (+2.7 points there against +7.5 without the check).
-        The test is the plain one, not the class-matched one of the other domain checks
+        An answer "not moved" is asked for again `driftwise.drift.loop.ALARM_SECOND_LOOK` inputs later, the model
+        serving meanwhile; only the second calls the alarm false. The test is the plain one, not the class-matched
+        one of the other domain checks
         (`driftwise.drift.same_domain`, where the replay's numbers against it are).
         """
         moved, p, reference, snapshot = True, None, None, self.state.runtime.snapshot
+        final = True  # the alarm's last look (`DriftLoop.alarm_final_look`)
         try:
             domain = self._candidate_domain
             if domain is not None and domain[0] == snapshot.version:
                 with self._lock:
                     latest_x = self.loop.normalize_inputs(LATEST_DOMAIN_INPUTS)
                     held_out_x = self.loop.held_out_inputs(domain[2], skip_latest=LATEST_DOMAIN_INPUTS)
+                    final = self.loop.alarm_final_look
                 p = mmd_permutation_test(domain[1], self._base_embeddings(snapshot, latest_x))
                 moved = p < LATEST_DOMAIN_P
-                if not moved and held_out_x is not None:
+                if not moved and final and held_out_x is not None:
                     current = _cpu_model(snapshot)
                     reference = model_reference(current, held_out_x,
                                                 false_alarm_rate=self.config.reference_false_alarm_rate)
@@ -649,6 +653,9 @@ class AdaptationController:
         if moved:
             log.info("drift confirmed against v%s: its domain has gone (MMD permutation p=%s)", snapshot.version,
                      "n/a" if p is None else f"{p:.3f}")
+        elif not final:
+            log.info("drift confirmed against v%s, but the latest inputs are still its domain's (MMD permutation "
+                     "p=%.3f): asked again in %d inputs", snapshot.version, p, ALARM_SECOND_LOOK)
         else:
             self.state.metrics.false_alarms.inc()
             log.info("drift confirmed against v%s, but the latest inputs are still its domain's (MMD permutation "

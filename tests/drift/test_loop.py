@@ -13,7 +13,7 @@ from driftwise.drift.adapter import embed
 from driftwise.drift.embedding_drift import mmd_permutation_test
 from driftwise.drift.label_shift import LabelShift
 from driftwise.drift.normalize import back_to_source
-from driftwise.drift.loop import (LABEL_SHIFT_SOURCE_CHECK, MIN_ORDER_EVENTS, MIN_REFERENCE_EVENTS, MIN_WINDOW, Action,
+from driftwise.drift.loop import (ALARM_SECOND_LOOK, LABEL_SHIFT_SOURCE_CHECK, MIN_ORDER_EVENTS, MIN_REFERENCE_EVENTS, MIN_WINDOW, Action,
                                   DriftLoop, LoopConfig, model_reference)
 from driftwise.models.classifier import Classifier
 from driftwise.models.config import ModelConfig
@@ -478,7 +478,11 @@ def test_a_false_alarm_against_an_adapted_model_leaves_it_serving_watched_afresh
     drifted = _blobs(2000, seed=3, shift=2.5)[0]
     _feed(loop, model, drifted, until=Action.CHECK_ALARM)
     own = model_reference(model, _blobs(400, seed=31, shift=2.5)[0], false_alarm_rate=1e-4)  # on its own domain
-    loop.record_alarm_check(False, own)
+    loop.record_alarm_check(False)  # the first look: its domain still; asked again once more inputs have come
+    assert loop.alarm_check_pending and loop.false_alarms == 0 and loop.decide() is Action.NONE
+    acted = _feed(loop, model, drifted[-ALARM_SECOND_LOOK:], until=Action.CHECK_ALARM)
+    assert [a for _, a in acted] == [Action.CHECK_ALARM] and loop.alarm_final_look, acted
+    loop.record_alarm_check(False, own)  # the second: the alarm was false
     assert not loop.alarm_check_pending and loop.false_alarms == 1 and loop.policy.counts["fallbacks"] == 0
     assert not loop.monitor.drift_confirmed and not loop.serving_base
     np.testing.assert_array_equal(loop.monitor.reference["embedding_sample"], own["embedding_sample"])

@@ -484,6 +484,39 @@ def test_an_alarm_against_a_candidate_on_its_own_domain_leaves_it_serving_and_on
     controller.stop()
 
 
+def test_an_alarm_that_finds_the_candidates_domain_still_there_looks_again_before_calling_itself_false(
+        tmp_path) -> None:
+    from driftwise.drift.adapter import embed
+    from driftwise.drift.loop import ALARM_SECOND_LOOK, Action, model_reference
+    from tests.blobs import blobs, trained_model
+
+    controller, registry, model = _blobs_controller(tmp_path, reference=True, adaptation_window=1000)
+    _, ax, ay = trained_model()
+    drifted, after = blobs(512, seed=3, gain=1.5, shift=1.0)[0], blobs(100, seed=4, gain=0.7, shift=-1.0)[0]
+    registry.publish("blobs", model, reason="adapt", parent=1, anchors=(ax, ay),
+                     reference=model_reference(model, drifted[:256], false_alarm_rate=1e-4))
+    controller._serve(2, reason="adapt")
+    controller._candidate_domain = ("2", embed(model, drifted[:256]), controller.loop.events)  # as `_adapt` keeps
+    loop, candidate = controller.loop, controller.state.runtime
+
+    def arrive(x: np.ndarray) -> None:
+        for part in np.array_split(x, max(1, len(x) // 16)):
+            loop.update(part, candidate.predict(part).probabilities)
+
+    _stream(controller, drifted[256:])  # its own domain: it serves on
+    loop = controller.loop
+    assert controller.state.runtime.version == "2" and not loop.serving_base
+    arrive(after[:20])  # a change 20 inputs ago: the latest 64 are mostly the candidate's domain
+    loop.alarm_check_pending = True  # a drift confirmed now, as `decide` asks
+    controller._check_alarm()
+    assert loop.false_alarms == 0 and loop.decide() is Action.NONE  # not called false: asked again later
+    arrive(after[20:20 + ALARM_SECOND_LOOK])
+    assert loop.decide() is Action.CHECK_ALARM
+    controller._check_alarm()
+    assert loop.decide() is Action.FALL_BACK and loop.false_alarms == 0
+    controller.stop()
+
+
 def test_when_the_stream_moves_on_to_another_domain_while_an_interim_serves_a_new_interim_is_made_for_it(
         tmp_path) -> None:
     from tests.blobs import blobs
