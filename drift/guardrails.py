@@ -197,13 +197,18 @@ class GuardrailReport:
         return any(c.name == "same_domain" and not c.passed for c in self.checks)
 
     @property
+    def domain_left(self) -> bool:
+        """Refused because the stream has left the window's domain: the inputs since it differ from it (`stale`),
+        or the latest do (``latest_domain``: a change has just begun)."""
+        return self.stale or any(c.name == "latest_domain" and not c.passed for c in self.checks)
+
+    @property
     def window_unfit(self) -> bool:
         """Refused for its window rather than its model: the stream moved on while it was made (`stale`,
         ``latest_domain``), or nothing failed but the order of the window's classes (``temporal_correlation``, a
         burst). Such a refusal says nothing of whether the drift can be learnt, so it does not count towards
         "labels needed"."""
-        failed = {c.name for c in self.checks if not c.passed}
-        return self.stale or "latest_domain" in failed or failed == {"temporal_correlation"}
+        return self.domain_left or {c.name for c in self.checks if not c.passed} == {"temporal_correlation"}
 
     def replace(self, check: Check) -> None:
         """Put ``check`` in the place of the check of its name: the same question asked again on newer evidence."""

@@ -770,12 +770,16 @@ class AdaptationController:
             else:
                 log.warning("candidate v%s not served: %s", published.version,
                             record.get("cancelled") or "; ".join(report.reasons))
-                if refinement and wanted and report.stale and self.state.runtime.version == snapshot.version:
-                    # The inputs since the refinement's window differ from it: the domain the serving model was made
-                    # for has gone, and its drift reference, taken as it was promoted, may already be the new one's
-                    # (on the third unseen trial a candidate promoted as a phase ended served the next two 8 and 11
-                    # points under the frozen model, no drift ever confirmed against it).
-                    self._serve_base("fallback", f"v{snapshot.version}'s domain has gone (its refinement was stale)")
+                if refinement and wanted and report.domain_left and self.state.runtime.version == snapshot.version:
+                    # The inputs since the refinement's window, or the latest, differ from it: the domain the serving
+                    # model was made for has gone, and its drift reference, taken as it was promoted, may already be
+                    # the new one's (on the third unseen trial a candidate promoted as a phase ended served the next
+                    # two 8 and 11 points under the frozen model, no drift ever confirmed against it). The latest
+                    # differing is the alarm check's "moved" (`_check_alarm`, the same test): of 11 refinements
+                    # refused by it alone in the runs of 0cb6e72-53a1de4, 9 came 48-196 events into a new phase
+                    # (the candidate served on 50-200 events in 5 of them, until its monitor confirmed), 2 came
+                    # 56-65 events before one.
+                    self._serve_base("fallback", f"v{snapshot.version}'s domain has gone (its refinement said so)")
             self._prune()
             expected = report.stats.get("mean_confidence_candidate")
         except AdaptationCancelled:
