@@ -469,6 +469,20 @@ class DriftLoop:
             self.monitor.reset(reference)
             self.false_alarms += 1
 
+    def adapted_domain_gone(self) -> None:
+        """The adapted model serving has lost its domain, as seen outside its monitor (its refinement's guardrails:
+        the inputs since its window, or the latest, differ from it): decided as an alarm that said "moved", so
+        `Action.FALL_BACK` comes next, then the source check and the interim of the new domain.
+
+        Served the base directly instead, the base's monitor, started afresh, had to confirm the drift again: on the
+        held-out images (seed 2, 312545e) it did so 270 events into stripes, on the predicted prior alone, and the
+        base served the rest of the phase (+1.4 points against +5.1 on d10268c).
+        """
+        if self.serving_base:
+            return
+        self.alarm_check_pending, self._alarm_again_at, self._alarm_looks = False, None, 0
+        self._alarm_moved = True
+
     @property
     def alarm_final_look(self) -> bool:
         """Whether the `Action.CHECK_ALARM` being answered is the alarm's second look, whose "not moved" calls the

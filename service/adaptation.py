@@ -682,7 +682,7 @@ class AdaptationController:
         ``refinement`` starts from the base again, on more of the domain.
         """
         started = time.perf_counter()
-        outcome, record, expected, window_unfit = "failed", {"reason": reason}, None, False
+        outcome, record, expected, window_unfit, domain_gone = "failed", {"reason": reason}, None, False, False
         loop = self.loop  # this term's: a successor's loop (`take_lead`) never hears of this adaptation
         try:
             snapshot = self.state.runtime.snapshot
@@ -770,16 +770,20 @@ class AdaptationController:
             else:
                 log.warning("candidate v%s not served: %s", published.version,
                             record.get("cancelled") or "; ".join(report.reasons))
-                if refinement and wanted and report.domain_left and self.state.runtime.version == snapshot.version:
-                    # The inputs since the refinement's window, or the latest, differ from it: the domain the serving
-                    # model was made for has gone, and its drift reference, taken as it was promoted, may already be
-                    # the new one's (on the third unseen trial a candidate promoted as a phase ended served the next
-                    # two 8 and 11 points under the frozen model, no drift ever confirmed against it). The latest
-                    # differing is the alarm check's "moved" (`_check_alarm`, the same test): of 11 refinements
-                    # refused by it alone in the runs of 0cb6e72-53a1de4, 9 came 48-196 events into a new phase
-                    # (the candidate served on 50-200 events in 5 of them, until its monitor confirmed), 2 came
-                    # 56-65 events before one.
-                    self._serve_base("fallback", f"v{snapshot.version}'s domain has gone (its refinement said so)")
+                # The inputs since the refinement's window, or the latest, differ from it: the domain the serving
+                # model was made for has gone, and its drift reference, taken as it was promoted, may already be
+                # the new one's (on the third unseen trial a candidate promoted as a phase ended served the next
+                # two 8 and 11 points under the frozen model, no drift ever confirmed against it). The latest
+                # differing is the alarm check's "moved" (`_check_alarm`, the same test): of 11 refinements refused
+                # by it alone in the runs of 0cb6e72-53a1de4, 9 came 48-196 events into a new phase (the candidate
+                # served on 50-200 events in 5 of them, until its monitor confirmed), 2 came 56-65 events before one.
+                # Told to the loop with the result, below: the fallback, the source check and the new domain's
+                # interim follow, as after an alarm (`DriftLoop.adapted_domain_gone`).
+                domain_gone = (refinement and wanted and report.domain_left
+                               and self.state.runtime.version == snapshot.version)
+                if domain_gone:
+                    log.warning("v%s's domain has gone (its refinement said so): the base serves next",
+                                snapshot.version)
             self._prune()
             expected = report.stats.get("mean_confidence_candidate")
         except AdaptationCancelled:
@@ -798,6 +802,8 @@ class AdaptationController:
         seconds = time.perf_counter() - started
         with self._lock:
             loop.record_result(outcome, expected_confidence=expected, window_unfit=window_unfit)
+            if domain_gone:  # a new drift: the fallback, the source check and the new domain's interim follow
+                loop.adapted_domain_gone()
             self.last_adaptation = {**record, "outcome": outcome, "seconds": round(seconds, 3), "finished": time.time()}
             labels_needed = loop.policy.labels_needed
         self.state.metrics.adaptations.labels(outcome).inc()

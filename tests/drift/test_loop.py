@@ -490,6 +490,21 @@ def test_a_false_alarm_against_an_adapted_model_leaves_it_serving_watched_afresh
     assert not {a for _, a in acted} & {Action.CHECK_ALARM, Action.FALL_BACK}, acted
 
 
+def test_an_adapted_models_domain_seen_gone_outside_its_monitor_is_answered_as_an_alarm_that_said_moved(
+        model: Classifier, reference: dict[str, np.ndarray]) -> None:
+    loop = _loop(reference)
+    loop.serve(reference, base=False)  # a candidate serves; its refinement finds the stream has left its domain
+    loop.adapted_domain_gone()
+    assert loop.decide() is Action.FALL_BACK and loop.policy.counts["fallbacks"] == 1
+    loop.serve(reference, base=True)  # the base serves again, its monitor started afresh
+    acted = _feed(loop, model, _blobs(200, seed=3, shift=2.5)[0], until=Action.CHECK_SOURCE)
+    assert acted and acted[-1][1] is Action.CHECK_SOURCE, acted  # no drift confirmed against the base first
+    loop.record_source_check(False)  # not the source: another domain, whose interim comes next
+    assert loop.monitor.drift_confirmed
+    acted = _feed(loop, model, _blobs(64, seed=4, shift=2.5)[0], interims=True)
+    assert [a for _, a in acted][:1] == [Action.NORMALIZE], acted
+
+
 def test_an_alarm_check_answered_after_another_model_was_served_is_moot(
         model: Classifier, reference: dict[str, np.ndarray]) -> None:
     loop = _loop(reference)

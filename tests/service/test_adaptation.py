@@ -972,7 +972,10 @@ def test_a_refinement_refused_because_its_domain_has_gone_takes_the_model_it_ref
         _adapt_as_asked(controller, refinement=True)
         done = controller.last_adaptation
         assert done is not None and done["outcome"] == "rejected", done
+        _traffic(state, batches=1)  # the next batch: the loop decides the fallback, as after an alarm that said moved
+        controller._checks.submit(lambda: None).result(timeout=30)
         assert state.runtime.version == ("2" if moved is None else "1"), "its domain has gone: the base serves"
+        assert controller.loop.policy.counts["fallbacks"] == (0 if moved is None else 1)
     finally:
         controller.stop()
 
