@@ -190,11 +190,15 @@ class AdaptationController:
             loop.update(X, prediction.probabilities, prediction.embeddings)
             action = loop.decide()
             reason = loop.monitor.reason or "drift confirmed"
+            adapting = loop.policy.in_flight
             self._export(loop)
             if not loop.candidate_wanted() and self._job is not None:
                 self._job.cancel()  # a refinement for a domain just left: what is queued behind it goes now
-        if action is Action.NORMALIZE:
-            self._actions.submit(self._normalize, reason, loop.returns_to_source)
+        if action is Action.NORMALIZE:  # the fast first response never waits behind an adaptation: beside one, it
+            # goes on the checks thread (where the domain checks' interims are made too). Behind a refinement the
+            # fallback had cancelled, the zhang_suen_thinning interim waited 3 s for its guardrails (tenth unseen
+            # trial, digits), the base serving the phase 13% right meanwhile.
+            (self._checks if adapting else self._actions).submit(self._normalize, reason, loop.returns_to_source)
         elif action is Action.CHECK_SOURCE:
             self._checks.submit(self._check_source)
         elif action is Action.CHECK_DOMAIN:

@@ -155,6 +155,32 @@ def test_a_fallback_serves_the_base_at_once_though_the_refinement_it_cancels_has
         controller.stop()
 
 
+def test_an_interim_asked_for_while_an_adaptation_runs_is_served_without_waiting_for_it(
+        make_settings: Callable[..., Settings], registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The tenth unseen trial (digits, 48af844): after a fallback cancelled the zhang_suen_thinning refinement, the
+    # new domain's interim waited 3 s behind that refinement's guardrails, the base serving 13% right meanwhile.
+    controller = _controller_with(make_settings, LENIENT)
+    state = controller.state
+    _traffic(state, batches=10)
+    returned = threading.Event()
+    try:
+        with controller._lock:
+            controller.loop.policy.adaptation_started(refinement=True)
+        controller._actions.submit(returned.wait, 60)  # the refinement, not returned yet
+        asked = iter([Action.NORMALIZE])
+        monkeypatch.setattr(controller.loop, "decide", lambda: next(asked, Action.NONE))
+        _traffic(state, batches=1, seed=1)
+        deadline = time.monotonic() + 20
+        while controller.last_normalization is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        done = controller.last_normalization
+        assert done is not None and "version" in done, done
+        assert state.runtime.version == str(done["version"]) and not returned.is_set()
+    finally:
+        returned.set()
+        controller.stop()
+
+
 def test_an_automatic_rollback_serves_the_base_again_not_the_version_current_before(
         make_settings: Callable[..., Settings], registry: Registry) -> None:
     registry.activate(NAME, 2)  # the fixture's v2, adapted from v1
