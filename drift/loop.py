@@ -597,6 +597,12 @@ class DriftLoop:
         self.policy.domain_moved()
         self._moved_at = self.events
 
+    def features_moved(self) -> None:
+        """A BatchNorm interim was served for the drift: its checks found the features moved, and no new class prior
+        explained them. A drift first seen in the class prior (`drift_prior`) is a covariate one after all, adapted
+        to as any other (a candidate comes next); kept, the loop would ask only for corrections, every window."""
+        self.drift_prior = None
+
     def note_label_shift(self, corrected: bool, shift: LabelShift | None = None) -> None:
         """`Action.NORMALIZE` served a label-shift correction (``corrected``) for ``shift``, or the usual interim
         (not)."""

@@ -40,7 +40,6 @@ from driftwise.drift.guardrails import (LATEST_DOMAIN_INPUTS, LATEST_DOMAIN_P, C
 from driftwise.drift.label_shift import (LabelShiftConfig, explain_by_label_shift, prior_corrected_copy,
                                          prior_returned)
 from driftwise.drift.loop import ALARM_SECOND_LOOK, Action, AdaptationInputs, DriftLoop, LoopConfig, model_reference
-from driftwise.drift.monitor import PRIOR
 from driftwise.drift.normalize import (NormalizeConfig, back_to_source, check_interim, newest_domain,
                                        normalized_copy)
 from driftwise.drift.same_domain import model_moved_p
@@ -344,7 +343,7 @@ class AdaptationController:
             base = self._base_snapshot(snapshot)  # an interim serves: its base, not it
             with self._lock:
                 recent_x, taken_at = self.loop.normalize_inputs(None if grow is None else grow.inputs), self.loop.events
-                prior_only = self.loop.monitor.confirmed_by == PRIOR
+                prior_only = self.loop.monitor.prior_alone  # as the features stand now, not at the confirmation
                 re_estimate = self.loop.label_shift_since is not None and _is_interim(snapshot)
             base_model = _cpu_model(base)
             if grow is None:
@@ -429,6 +428,9 @@ class AdaptationController:
                 self._prune()
                 self._interim_embeddings = ((str(published.version), embed(base_model, window_x), taken_at)
                                             if why == "normalize" else None)
+                if why == "normalize":
+                    with self._lock:
+                        self.loop.features_moved()
                 self.state.metrics.normalizations.labels("label_shift" if why == "label_shift" else "served").inc()
             elif re_estimate:  # the serving correction's prior, estimated again, was not called a prior: it stays
                 # until the source check finds the prior back (on Agrawal the base served between re-estimates)

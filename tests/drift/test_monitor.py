@@ -143,6 +143,18 @@ def test_a_new_class_prior_is_confirmed_though_the_embeddings_did_not_move():
     assert snap["detectors"]["prior"]["prior"][1] == pytest.approx(0.9, abs=0.06)
 
 
+def test_a_drift_confirmed_on_the_prior_is_the_prior_alone_only_while_the_embeddings_stay_put():
+    rng = np.random.default_rng(0)
+    reference = reference_statistics(rng.normal(size=(600, 4)), _binary_predictions(600, 0.5, seed=1), window=100)
+    monitor = DriftMonitor(reference)
+    _run(monitor, np.r_[_binary_predictions(1000, 0.5, seed=2), _binary_predictions(600, 0.9, seed=3)],
+         rng.normal(size=(1600, 4)))
+    assert monitor.confirmed_by == "prior" and monitor.prior_alone
+    _run(monitor, _binary_predictions(400, 0.9, seed=4), rng.normal(loc=2.0, size=(400, 4)))  # the features move
+    assert monitor.drift_confirmed and monitor.confirmed_by == "prior"  # latched: confirmed once, as it was
+    assert not monitor.prior_alone
+
+
 def test_a_reference_without_mean_probabilities_runs_no_prior_test():
     rng = np.random.default_rng(0)
     reference = reference_statistics(rng.normal(size=(600, 4)), _binary_predictions(600, 0.5, seed=1), window=100)

@@ -896,18 +896,44 @@ def test_a_new_prior_whose_majority_inputs_also_moved_gets_no_interim(tmp_path) 
     assert "version" not in done and state.runtime.version == "1"  # neither the correction nor BatchNorm serves
 
 
+def _confirmed_on_prior(controller: AdaptationController, *, embeddings_since: bool) -> None:
+    """The loop's state once the prior test confirmed the drift (as `driftwise.drift.prior_drift` confirms it),
+    the embedding test over its threshold since (``embeddings_since``) or not."""
+    monitor = controller.loop.monitor
+    monitor.drift_confirmed, monitor.confirmed_by = True, "prior"
+    monitor.last_confirmation_index = monitor.events_since_reset
+    monitor._last_fired["embedding"] = monitor.events_since_reset + 1 if embeddings_since else None
+    controller.loop.drift_prior = np.array([0.9, 0.1])
+
+
 def test_a_drift_seen_in_the_class_prior_alone_and_not_a_new_prior_gets_no_batchnorm_interim(tmp_path) -> None:
-    from driftwise.drift.monitor import PRIOR
     from tests.blobs import blobs
 
     controller, registry, _ = _blobs_controller(tmp_path, reference=True, normalize=LENIENT)
     state = controller.state
     _notify(state, blobs(160, seed=2, gain=1.5, shift=1.0)[0])  # the interim's usual case
-    controller.loop.monitor.confirmed_by = PRIOR  # as `driftwise.drift.prior_drift` confirms it
+    _confirmed_on_prior(controller, embeddings_since=False)
     controller._normalize("predicted class prior moved")
     done = controller.last_normalization
     assert not done["label_shift"]["explains"] and done["checks"]["reasons"][0].startswith("prior_only:"), done
     assert "version" not in done and state.runtime.version == "1"
+    assert controller.loop.drift_prior is not None
+
+
+def test_a_drift_first_seen_in_the_class_prior_whose_embeddings_then_moved_gets_its_interim_and_adapts_as_any(
+        tmp_path) -> None:
+    # On the held-out images (seed 0, 48af844) the prior test confirmed first, 566 events into pixelate; read as
+    # "the prior alone" for good, 44 interims were refused and the base served gamma, shear and stripes at +0.0.
+    from tests.blobs import blobs
+
+    controller, registry, _ = _blobs_controller(tmp_path, reference=True, normalize=LENIENT)
+    state = controller.state
+    _notify(state, blobs(160, seed=2, gain=1.5, shift=1.0)[0])
+    _confirmed_on_prior(controller, embeddings_since=True)
+    controller._normalize("predicted class prior moved")
+    done = controller.last_normalization
+    assert "version" in done and state.runtime.version == str(done["version"]), done
+    assert controller.loop.drift_prior is None  # a covariate drift now: the candidate comes next
 
 
 @pytest.mark.parametrize("prior_back", [False, True])
