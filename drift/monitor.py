@@ -265,9 +265,8 @@ class DriftMonitor:
         """Whether the drift latched now was confirmed on the predicted class prior and the embedding test has
         stayed under its threshold since: a new class mix, as far as the features can tell.
 
-        Read when answered, not when confirmed: the prior test can confirm first while the features are moving (its
-        window fills sooner after a reset), and the embedding test, over its threshold later, no longer confirms
-        anything. Taken then as "the prior alone" for good, a covariate drift had its BatchNorm interims refused and
+        Read when answered, not when confirmed: the prior test can confirm first while the features are moving, and
+        the embedding test, over its threshold later, no longer confirms anything (the drift is latched). Taken then as "the prior alone" for good, a covariate drift had its BatchNorm interims refused and
         no candidate made: on the held-out images (seed 0, 48af844) the base served gamma, shear and stripes at
         +0.0 points (44 interims refused on ``prior_only``, 5,400 events).
         """
